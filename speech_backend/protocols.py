@@ -1,0 +1,67 @@
+"""The engine roles: small synchronous protocols that every engine (real or fake) implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from speech_backend.results import Audio, SpeechChunk, Transcript, Voice
+
+# Called by a recognizer after each segment with the seconds of audio done so far and the total.
+# It may raise (for example when the caller cancelled) to stop the work between segments.
+ProgressHook = Callable[[float, float], None]
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """How to speak: speed (1.0 normal, 2.0 twice as fast), speaker, deterministic noise."""
+
+    speed: float = 1.0
+    speaker: str | None = None
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class RecognitionOptions:
+    """How to recognise: language hint (None detects), word timings, VAD, beam width, prompt."""
+
+    language: str | None = None
+    word_timestamps: bool = False
+    vad_filter: bool | None = None
+    beam_size: int | None = None
+    initial_prompt: str | None = None
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    """Turns text into speech, one sentence at a time."""
+
+    def voices(self) -> tuple[Voice, ...]:
+        """The voices this synthesizer can speak with."""
+        ...
+
+    def synthesize(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
+        """Yield one chunk per sentence, in order; the consumer may stop early between chunks."""
+        ...
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """Turns 16 kHz mono audio into a transcript."""
+
+    @property
+    def model_id(self) -> str:
+        """The id of the loaded model."""
+        ...
+
+    @property
+    def multilingual(self) -> bool:
+        """True when the model can detect and transcribe languages other than English."""
+        ...
+
+    def transcribe(
+        self, audio: Audio, options: RecognitionOptions, progress: ProgressHook | None = None
+    ) -> Transcript:
+        """Recognise the whole of `audio` (16 kHz mono)."""
+        ...

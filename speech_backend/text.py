@@ -1,0 +1,68 @@
+"""Text preparation for synthesis: normalisation that never interprets markup, and sentence splitting."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from speech_backend.errors import InvalidArgument
+
+# Piper reads `[[ ... ]]` as raw phonemes; callers' text is plain text, so the brackets are dropped.
+_PHONEME_BRACKETS = re.compile(r"\[\[|\]\]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_SPACE = re.compile(r"[ \t\r\f\v]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?;:…])[\"'”’)\]]*\s+|\n+")
+_SOFT_BREAK = re.compile(r"(?<=[,;:—–-])\s+")
+
+
+def normalize_text(text: str) -> str:
+    """NFC-normalise, drop control and bidi characters and phoneme brackets, fold spaces.
+
+    Raises:
+        InvalidArgument: nothing speakable is left.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub(" ", text)
+    text = _PHONEME_BRACKETS.sub(" ", text)
+    text = "\n".join(_SPACE.sub(" ", line).strip() for line in text.split("\n"))
+    text = re.sub(r"\n{2,}", "\n", text).strip()
+    if not any(ch.isalnum() for ch in text):
+        raise InvalidArgument("text has nothing to speak: send at least one letter or digit")
+    return text
+
+
+def split_sentences(text: str, max_chars: int = 400) -> list[str]:
+    """Split normalised text into sentences, none longer than `max_chars` (split at commas, then spaces)."""
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        sentence = sentence.strip()
+        if sentence:
+            pieces.extend(_bound(sentence, max_chars))
+    return [p for p in pieces if any(ch.isalnum() for ch in p)]
+
+
+def _bound(sentence: str, max_chars: int) -> list[str]:
+    if len(sentence) <= max_chars:
+        return [sentence]
+    out: list[str] = []
+    current = ""
+    for part in _SOFT_BREAK.split(sentence):
+        for word in _words_within(part, max_chars):
+            joined = f"{current} {word}".strip()
+            if len(joined) <= max_chars:
+                current = joined
+            else:
+                out.append(current)
+                current = word
+    if current:
+        out.append(current)
+    return [o for o in out if o]
+
+
+def _words_within(part: str, max_chars: int) -> list[str]:
+    if len(part) <= max_chars:
+        return [part]
+    words: list[str] = []
+    for word in part.split(" "):
+        words.extend(word[i : i + max_chars] for i in range(0, len(word), max_chars))
+    return words
