@@ -6,7 +6,15 @@ Knows nothing of MCP, HTTP, agents or policies.
 from speech_backend.config import AudioLimits, EngineSettings, PiperSettings, WhisperSettings
 from speech_backend.decode import DecodedAudio, decode_audio
 from speech_backend.devices import Device, resolve_device
-from speech_backend.encode import AUDIO_FORMATS, MIME_TYPES, AudioFormat, encode_audio, synthetic_metadata
+from speech_backend.encode import (
+    AUDIO_FORMATS,
+    MIME_TYPES,
+    AudioFormat,
+    encode_audio,
+    is_marked_synthetic,
+    output_rate,
+    synthetic_metadata,
+)
 from speech_backend.engines import build_recognizer, build_synthesizer
 from speech_backend.errors import (
     AudioTooLong,
@@ -68,6 +76,8 @@ __all__ = [
     "build_synthesizer",
     "decode_audio",
     "encode_audio",
+    "is_marked_synthetic",
+    "output_rate",
     "resample",
     "resolve_device",
     "synthetic_metadata",

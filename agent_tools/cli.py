@@ -1,0 +1,186 @@
+"""`speech-tools`: the one entry point (serve, speak, transcribe, voices)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, get_args
+
+import anyio
+from pydantic import ValidationError
+
+from agent_tools.logs import configure_logging
+from agent_tools.service import SpeechService
+from agent_tools.settings import Settings
+from agent_tools.subtitles import TranscriptFormat, render
+from speech_backend import AUDIO_FORMATS, AudioFormat, SpeechError, build_synthesizer, resolve_device
+
+logger = logging.getLogger("speech_tools")
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
+_SUFFIX_FORMATS: dict[str, AudioFormat] = {
+    ".wav": "wav",
+    ".flac": "flac",
+    ".mp3": "mp3",
+    ".opus": "opus",
+    ".ogg": "opus",
+    ".pcm": "pcm",
+    ".raw": "pcm",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error [invalid_configuration]: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    configure_logging("WARNING" if args.command != "serve" and not args.verbose else settings.log_level)
+    try:
+        result: int = args.handler(args, settings)
+        return result
+    except SpeechError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE if exc.retryable else EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="speech-tools", description="Speech as typed tools for agents.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at the configured level to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the server")
+    serve.add_argument("--host", help="bind address (default: SPEECH_TOOLS_SERVER__HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default: SPEECH_TOOLS_SERVER__PORT or 8000)")
+    serve.set_defaults(handler=_serve)
+
+    voices = sub.add_parser("voices", help="list the installed voices")
+    voices.add_argument("--language", help="only voices of this language, e.g. en or en_US")
+    voices.add_argument("--json", action="store_true", help="print JSON")
+    voices.set_defaults(handler=_voices)
+
+    speak = sub.add_parser("speak", help="synthesize text to an audio file")
+    speak.add_argument("text", help="text to speak, or - to read it from standard input")
+    speak.add_argument("-o", "--output", type=Path, required=True, help="audio file to write (- for stdout)")
+    speak.add_argument("--voice", help="voice id (see `speech-tools voices`)")
+    speak.add_argument("--format", choices=AUDIO_FORMATS, help="audio format (default: from the file suffix)")
+    speak.add_argument("--speed", type=float, default=1.0, help="0.5 (slow) .. 2.0 (fast); default 1.0")
+    speak.add_argument("--sample-rate", type=int, help="output sample rate in Hz (default: the voice's)")
+    speak.add_argument(
+        "--deterministic", action="store_true", help="no sampling noise: same text, same audio"
+    )
+    speak.set_defaults(handler=_speak)
+
+    transcribe = sub.add_parser("transcribe", help="transcribe an audio file")
+    transcribe.add_argument("file", type=Path, help="wav, flac, mp3, ogg, webm or m4a file")
+    transcribe.add_argument("--language", help="language code; default: detect (English for .en models)")
+    transcribe.add_argument("--words", action="store_true", help="include word timings (json)")
+    transcribe.add_argument("--prompt", help="vocabulary or context to bias recognition")
+    transcribe.add_argument(
+        "--format", choices=get_args(TranscriptFormat), default="text", help="output format"
+    )
+    transcribe.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    transcribe.set_defaults(handler=_transcribe)
+    return parser
+
+
+def _voices(args: argparse.Namespace, settings: Settings) -> int:
+    synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"))
+    wanted = (args.language or "").replace("-", "_").lower()
+    voices = [v for v in synthesizer.voices() if v.language.lower().startswith(wanted)]
+    if args.json:
+        print(json.dumps([asdict(v) for v in voices], indent=2))
+    else:
+        for v in voices:
+            print(f"{v.id}\t{v.language}\t{v.quality}\t{v.sample_rate} Hz\t{v.licence}")
+    return 0
+
+
+def _speak(args: argparse.Namespace, settings: Settings) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    fmt: AudioFormat = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower(), "wav")
+    service = SpeechService.from_settings(settings)
+    with _progress("speaking", unit="sentence") as bar:
+
+        async def advance(done: float, total: float | None, message: str) -> None:
+            bar.update(1)
+
+        speech = anyio.run(
+            lambda: service.speak(
+                text, voice=args.voice, fmt=fmt, speed=args.speed, sample_rate=args.sample_rate,
+                deterministic=args.deterministic, progress=advance,
+            )
+        )  # fmt: skip
+    if str(args.output) == "-":
+        sys.stdout.buffer.write(speech.data)
+    else:
+        args.output.write_bytes(speech.data)
+        summary = f"{speech.duration:.2f} s, {speech.format}, {speech.sample_rate} Hz, voice {speech.voice}"
+        print(f"{args.output}: {summary}", file=sys.stderr)
+    return 0
+
+
+def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
+    data = _read_audio(args.file, settings.engines.audio.max_bytes)
+    service = SpeechService.from_settings(settings)
+    with _progress("transcribing", unit="s") as bar:
+
+        async def advance(done: float, total: float | None, message: str) -> None:
+            bar.total = round(total or 0, 1)
+            bar.n = round(done, 1)
+            bar.refresh()
+
+        transcript = anyio.run(
+            lambda: service.transcribe(
+                data, language=args.language, word_timestamps=args.words, prompt=args.prompt, progress=advance
+            )
+        )
+    body = render(transcript, args.format)
+    if args.output is None:
+        sys.stdout.write(body)
+    else:
+        args.output.write_text(body, encoding="utf-8")
+    return 0
+
+
+def _read_audio(path: Path, max_bytes: int) -> bytes:
+    from speech_backend import InvalidArgument, PayloadTooLarge
+
+    if not path.is_file():
+        raise InvalidArgument(f"{path} is not a readable file; give the path of an audio file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise PayloadTooLarge(f"{path} is {size} bytes, over the limit of {max_bytes}; send a shorter file")
+    return path.read_bytes()
+
+
+def _progress(description: str, unit: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(desc=description, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from agent_tools.app import build_app
+
+    host = args.host or settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    app = build_app(settings)
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The one settings object, read from the environment once (in the CLI) and passed down."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from speech_backend.config import EngineSettings
+from speech_backend.encode import AudioFormat
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ServiceSettings(BaseModel):
+    """Bounds and defaults of the speech service, the same on every surface."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_text_chars: int = Field(5000, ge=1, le=100_000, description="Longest `speak` text, in characters.")
+    max_speech_seconds: float = Field(600.0, gt=0, description="Longest audio one `speak` call may produce.")
+    default_format: AudioFormat = Field("wav", description="Audio format when a `speak` call names none.")
+    synthesis_slots: int = Field(1, ge=1, le=64, description="Syntheses run at once (each uses its threads).")
+    recognition_slots: int = Field(
+        2, ge=1, le=64, description="Recognitions run at once; keep at or below the Whisper worker count."
+    )
+
+
+class ServerSettings(BaseModel):
+    """Where and how the server listens."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port.")
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from `SPEECH_TOOLS_*` variables (nested with `__`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPEECH_TOOLS_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    log_level: LogLevel = Field("INFO", description="Log level of the stderr log.")
+    engines: EngineSettings = EngineSettings()
+    service: ServiceSettings = ServiceSettings()
+    server: ServerSettings = ServerSettings()
