@@ -46,8 +46,9 @@ _PROBE_OPTIONS = {
     "format_whitelist": ",".join(ALLOWED_DEMUXERS),
     "probesize": str(1 << 20),
     "analyzeduration": str(5_000_000),
-    "max_streams": "16",
+    "max_streams": str(MAX_STREAMS),
 }
+MAX_STREAMS = 16
 # A header may round a length; beyond this shortfall the file is called truncated.
 _TRUNCATION_TOLERANCE = 0.98
 _SENTINEL_SECONDS = 24 * 3600
@@ -109,6 +110,8 @@ def sniff(data: bytes) -> str | None:
 def _decode_container(
     container: av.container.InputContainer, limits: AudioLimits, target_rate: int | None
 ) -> DecodedAudio:
+    if len(container.streams) >= MAX_STREAMS:
+        raise UnsupportedMedia(f"the file has {MAX_STREAMS} or more streams; send a file with one audio stream")
     if not container.streams.audio:
         raise UnsupportedMedia("the file has no audio stream; send an audio file")
     stream = container.streams.audio[0]

@@ -1,0 +1,80 @@
+"""Shared fixtures: the real engines on the bundled models (loaded once per session) and audio makers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent_tools.service import SpeechService
+from agent_tools.settings import ServiceSettings
+from speech_backend import (
+    Audio,
+    Device,
+    EngineSettings,
+    Recognizer,
+    SynthesisOptions,
+    Synthesizer,
+    build_recognizer,
+    build_synthesizer,
+    resolve_device,
+)
+
+DEFAULT_VOICE = "en_US-joe-medium"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model cache: the Makefile's when set (so CI reuses optimised graphs), else a temporary one."""
+    configured = os.environ.get("SPEECH_TOOLS_ENGINES__CACHE_DIR")
+    return Path(configured) if configured else tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def engine_settings(cache_dir: Path) -> EngineSettings:
+    return EngineSettings(device="cpu", cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def cpu() -> Device:
+    return resolve_device("cpu")
+
+
+@pytest.fixture(scope="session")
+def synthesizer(engine_settings: EngineSettings, cpu: Device) -> Synthesizer:
+    return build_synthesizer(engine_settings, cpu)
+
+
+@pytest.fixture(scope="session")
+def recognizer(engine_settings: EngineSettings, cpu: Device) -> Recognizer:
+    return build_recognizer(engine_settings, cpu)
+
+
+@pytest.fixture(scope="session")
+def service(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings) -> SpeechService:
+    return SpeechService(synthesizer, recognizer, ServiceSettings(), engine_settings.audio, DEFAULT_VOICE)
+
+
+@pytest.fixture(scope="session")
+def speak(synthesizer: Synthesizer) -> Iterator[object]:
+    """A function text -> Audio using the real default voice, deterministic."""
+
+    def run(text: str, speed: float = 1.0) -> Audio:
+        chunks = list(synthesizer.synthesize(text, DEFAULT_VOICE, SynthesisOptions(speed, deterministic=True)))
+        return Audio(np.concatenate([c.audio.samples for c in chunks]), chunks[0].audio.sample_rate)
+
+    yield run
+
+
+def tone(seconds: float, rate: int = 16000, freq: float = 440.0, amplitude: float = 0.5) -> Audio:
+    """A sine tone."""
+    t = np.arange(int(seconds * rate)) / rate
+    return Audio((amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
