@@ -31,6 +31,7 @@ ALLOWED_CODECS = frozenset(
         "flac", "mp3", "mp3float", "vorbis", "opus", "libopus", "aac",
     }
 )  # fmt: skip
+MAX_STREAMS = 16
 _MAGIC = (
     (0, b"RIFF", "WAV"),
     (0, b"fLaC", "FLAC"),
@@ -48,7 +49,6 @@ _PROBE_OPTIONS = {
     "analyzeduration": str(5_000_000),
     "max_streams": str(MAX_STREAMS),
 }
-MAX_STREAMS = 16
 # A header may round a length; beyond this shortfall the file is called truncated.
 _TRUNCATION_TOLERANCE = 0.98
 _SENTINEL_SECONDS = 24 * 3600
