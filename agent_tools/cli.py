@@ -109,7 +109,7 @@ def _voices(args: argparse.Namespace, settings: Settings) -> int:
 def _speak(args: argparse.Namespace, settings: Settings) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     fmt: AudioFormat = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower(), "wav")
-    service = SpeechService.from_settings(settings)
+    service = SpeechService.from_settings(settings, transcribe=False)
     with _progress("speaking", unit="sentence") as bar:
 
         async def advance(done: float, total: float | None, message: str) -> None:
@@ -132,7 +132,7 @@ def _speak(args: argparse.Namespace, settings: Settings) -> int:
 
 def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
     data = _read_audio(args.file, settings.engines.audio.max_bytes)
-    service = SpeechService.from_settings(settings)
+    service = SpeechService.from_settings(settings, speak=False)
     with _progress("transcribing", unit="s") as bar:
 
         async def advance(done: float, total: float | None, message: str) -> None:

@@ -24,7 +24,9 @@ from speech_backend import (
     AudioFormat,
     AudioLimits,
     AudioTooLong,
+    BackendUnavailable,
     InvalidArgument,
+    ProgressHook,
     RecognitionOptions,
     Recognizer,
     SpeechChunk,
@@ -73,6 +75,19 @@ class Speech:
     synthetic: bool = True
 
 
+class NotLoadedRecognizer:
+    """Stands in when this process was started without recognition."""
+
+    model_id = "none"
+    multilingual = False
+
+    def transcribe(
+        self, audio: Audio, options: RecognitionOptions, progress: ProgressHook | None = None
+    ) -> Transcript:
+        """Always refuses."""
+        raise BackendUnavailable("recognition is not loaded in this process; start it with transcription on")
+
+
 class SpeechService:
     """Speak and transcribe with bounded, cancellable engine work off the event loop."""
 
@@ -93,8 +108,13 @@ class SpeechService:
         self._recognition = anyio.CapacityLimiter(settings.recognition_slots)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SpeechService:
-        """Resolve the device, load both engines and the default voice (blocking: call at start-up)."""
+    def from_settings(
+        cls, settings: Settings, *, speak: bool = True, transcribe: bool = True
+    ) -> SpeechService:
+        """Resolve the device and load the engines asked for (blocking: call at start-up).
+
+        An engine not asked for answers `backend_unavailable`.
+        """
         engines = settings.engines
         device = resolve_device(engines.device)
         logger.info(
@@ -102,9 +122,9 @@ class SpeechService:
         )
         synthesizer = build_synthesizer(engines, device)
         load = getattr(synthesizer, "load", None)
-        if load is not None:
+        if speak and load is not None:
             load(engines.piper.default_voice)
-        recognizer = build_recognizer(engines, device)
+        recognizer = build_recognizer(engines, device) if transcribe else NotLoadedRecognizer()
         return cls(synthesizer, recognizer, settings.service, engines.audio, engines.piper.default_voice)
 
     def voices(self, language: str | None = None) -> tuple[Voice, ...]:

@@ -111,7 +111,9 @@ def _decode_container(
     container: av.container.InputContainer, limits: AudioLimits, target_rate: int | None
 ) -> DecodedAudio:
     if len(container.streams) >= MAX_STREAMS:
-        raise UnsupportedMedia(f"the file has {MAX_STREAMS} or more streams; send a file with one audio stream")
+        raise UnsupportedMedia(
+            f"the file has {MAX_STREAMS} or more streams; send a file with one audio stream"
+        )
     if not container.streams.audio:
         raise UnsupportedMedia("the file has no audio stream; send an audio file")
     stream = container.streams.audio[0]

@@ -54,7 +54,9 @@ def recognizer(engine_settings: EngineSettings, cpu: Device) -> Recognizer:
 
 
 @pytest.fixture(scope="session")
-def service(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings) -> SpeechService:
+def service(
+    synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings
+) -> SpeechService:
     return SpeechService(synthesizer, recognizer, ServiceSettings(), engine_settings.audio, DEFAULT_VOICE)
 
 
@@ -63,7 +65,9 @@ def speak(synthesizer: Synthesizer) -> Iterator[object]:
     """A function text -> Audio using the real default voice, deterministic."""
 
     def run(text: str, speed: float = 1.0) -> Audio:
-        chunks = list(synthesizer.synthesize(text, DEFAULT_VOICE, SynthesisOptions(speed, deterministic=True)))
+        chunks = list(
+            synthesizer.synthesize(text, DEFAULT_VOICE, SynthesisOptions(speed, deterministic=True))
+        )
         return Audio(np.concatenate([c.audio.samples for c in chunks]), chunks[0].audio.sample_rate)
 
     yield run

@@ -35,7 +35,9 @@ TWO_SECONDS = tone(2.0, rate=22050)
         ("ipod", "aac", 44100, 1),
     ],
 )
-def test_every_allowlisted_container_and_codec_decodes_to_16k_mono_of_the_right_length(muxer, codec, rate, channels):
+def test_every_allowlisted_container_and_codec_decodes_to_16k_mono_of_the_right_length(
+    muxer, codec, rate, channels
+):
     data = container_bytes(tone(2.0, rate=rate), muxer, codec, channels=channels)
     decoded = decode_audio(data, LIMITS, target_rate=16000)
     assert decoded.audio.sample_rate == 16000

@@ -72,7 +72,12 @@ def test_a_speaker_on_a_single_speaker_voice_is_an_invalid_argument(synthesizer)
 
 def test_voice_metadata_comes_from_the_voice_config_and_model_card(synthesizer):
     (voice,) = [v for v in synthesizer.voices() if v.id == DEFAULT_VOICE]
-    assert (voice.language, voice.sample_rate, voice.quality, voice.licence) == ("en_US", 22050, "medium", "CC0")
+    assert (voice.language, voice.sample_rate, voice.quality, voice.licence) == (
+        "en_US",
+        22050,
+        "medium",
+        "CC0",
+    )
     assert voice.engine == "piper"
 
 

@@ -14,7 +14,9 @@ def test_sentences_split_at_terminal_punctuation_and_newlines():
 
 
 def test_decimal_numbers_and_times_do_not_split_sentences():
-    assert split_sentences("It costs 3.50 dollars at 10:30 today.") == ["It costs 3.50 dollars at 10:30 today."]
+    assert split_sentences("It costs 3.50 dollars at 10:30 today.") == [
+        "It costs 3.50 dollars at 10:30 today."
+    ]
 
 
 def test_phoneme_brackets_are_dropped_so_markup_is_never_interpreted():

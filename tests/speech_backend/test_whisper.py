@@ -42,12 +42,16 @@ def test_word_timings_are_ordered_and_inside_the_audio(recognizer, sentence_audi
     assert len(words) >= 10
     starts = [w.start for w in words]
     assert starts == sorted(starts)
-    assert all(0 <= w.start <= w.end <= sentence_audio.duration + 0.1 and 0 <= w.probability <= 1 for w in words)
+    assert all(
+        0 <= w.start <= w.end <= sentence_audio.duration + 0.1 and 0 <= w.probability <= 1 for w in words
+    )
 
 
 def test_progress_is_reported_up_to_the_whole_duration(recognizer, sentence_audio):
     seen: list[tuple[float, float]] = []
-    recognizer.transcribe(sentence_audio, RecognitionOptions(), lambda done, total: seen.append((done, total)))
+    recognizer.transcribe(
+        sentence_audio, RecognitionOptions(), lambda done, total: seen.append((done, total))
+    )
     assert seen and seen[-1][1] == pytest.approx(sentence_audio.duration)
 
 
@@ -97,7 +101,9 @@ def test_a_model_folder_with_a_corrupt_model_bin_is_model_not_found(tmp_path, cp
     folder = tmp_path / "corrupt"
     shutil.copytree(package_dir(BUNDLED_WHISPER_PACKAGE) / "model", folder)
     (folder / "model.bin").write_bytes(b"\0" * 1024)
-    settings = EngineSettings(cache_dir=cache_dir, whisper=WhisperSettings(model="corrupt", model_dirs=(folder,)))
+    settings = EngineSettings(
+        cache_dir=cache_dir, whisper=WhisperSettings(model="corrupt", model_dirs=(folder,))
+    )
     with pytest.raises(ModelNotFound, match="corrupt"):
         build_recognizer(settings, cpu)
 
@@ -107,7 +113,11 @@ def test_a_configured_model_folder_loads_by_its_name(tmp_path, cpu, cache_dir, s
     folder.mkdir()
     for f in (package_dir(BUNDLED_WHISPER_PACKAGE) / "model").iterdir():
         (folder / f.name).symlink_to(f)
-    settings = EngineSettings(cache_dir=cache_dir, whisper=WhisperSettings(model="my-tiny.en", model_dirs=(folder,)))
+    settings = EngineSettings(
+        cache_dir=cache_dir, whisper=WhisperSettings(model="my-tiny.en", model_dirs=(folder,))
+    )
     recognizer = build_recognizer(settings, cpu)
     assert recognizer.model_id == "my-tiny.en" and not recognizer.multilingual
-    assert normalized_wer([SENTENCE], [recognizer.transcribe(sentence_audio, RecognitionOptions()).text]) <= 0.1
+    assert (
+        normalized_wer([SENTENCE], [recognizer.transcribe(sentence_audio, RecognitionOptions()).text]) <= 0.1
+    )

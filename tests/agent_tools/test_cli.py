@@ -1,0 +1,84 @@
+"""The `speech-tools` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.wer import normalized_wer
+
+
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent_tools", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_speak_then_transcribe_round_trips_a_sentence(tmp_path: Path):
+    text = "Speech tools can speak and then listen to themselves."
+    out = tmp_path / "hello.mp3"
+    spoken = run("speak", text, "-o", str(out), "--deterministic")
+    assert spoken.returncode == 0, spoken.stderr
+    assert out.read_bytes()[:3] == b"ID3"
+    heard = run("transcribe", str(out))
+    assert heard.returncode == 0, heard.stderr
+    assert normalized_wer([text], [heard.stdout]) <= 0.1
+
+
+def test_speak_reads_text_from_stdin_and_transcribe_writes_json_with_words(tmp_path: Path):
+    out = tmp_path / "piped.wav"
+    assert run("speak", "-", "-o", str(out), stdin="Reading from standard input.").returncode == 0
+    heard = run("transcribe", str(out), "--words", "--format", "json")
+    body = json.loads(heard.stdout)
+    assert body["untrusted_content"] is True and body["language"] == "en"
+    assert body["segments"][0]["words"]
+
+
+def test_transcribe_writes_subtitles(tmp_path: Path):
+    out = tmp_path / "s.flac"
+    run("speak", "First line here. Second line there.", "-o", str(out))
+    srt = run("transcribe", str(out), "--format", "srt").stdout
+    vtt = run("transcribe", str(out), "--format", "vtt").stdout
+    assert srt.startswith("1\n00:00:00,000 --> ")
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> ")
+
+
+def test_voices_lists_the_bundled_voice():
+    listed = run("voices", "--json")
+    assert [v["id"] for v in json.loads(listed.stdout)] == ["en_US-joe-medium"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("transcribe", "/definitely/not/here.wav"), "invalid_argument"),
+        (("transcribe", "/etc/hostname"), "unsupported_media"),
+        (("speak", "   ", "-o", "/tmp/never.wav"), "invalid_argument"),
+        (("speak", "Hi.", "-o", "/tmp/never.wav", "--voice", "../../x"), "voice_not_found"),
+        (("speak", "Hi.", "-o", "/tmp/never.wav", "--speed", "9"), "invalid_argument"),
+        (("speak", "Hi.", "-o", "/tmp/never.opus", "--sample-rate", "22050"), "invalid_argument"),
+    ],
+)
+def test_bad_input_is_one_clear_line_on_stderr_and_a_non_zero_exit(args, code):
+    result = run(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error [{code}]: ") and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bad_setting_is_reported_before_anything_loads():
+    result = run("voices", env={"SPEECH_TOOLS_ENGINES__DEVICE": "tpu"})
+    assert result.returncode == 2 and "invalid_configuration" in result.stderr
