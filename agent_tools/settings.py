@@ -47,3 +47,25 @@ class Settings(BaseSettings):
     engines: EngineSettings = EngineSettings()
     service: ServiceSettings = ServiceSettings()
     server: ServerSettings = ServerSettings()
+
+
+def settings_table() -> str:
+    """A Markdown table of every setting: environment variable, default and description."""
+    rows = ["| variable | default | description |", "|---|---|---|"]
+    rows.extend(_rows(Settings, "SPEECH_TOOLS_"))
+    return "\n".join(rows)
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[str]:
+    out: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            out.extend(_rows(annotation, f"{prefix}{name.upper()}__"))
+            continue
+        default = field.get_default(call_default_factory=True)
+        if name == "cache_dir":
+            default = "~/.cache/speech-tools"
+        shown = f"[{', '.join(map(str, default))}]" if isinstance(default, tuple) else default
+        out.append(f"| `{prefix}{name.upper()}` | `{shown}` | {field.description or ''} |")
+    return out

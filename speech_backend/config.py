@@ -59,9 +59,10 @@ class WhisperSettings(BaseModel):
     beam_size: int = Field(5, ge=1, le=10, description="Beam width for decoding.")
     vad_filter: bool = Field(False, description="Skip non-speech with Silero VAD before decoding.")
     batched_min_seconds: float = Field(
-        0.0,
+        60.0,
         ge=0,
-        description="Audio at least this long goes through the batched pipeline; 0 turns it off.",
+        description="Audio at least this long goes through the batched pipeline (about 1.6x faster, "
+        "VAD on, segments of up to 30 s); 0 turns it off.",
     )
     batch_size: int = Field(8, ge=1, le=64, description="Batch size of the batched pipeline.")
 

@@ -121,3 +121,18 @@ def test_a_configured_model_folder_loads_by_its_name(tmp_path, cpu, cache_dir, s
     assert (
         normalized_wer([SENTENCE], [recognizer.transcribe(sentence_audio, RecognitionOptions()).text]) <= 0.1
     )
+
+
+def test_long_audio_goes_through_the_batched_pipeline_and_keeps_the_words(cpu, cache_dir, speak):
+    text = " ".join([SENTENCE, "Afterwards we will have lunch by the river and read our books."] * 2)
+    audio = resample(speak(text), 16000)
+    settings = EngineSettings(
+        cache_dir=cache_dir, whisper=WhisperSettings(batched_min_seconds=audio.duration - 1)
+    )
+    recognizer = build_recognizer(settings, cpu)
+    progress: list[float] = []
+    transcript = recognizer.transcribe(
+        audio, RecognitionOptions(word_timestamps=True), lambda d, t: progress.append(d)
+    )
+    assert normalized_wer([text], [transcript.text]) <= 0.1
+    assert transcript.words and progress
