@@ -1,22 +1,27 @@
 """The speech service: the one async boundary between callers and the blocking engines.
 
-Bounds are checked before any engine work; engine work runs in worker threads behind a capacity
-limiter per engine, and checks for cancellation between sentences and segments.
+Bounds are checked before any engine work; engine work waits for a slot (bounded queue, bounded
+wait, else `busy`), runs in a worker thread, and checks for cancellation between sentences and
+segments, so a cancelled or timed-out call really stops and frees its slot.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 import numpy as np
 
+from agent_tools.admission import Admission
+from agent_tools.errors import DeadlineExceeded
+from agent_tools.metrics import Metrics
 from agent_tools.settings import ServiceSettings, Settings
 from speech_backend import (
     MIME_TYPES,
@@ -47,6 +52,7 @@ from speech_backend import (
 logger = logging.getLogger(__name__)
 
 ASR_RATE = 16000
+T = TypeVar("T")
 # Called with (done, total or None when unknown, message) as long work advances.
 Progress = Callable[[float, float | None, str], Coroutine[Any, Any, None]]
 
@@ -89,7 +95,7 @@ class NotLoadedRecognizer:
 
 
 class SpeechService:
-    """Speak and transcribe with bounded, cancellable engine work off the event loop."""
+    """Speak and transcribe with admitted, bounded, cancellable engine work off the event loop."""
 
     def __init__(
         self,
@@ -98,14 +104,17 @@ class SpeechService:
         settings: ServiceSettings,
         audio_limits: AudioLimits,
         default_voice: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self.synthesizer = synthesizer
         self.recognizer = recognizer
         self.settings = settings
         self.audio_limits = audio_limits
         self.default_voice = default_voice
-        self._synthesis = anyio.CapacityLimiter(settings.synthesis_slots)
-        self._recognition = anyio.CapacityLimiter(settings.recognition_slots)
+        self.metrics = metrics or Metrics()
+        queue, wait = settings.max_queued, settings.max_queue_wait_seconds
+        self.synthesis = Admission("synthesis", settings.synthesis_slots, queue, wait)
+        self.recognition = Admission("recognition", settings.recognition_slots, queue, wait)
 
     @classmethod
     def from_settings(
@@ -135,6 +144,25 @@ class SpeechService:
         wanted = language.replace("-", "_").lower()
         return tuple(v for v in voices if v.language.lower().startswith(wanted))
 
+    def shutdown(self) -> None:
+        """Stop admitting work; queued and later calls get `busy`, running calls finish."""
+        self.synthesis.close()
+        self.recognition.close()
+
+    def check_text(self, text: str) -> None:
+        """Refuse text over the character cap.
+
+        Raises:
+            TextTooLong: with the limit attached.
+        """
+        if len(text) > self.settings.max_text_chars:
+            error = TextTooLong(
+                f"text is {len(text)} characters, over the limit of {self.settings.max_text_chars}; "
+                "split it into several calls"
+            )
+            error.limit = self.settings.max_text_chars  # type: ignore[attr-defined]
+            raise error
+
     async def speak(
         self,
         text: str,
@@ -151,22 +179,21 @@ class SpeechService:
         Raises:
             TextTooLong: over the character cap (checked before any synthesis).
             AudioTooLong: the speech would run past the output cap.
+            Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
             InvalidArgument, VoiceNotFound: bad arguments.
         """
-        if len(text) > self.settings.max_text_chars:
-            raise TextTooLong(
-                f"text is {len(text)} characters, over the limit of {self.settings.max_text_chars}; "
-                "split it into several calls"
-            )
+        self.check_text(text)
+        if not math.isfinite(speed):
+            raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
         voice_id = voice or self.default_voice
         fmt = fmt or self.settings.default_format
+        output_rate(fmt, 22050, sample_rate)  # refuse an impossible rate before synthesis
         options = SynthesisOptions(speed=speed, deterministic=deterministic)
 
-        def work() -> tuple[list[SpeechChunk], int]:
+        def work() -> list[SpeechChunk]:
             chunks: list[SpeechChunk] = []
             total = 0.0
-            iterator = self.synthesizer.synthesize(text, voice_id, options)
-            for chunk in iterator:
+            for chunk in self.synthesizer.synthesize(text, voice_id, options):
                 anyio.from_thread.check_cancelled()
                 chunks.append(chunk)
                 total += chunk.audio.duration
@@ -176,21 +203,20 @@ class SpeechService:
                         "send less text or a higher speed"
                     )
                 if progress is not None:
-                    anyio.from_thread.run(
-                        progress, float(len(chunks)), None, f"sentence {len(chunks)} spoken"
-                    )
-            rate = chunks[0].audio.sample_rate if chunks else 0
-            return chunks, rate
+                    anyio.from_thread.run(progress, float(len(chunks)), None, f"sentence {len(chunks)}")
+            return chunks
 
         started = time.perf_counter()
-        chunks, rate = await anyio.to_thread.run_sync(work, limiter=self._synthesis)
+        chunks = await self._run(self.synthesis, work, self.settings.speak_timeout_seconds, "speak")
         if not chunks:
             raise InvalidArgument("text has nothing to speak: send at least one word")
+        rate = chunks[0].audio.sample_rate
         audio = Audio(np.concatenate([c.audio.samples for c in chunks]), rate)
-        engine = getattr(self.synthesizer, "engine", "unknown")
+        engine = str(getattr(self.synthesizer, "engine", "unknown"))
         data = await anyio.to_thread.run_sync(
             lambda: encode_audio(audio, fmt, sample_rate, synthetic_metadata(voice_id, engine))
         )
+        self.metrics.audio_seconds.labels("out").inc(audio.duration)
         logger.info(
             "speak done",
             extra={"voice": voice_id, "chars": len(text), "audio_s": round(audio.duration, 3),
@@ -203,7 +229,7 @@ class SpeechService:
             sample_rate=output_rate(fmt, rate, sample_rate),
             duration=audio.duration,
             voice=voice_id,
-            engine=str(engine),
+            engine=engine,
             sentences=tuple(SentenceTiming(c.text, round(c.start, 3), round(c.end, 3)) for c in chunks),
         )
 
@@ -220,8 +246,8 @@ class SpeechService:
 
         Raises:
             PayloadTooLarge, UnsupportedMedia, DecodeFailed, AudioTooLong, InvalidArgument: bad input.
+            Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
         """
-        decoded = await anyio.to_thread.run_sync(lambda: decode_audio(data, self.audio_limits, ASR_RATE))
         options = RecognitionOptions(
             language=language, word_timestamps=word_timestamps, initial_prompt=prompt
         )
@@ -232,13 +258,28 @@ class SpeechService:
                 anyio.from_thread.run(progress, done, total, f"{done:.1f} of {total:.1f} s")
 
         def work() -> Transcript:
+            decoded = decode_audio(data, self.audio_limits, ASR_RATE)
+            anyio.from_thread.check_cancelled()
             return self.recognizer.transcribe(decoded.audio, options, hook)
 
         started = time.perf_counter()
-        transcript = await anyio.to_thread.run_sync(work, limiter=self._recognition)
+        timeout = self.settings.transcribe_timeout_seconds
+        transcript = await self._run(self.recognition, work, timeout, "transcribe")
+        self.metrics.audio_seconds.labels("in").inc(transcript.duration)
         logger.info(
             "transcribe done",
             extra={"audio_s": round(transcript.duration, 3), "language": transcript.language,
                    "latency_s": round(time.perf_counter() - started, 3)},
         )  # fmt: skip
         return transcript
+
+    async def _run(self, admission: Admission, work: Callable[[], T], deadline_s: float, what: str) -> T:
+        """Run `work` in a thread once admitted, within `deadline_s` seconds of the call's start."""
+        try:
+            with anyio.fail_after(deadline_s):
+                async with admission.slot():
+                    return await anyio.to_thread.run_sync(work)
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                f"{what} did not finish within {deadline_s:g} s and was stopped; retry with less input"
+            ) from exc

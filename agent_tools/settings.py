@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,26 @@ class ServiceSettings(BaseModel):
     synthesis_slots: int = Field(1, ge=1, le=64, description="Syntheses run at once (each uses its threads).")
     recognition_slots: int = Field(
         2, ge=1, le=64, description="Recognitions run at once; keep at or below the Whisper worker count."
+    )
+    max_queued: int = Field(16, ge=0, le=10_000, description="Calls that may wait for a slot, per engine.")
+    max_queue_wait_seconds: float = Field(
+        30.0, gt=0, description="Longest a call waits for a slot before it is answered `busy`."
+    )
+    speak_timeout_seconds: float = Field(120.0, gt=0, description="Deadline of one `speak` call.")
+    transcribe_timeout_seconds: float = Field(300.0, gt=0, description="Deadline of one `transcribe` call.")
+    inline_audio_max_bytes: int = Field(
+        512 * 1024,
+        ge=0,
+        le=700 * 1024,
+        description="`speak` audio up to this size is returned inline; larger audio as an `audio://` link.",
+    )
+    audio_store_max_items: int = Field(256, ge=1, description="Clips kept for `audio://` handles.")
+    audio_store_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=1, description="Bytes kept for `audio://` handles."
+    )
+    audio_store_ttl_seconds: float = Field(900.0, gt=0, description="How long an `audio://` handle lives.")
+    file_roots: tuple[Path, ...] = Field(
+        (), description="Folders `transcribe` may read `file://` paths from; empty turns `file://` off."
     )
 
 

@@ -1,0 +1,104 @@
+"""A short-lived, bounded store of audio served as `audio://<id>` handles."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent_tools.errors import UriForbidden
+from speech_backend import PayloadTooLarge
+
+SCHEME = "audio://"
+
+
+@dataclass(frozen=True)
+class StoredAudio:
+    """One stored clip."""
+
+    id: str
+    data: bytes
+    mime_type: str
+    expires_at: float
+
+    @property
+    def uri(self) -> str:
+        """The handle callers use."""
+        return f"{SCHEME}{self.id}"
+
+
+class AudioStore:
+    """Clips by id, bounded in count and bytes, each kept for a time-to-live; oldest go first."""
+
+    def __init__(
+        self,
+        max_items: int,
+        max_bytes: int,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._items: OrderedDict[str, StoredAudio] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, data: bytes, mime_type: str, suffix: str = "") -> StoredAudio:
+        """Store a clip, evicting expired and then the oldest clips to stay within bounds.
+
+        Raises:
+            PayloadTooLarge: the clip alone is bigger than the store.
+        """
+        if len(data) > self.max_bytes:
+            raise PayloadTooLarge(
+                f"the audio is {len(data)} bytes, more than the audio store holds ({self.max_bytes}); "
+                "ask for less text or a compressed format such as mp3 or opus"
+            )
+        self._expire()
+        while self._items and (
+            len(self._items) >= self.max_items or self._bytes + len(data) > self.max_bytes
+        ):
+            self._drop(next(iter(self._items)))
+        key = secrets.token_urlsafe(16) + (f".{suffix}" if suffix else "")
+        clip = StoredAudio(key, data, mime_type, self._clock() + self.ttl_seconds)
+        self._items[clip.id] = clip
+        self._bytes += len(data)
+        return clip
+
+    def get(self, uri_or_id: str) -> StoredAudio | None:
+        """The clip for an `audio://<id>` handle or a bare id, or None when unknown or expired."""
+        self._expire()
+        return self._items.get(uri_or_id.removeprefix(SCHEME))
+
+    def resolve(self, uri: str) -> StoredAudio:
+        """The clip for an `audio://` handle.
+
+        Raises:
+            UriForbidden: unknown or expired (the same message either way).
+        """
+        clip = self.get(uri)
+        if clip is None:
+            raise UriForbidden(
+                "that audio:// handle is unknown or has expired; send the audio inline as audio_base64"
+            )
+        return clip
+
+    def _expire(self) -> None:
+        now = self._clock()
+        for key in [k for k, v in self._items.items() if v.expires_at <= now]:
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        clip = self._items.pop(key)
+        self._bytes -= len(clip.data)

@@ -1,0 +1,30 @@
+"""Prometheus metrics of one server instance (its own registry: no process-wide state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """Calls, errors by code, latency, queue depth and audio seconds in and out."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.calls = Counter("speech_tool_calls", "Tool calls by tool and outcome.", ["tool", "outcome"],
+                             registry=self.registry)  # fmt: skip
+        self.errors = Counter("speech_tool_errors", "Tool errors by tool and code.", ["tool", "code"],
+                              registry=self.registry)  # fmt: skip
+        self.latency = Histogram("speech_tool_latency_seconds", "Tool call latency.", ["tool"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
+        self.queue_depth = Gauge("speech_engine_queue_depth", "Calls waiting for an engine slot.", ["engine"],
+                                 registry=self.registry)  # fmt: skip
+        self.in_use = Gauge("speech_engine_slots_in_use", "Engine slots running work.", ["engine"],
+                            registry=self.registry)  # fmt: skip
+        self.audio_seconds = Counter("speech_audio_seconds", "Audio seconds heard (in) and spoken (out).",
+                                     ["direction"], registry=self.registry)  # fmt: skip
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)

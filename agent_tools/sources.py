@@ -1,0 +1,79 @@
+"""Where `transcribe` audio may come from: inline base64, this server's handles, allowed files."""
+
+from __future__ import annotations
+
+import binascii
+import os
+import stat
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from agent_tools.audio_store import SCHEME, AudioStore
+from agent_tools.errors import UriForbidden
+from speech_backend import InvalidArgument, PayloadTooLarge
+
+_FORBIDDEN_FILE = (
+    "that file:// path is not readable by this server (outside the allowed roots, missing, or not a "
+    "regular file); send the audio inline as audio_base64"
+)
+
+
+def decode_base64(text: str, max_bytes: int) -> bytes:
+    """Strictly decode base64 audio, checking the size before decoding.
+
+    Raises:
+        PayloadTooLarge: the decoded size would be over `max_bytes`.
+        InvalidArgument: not valid base64.
+    """
+    compact = "".join(text.split())
+    if len(compact) // 4 * 3 > max_bytes + 3:
+        raise PayloadTooLarge(
+            f"audio_base64 decodes to more than {max_bytes} bytes; send a shorter or more compressed file"
+        )
+    try:
+        return binascii.a2b_base64(compact, strict_mode=True)
+    except binascii.Error as exc:
+        raise InvalidArgument(
+            "audio_base64 is not valid base64; encode the file's bytes with standard base64"
+        ) from exc
+
+
+def read_uri(uri: str, store: AudioStore, allowed_roots: tuple[Path, ...], max_bytes: int) -> bytes:
+    """The bytes behind an `audio://` handle or an allowed `file://` path.
+
+    Raises:
+        UriForbidden: any other scheme, an unknown handle, or a path outside the allowed roots.
+        PayloadTooLarge: the file is over `max_bytes`.
+    """
+    if uri.startswith(SCHEME):
+        return store.resolve(uri).data
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        allowed = "audio:// handles" + (" and file:// paths under the allowed roots" if allowed_roots else "")
+        raise UriForbidden(f"only {allowed} are accepted; send the audio inline as audio_base64")
+    if not allowed_roots or parsed.netloc not in ("", "localhost"):
+        raise UriForbidden(_FORBIDDEN_FILE)
+    return _read_allowed_file(Path(unquote(parsed.path)), allowed_roots, max_bytes)
+
+
+def _read_allowed_file(path: Path, roots: tuple[Path, ...], max_bytes: int) -> bytes:
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise UriForbidden(_FORBIDDEN_FILE) from exc
+    if not any(real.is_relative_to(root.resolve()) for root in roots):
+        raise UriForbidden(_FORBIDDEN_FILE)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise UriForbidden(_FORBIDDEN_FILE) from exc
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UriForbidden(_FORBIDDEN_FILE)
+        if info.st_size > max_bytes:
+            raise PayloadTooLarge(f"the file is {info.st_size} bytes, over the limit of {max_bytes}")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the file is over the limit of {max_bytes} bytes")
+    return data
