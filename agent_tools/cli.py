@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at the configured level to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="start the server")
+    serve = sub.add_parser("serve", help="start the MCP server (stdio, or HTTP with /mcp and /sse)")
+    serve.add_argument("--transport", choices=["http", "stdio"], default="http", help="default: http")
     serve.add_argument("--host", help="bind address (default: SPEECH_TOOLS_SERVER__HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="TCP port (default: SPEECH_TOOLS_SERVER__PORT or 8000)")
     serve.set_defaults(handler=_serve)
@@ -171,14 +172,35 @@ def _progress(description: str, unit: str) -> Any:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_tools.runtime import Runtime
+
+    if args.transport == "stdio":
+        from agent_tools.server import build_server
+
+        runtime = Runtime(settings)
+        runtime.load()
+        build_server(runtime).run("stdio")
+        return 0
     import uvicorn
 
     from agent_tools.app import build_app
 
-    host = args.host or settings.server.host
-    port = args.port if args.port is not None else settings.server.port
-    app = build_app(settings)
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
+    server = settings.server.model_copy(
+        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    )
+    settings = settings.model_copy(update={"server": server})
+    try:
+        app = build_app(Runtime(settings))
+    except ValueError as exc:
+        print(f"error [invalid_configuration]: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_config=None,
+        timeout_graceful_shutdown=int(server.drain_seconds),
+    )
     return 0
 
 

@@ -11,7 +11,11 @@ import time
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any `extra` fields given."""
 
-    _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+    _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+        "message",
+        "asctime",
+        "color_message",
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         """Render one record as a JSON line."""
@@ -35,5 +39,6 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("faster_whisper", "httpx", "httpx2", "uvicorn.access"):
+    # These libraries log text bodies or request lines at DEBUG/INFO; they never go below WARNING.
+    for noisy in ("piper", "faster_whisper", "httpx", "httpx2", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

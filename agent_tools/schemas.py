@@ -26,6 +26,10 @@ class SpeakResult(_Model):
     """Synthetic speech: where to get the audio and what it is."""
 
     audio_uri: str = Field(description="`audio://` handle; read it with resources/read while it lives.")
+    download_path: str = Field(
+        description="Over HTTP, GET this path on the server for the raw audio "
+        "(for clips too large for one event)."
+    )
     delivery: Literal["inline", "resource_link"] = Field(
         description="`inline`: the audio is also in this result's content; `resource_link`: read audio_uri."
     )
@@ -47,6 +51,7 @@ class SpeakResult(_Model):
         """Describe `speech` stored at `uri`."""
         return cls(
             audio_uri=uri,
+            download_path="/audio/" + uri.removeprefix("audio://"),
             delivery=delivery,
             mime_type=speech.mime_type,
             format=speech.format,

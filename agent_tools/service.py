@@ -87,6 +87,9 @@ class NotLoadedRecognizer:
     model_id = "none"
     multilingual = False
 
+    def check_options(self, options: RecognitionOptions) -> None:
+        """Nothing to check: every call is refused."""
+
     def transcribe(
         self, audio: Audio, options: RecognitionOptions, progress: ProgressHook | None = None
     ) -> Transcript:
@@ -251,6 +254,7 @@ class SpeechService:
         options = RecognitionOptions(
             language=language, word_timestamps=word_timestamps, initial_prompt=prompt
         )
+        self.recognizer.check_options(options)
 
         def hook(done: float, total: float) -> None:
             anyio.from_thread.check_cancelled()

@@ -55,6 +55,12 @@ class ServerSettings(BaseModel):
 
     host: str = Field("127.0.0.1", description="Bind address; loopback by default.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="Host headers accepted (`name:port`, `name:*`); required when binding beyond loopback.",
+    )
+    allowed_origins: tuple[str, ...] = Field((), description="Origin headers accepted besides loopback ones.")
+    drain_seconds: float = Field(30.0, ge=0, description="On SIGTERM, how long running calls may finish.")
 
 
 class Settings(BaseSettings):

@@ -67,10 +67,11 @@ def _read_allowed_file(path: Path, roots: tuple[Path, ...], max_bytes: int) -> b
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise UriForbidden(_FORBIDDEN_FILE) from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise UriForbidden(_FORBIDDEN_FILE)
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UriForbidden(_FORBIDDEN_FILE)
         if info.st_size > max_bytes:
             raise PayloadTooLarge(f"the file is {info.st_size} bytes, over the limit of {max_bytes}")
         data = handle.read(max_bytes + 1)

@@ -72,6 +72,11 @@ class FakeRecognizer:
         """The fake only says English."""
         return False
 
+    def check_options(self, options: RecognitionOptions) -> None:
+        """Only English."""
+        if options.language not in (None, "en"):
+            raise InvalidArgument("the fake recognizer transcribes English only")
+
     def transcribe(
         self, audio: Audio, options: RecognitionOptions, progress: ProgressHook | None = None
     ) -> Transcript:

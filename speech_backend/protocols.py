@@ -60,6 +60,10 @@ class Recognizer(Protocol):
         """True when the model can detect and transcribe languages other than English."""
         ...
 
+    def check_options(self, options: RecognitionOptions) -> None:
+        """Refuse options the model cannot serve (an unknown language, say) before any audio work."""
+        ...
+
     def transcribe(
         self, audio: Audio, options: RecognitionOptions, progress: ProgressHook | None = None
     ) -> Transcript:

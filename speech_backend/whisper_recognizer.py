@@ -71,6 +71,14 @@ class WhisperRecognizer:
         """True when the model detects and transcribes languages other than English."""
         return bool(self._model.model.is_multilingual)
 
+    def check_options(self, options: RecognitionOptions) -> None:
+        """Refuse an unknown language, or a non-English one on an English-only model.
+
+        Raises:
+            InvalidArgument: naming what to do instead.
+        """
+        self._language(options.language)
+
     def transcribe(
         self, audio: Audio, options: RecognitionOptions, progress: ProgressHook | None = None
     ) -> Transcript:

@@ -1,0 +1,78 @@
+"""Fixtures for the tool surfaces: a runtime over the real engines, in-memory and HTTP servers."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+
+import anyio
+import pytest
+import uvicorn
+
+from agent_tools.app import build_app
+from agent_tools.runtime import Runtime
+from agent_tools.server import build_server
+from agent_tools.service import SpeechService
+from agent_tools.settings import Settings
+
+
+@pytest.fixture
+def settings(engine_settings) -> Settings:
+    return Settings(engines=engine_settings)
+
+
+@pytest.fixture
+def runtime(settings: Settings, service: SpeechService) -> Runtime:
+    """A runtime over the session's real engines (service state and audio store fresh per test)."""
+    return runtime_with(service, settings)
+
+
+@pytest.fixture
+def server(runtime: Runtime):
+    return build_server(runtime)
+
+
+def runtime_with(service: SpeechService, settings: Settings, **service_settings: object) -> Runtime:
+    """A runtime whose service settings differ, over the same engines."""
+    changed = service.settings.model_copy(update=service_settings)
+    fresh = SpeechService(
+        service.synthesizer, service.recognizer, changed, service.audio_limits, service.default_voice
+    )
+    return Runtime(settings.model_copy(update={"service": changed}), service=fresh)
+
+
+@asynccontextmanager
+async def serve_http(runtime: Runtime) -> AsyncIterator[str]:
+    """The whole app under uvicorn on a pre-bound loopback socket; yields the base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(build_app(runtime), log_config=None, lifespan="on"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        await eventually(lambda: server.started, within=10)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+
+
+async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until `condition()` holds (polled: the things waited on have no events to await)."""
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - no event exists for these states
+            await anyio.sleep(0.01)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def long_text() -> Iterator[str]:
+    yield " ".join(
+        f"This is sentence number {i} of a long passage that is read aloud for the listener."
+        for i in range(1, 16)
+    )
