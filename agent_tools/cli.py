@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (default: SPEECH_TOOLS_SERVER__PORT or 8000)")
     serve.set_defaults(handler=_serve)
 
+    table = sub.add_parser("settings", help="print every setting as a Markdown table (as in the README)")
+    table.set_defaults(handler=_settings)
+
     voices = sub.add_parser("voices", help="list the installed voices")
     voices.add_argument("--language", help="only voices of this language, e.g. en or en_US")
     voices.add_argument("--json", action="store_true", help="print JSON")
@@ -93,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     transcribe.set_defaults(handler=_transcribe)
     return parser
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_tools.settings import settings_table
+
+    print(settings_table())
+    return 0
 
 
 def _voices(args: argparse.Namespace, settings: Settings) -> int:
