@@ -191,26 +191,17 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         runtime.load()
         build_server(runtime).run("stdio")
         return 0
-    import uvicorn
-
-    from agent_tools.app import build_app
+    from agent_tools.http_server import serve
 
     server = settings.server.model_copy(
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     )
     settings = settings.model_copy(update={"server": server})
     try:
-        app = build_app(Runtime(settings))
+        serve(Runtime(settings))
     except ValueError as exc:
         print(f"error [invalid_configuration]: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    uvicorn.run(
-        app,
-        host=server.host,
-        port=server.port,
-        log_config=None,
-        timeout_graceful_shutdown=int(server.drain_seconds),
-    )
     return 0
 
 

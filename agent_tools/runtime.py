@@ -22,6 +22,7 @@ class Runtime:
         self.metrics = service.metrics if service is not None else Metrics()
         self.service = service
         self.load_error: str | None = None
+        self.calls_in_flight = 0
         cfg = settings.service
         self.store = AudioStore(
             cfg.audio_store_max_items, cfg.audio_store_max_bytes, cfg.audio_store_ttl_seconds

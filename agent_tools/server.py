@@ -259,6 +259,7 @@ class ToolCallBoundary:
         request_id = new_request_id()
         token = _request_id.set(request_id)
         started = time.perf_counter()
+        self.runtime.calls_in_flight += 1
         try:
             self._check_arguments(tool, ctx.params.get("arguments"))
             result = await call_next(ctx)
@@ -270,6 +271,7 @@ class ToolCallBoundary:
         except SpeechError as exc:
             result = error_result(exc, request_id)
         finally:
+            self.runtime.calls_in_flight -= 1
             _request_id.reset(token)
         self._count(label, result, time.perf_counter() - started)
         return result

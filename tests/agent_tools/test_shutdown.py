@@ -1,0 +1,74 @@
+"""SIGTERM with work in flight: the running call completes, new work is refused, the process exits 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+pytestmark = pytest.mark.anyio
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx2.AsyncClient() as http:
+        with anyio.fail_after(60):
+            while True:
+                try:
+                    if (await http.get(f"{base}/readyz")).status_code == 200:
+                        return
+                except httpx2.HTTPError:
+                    pass
+                await anyio.sleep(0.2)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_sigterm_lets_the_running_call_finish_and_exits_zero(cache_dir, long_text, mode):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir)}
+    cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
+    async with await anyio.open_process(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
+        try:
+            await wait_ready(base)
+            results = []
+            speaking = anyio.Event()
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                speaking.set()
+
+            async def speak_long() -> None:
+                # The server is gone when the client closes, so it must not try to end the session then.
+                transport = streamable_http_client(f"{base}/mcp", terminate_on_close=False)
+                async with Client(transport, mode=mode) as client:
+                    call = client.call_tool("speak", {"text": long_text}, progress_callback=on_progress)
+                    results.append(await call)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(speak_long)
+                with anyio.fail_after(30):
+                    await speaking.wait()
+                proc.send_signal(signal.SIGTERM)
+            assert results and not results[0].is_error
+            assert len(results[0].structured_content["sentences"]) == 15
+            with anyio.fail_after(60):
+                assert await proc.wait() == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
