@@ -1,0 +1,71 @@
+"""Policy decisions that refuse a call. Each carries a stable `code` and a message for the caller::
+
+PolicyError (code, retryable)
+├── Unauthorized    unauthorized   no or unknown credentials
+├── Forbidden       forbidden      the principal may not use this tool or voice
+├── PolicyDenied    policy_denied  a content rule refused it (`rule` names the rule)
+├── OverLimit       text_too_long / audio_too_long  over the principal's per-call limit
+└── RateLimited     rate_limited   over the principal's rate or quota (`retry_after_ms`)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class PolicyError(Exception):
+    """Base of every refusal by policy."""
+
+    code: ClassVar[str] = "forbidden"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+class Unauthorized(PolicyError):
+    """No credentials, or credentials that match no principal."""
+
+    code = "unauthorized"
+
+
+class Forbidden(PolicyError):
+    """The principal is known but may not use this tool or voice."""
+
+    code = "forbidden"
+
+
+class PolicyDenied(PolicyError):
+    """A content rule refused the call; `rule` is the rule's id."""
+
+    code = "policy_denied"
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+class TextOverLimit(PolicyError):
+    """The text is over the principal's per-call character limit."""
+
+    code = "text_too_long"
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class RateLimited(PolicyError):
+    """The principal is over its rate or quota; retry after `retry_after_ms`."""
+
+    code = "rate_limited"
+    retryable = True
+
+    def __init__(self, message: str, retry_after_ms: int, rule: str) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+        self.rule = rule
