@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from policies import PolicyError
 from speech_backend import SpeechError
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class UriForbidden(SpeechError):
 
 def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
     """The contract's error object for `exc`; unexpected exceptions become `internal` and are logged."""
-    if isinstance(exc, SpeechError):
+    if isinstance(exc, SpeechError | PolicyError):
         body: dict[str, Any] = {
             "code": exc.code,
             "message": exc.message,
@@ -78,9 +79,10 @@ def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
         retry_after = getattr(exc, "retry_after_ms", None)
         if retry_after is not None:
             body["retry_after_ms"] = int(retry_after)
-        limit = getattr(exc, "limit", None)
-        if limit is not None:
-            body["limit"] = limit
+        for extra in ("limit", "rule"):
+            value = getattr(exc, extra, None)
+            if value is not None:
+                body[extra] = value
         return body
     logger.error("unexpected error", exc_info=exc, extra={"request_id": request_id})
     return {"code": "internal", "message": INTERNAL_MESSAGE, "retryable": True, "request_id": request_id}

@@ -9,6 +9,16 @@ from agent_tools.audio_store import AudioStore
 from agent_tools.metrics import Metrics
 from agent_tools.service import SpeechService
 from agent_tools.settings import Settings
+from policies import (
+    AuditSink,
+    MemoryQuotaStore,
+    Policy,
+    PolicyConfig,
+    QuotaStore,
+    RotatingFileAuditSink,
+    SqliteQuotaStore,
+    load_policy,
+)
 from speech_backend import BackendUnavailable
 
 logger = logging.getLogger(__name__)
@@ -17,9 +27,14 @@ logger = logging.getLogger(__name__)
 class Runtime:
     """The shared state of one server process, passed to every surface that needs it."""
 
-    def __init__(self, settings: Settings, service: SpeechService | None = None) -> None:
+    def __init__(
+        self, settings: Settings, service: SpeechService | None = None, policy: Policy | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = service.metrics if service is not None else Metrics()
+        self.policy = policy or (service.policy if service is not None else build_policy(settings))
+        if service is not None:
+            service.policy = self.policy
         self.service = service
         self.load_error: str | None = None
         self.calls_in_flight = 0
@@ -31,7 +46,7 @@ class Runtime:
     def load(self) -> None:
         """Load the models (blocking); on failure the server stays live but not ready."""
         try:
-            service = SpeechService.from_settings(self.settings)
+            service = SpeechService.from_settings(self.settings, policy=self.policy)
         except Exception as exc:  # any failure here must leave a live server that says why it is not ready
             self.load_error = getattr(exc, "code", "internal")
             logger.error("models failed to load", exc_info=exc)
@@ -39,6 +54,25 @@ class Runtime:
         service.metrics = self.metrics
         self.service = service
         logger.info("models loaded; ready")
+
+    @property
+    def auth_required(self) -> bool:
+        """True when HTTP callers must present a bearer token (the policy gives principals tokens)."""
+        return self.policy.config.has_tokens
+
+    def reload_policy(self) -> bool:
+        """Re-read the policy file (SIGHUP); on any error keep the policy in force. True when reloaded."""
+        path = self.settings.policy_file
+        if path is None:
+            return False
+        try:
+            config = load_policy(path)
+        except ValueError as exc:
+            logger.error("policy reload failed; keeping the policy in force", extra={"error": str(exc)})
+            return False
+        self.policy.reload(config)
+        logger.info("policy reloaded", extra={"principals": len(config.principals)})
+        return True
 
     def require(self) -> SpeechService:
         """The service, or `backend_unavailable` while models load or after they failed."""
@@ -55,3 +89,17 @@ class Runtime:
 def new_request_id() -> str:
     """A short id that ties a result, an error and log lines together."""
     return uuid.uuid4().hex[:16]
+
+
+def build_policy(settings: Settings) -> Policy:
+    """The policy of the settings' policy file (or the default local one), with its stores.
+
+    Raises:
+        PolicyFileError: the file is invalid (the message names the line).
+    """
+    config = load_policy(settings.policy_file) if settings.policy_file else PolicyConfig()
+    store: QuotaStore = SqliteQuotaStore(config.quota_db) if config.quota_db else MemoryQuotaStore()
+    audit: AuditSink | None = None
+    if config.audit.path is not None:
+        audit = RotatingFileAuditSink(config.audit.path, config.audit.max_bytes, config.audit.backups)
+    return Policy(config, store=store, audit=audit)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_tools.service import Speech
+from policies import Policy, Principal
 from speech_backend import AudioFormat, Transcript, Voice
 
 
@@ -99,10 +100,10 @@ class TranscribeResult(_Model):
     )
 
     @classmethod
-    def of(cls, transcript: Transcript, model: str) -> TranscribeResult:
-        """Describe `transcript`."""
+    def of(cls, transcript: Transcript, model: str, policy: Policy, principal: Principal) -> TranscribeResult:
+        """Describe `transcript` as `principal` may receive it (PII redacted when its policy says so)."""
         return cls(
-            text=transcript.text,
+            text=policy.redact_text(principal, transcript.text),
             language=transcript.language,
             language_probability=round(transcript.language_probability, 4),
             duration_seconds=round(transcript.duration, 3),
@@ -111,15 +112,15 @@ class TranscribeResult(_Model):
                 SegmentInfo(
                     start=round(s.start, 3),
                     end=round(s.end, 3),
-                    text=s.text,
+                    text=policy.redact_text(principal, s.text),
                     avg_logprob=round(s.avg_logprob, 4),
                     no_speech_prob=round(s.no_speech_prob, 4),
                 )
                 for s in transcript.segments
-            ],  # fmt: skip
+            ],
             words=[
                 WordInfo(
-                    word=w.text,
+                    word=policy.redact_word(principal, w.text),
                     start=round(w.start, 3),
                     end=round(w.end, 3),
                     probability=round(w.probability, 4),

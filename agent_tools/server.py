@@ -10,6 +10,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import AudioContent, CallToolResult, ResourceLink, TextContent, ToolAnnotations
@@ -19,6 +22,8 @@ from agent_tools.errors import error_body
 from agent_tools.runtime import Runtime, new_request_id
 from agent_tools.schemas import SpeakResult, TranscribeResult, VoiceInfo, VoiceList
 from agent_tools.sources import decode_base64, read_uri
+from policies import AuditRecord, PolicyError, Principal, Unauthorized
+from policies.audit import Decision
 from speech_backend import AUDIO_FORMATS, MIME_TYPES, AudioFormat, InvalidArgument, SpeechError
 
 logger = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ TRANSCRIBE_DESCRIPTION = (
 LIST_VOICES_DESCRIPTION = "List the voices `speak` can use, with language, quality, sample rate and licence."
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+POLICY_CODES = frozenset({"unauthorized", "forbidden", "policy_denied", "rate_limited", "text_too_long"})
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
@@ -74,9 +81,38 @@ def error_result(exc: BaseException, request_id: str) -> CallToolResult:
     )
 
 
+class PolicyTokenVerifier(TokenVerifier):
+    """Bearer tokens checked against the policy; the access token's client id is the principal id."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The principal's access token, or None (401) for an unknown token."""
+        try:
+            principal = self.runtime.policy.authenticate(token)
+        except Unauthorized:
+            return None
+        return AccessToken(token=token, client_id=principal.id, scopes=["speech"])
+
+
 def build_server(runtime: Runtime) -> MCPServer:
-    """The MCP server over `runtime`, with typed errors mapped in one place."""
-    server = MCPServer("speech-tools", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING")
+    """The MCP server over `runtime`, with typed errors mapped in one place; bearer auth when the
+    policy gives principals tokens."""
+    auth: dict[str, Any] = {}
+    if runtime.auth_required:
+        host, port = runtime.settings.server.host, runtime.settings.server.port
+        auth = {
+            "token_verifier": PolicyTokenVerifier(runtime),
+            "auth": AuthSettings(
+                issuer_url=f"http://{host}:{port}",
+                resource_server_url=f"http://{host}:{port}/mcp",
+                validate_token_resource=False,
+            ),
+        }
+    server = MCPServer(
+        "speech-tools", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING", **auth
+    )
     _register_tools(server, runtime)
     _register_resources(server, runtime)
     allowed = {name: _argument_names(fn) for name, fn in _TOOL_FUNCTIONS.items()}
@@ -129,7 +165,13 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
             await ctx.report_progress(done, total, message)
 
         speech = await service.speak(
-            text, voice=voice, fmt=format, speed=speed, sample_rate=sample_rate, progress=progress
+            text,
+            voice=voice,
+            fmt=format,
+            speed=speed,
+            sample_rate=sample_rate,
+            progress=progress,
+            principal=_principal.get(),
         )
         ext = EXTENSIONS[speech.format]
         clip = runtime.store.put(speech.data, speech.mime_type, suffix=ext)
@@ -178,6 +220,8 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
     ) -> Annotated[CallToolResult, TranscribeResult]:
         """Transcribe audio (see TRANSCRIBE_DESCRIPTION)."""
         service = runtime.require()
+        who = service.caller(_principal.get())
+        service.policy.check_tool(who, "transcribe")  # before any bytes are decoded or read
         limits = service.audio_limits
         if (audio_base64 is None) == (audio_uri is None):
             raise InvalidArgument("send exactly one of audio_base64 or audio_uri")
@@ -190,9 +234,14 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
             await ctx.report_progress(done, total, message)
 
         transcript = await service.transcribe(
-            data, language=language, word_timestamps=word_timestamps, prompt=prompt, progress=progress
+            data,
+            language=language,
+            word_timestamps=word_timestamps,
+            prompt=prompt,
+            progress=progress,
+            principal=who,
         )
-        result = TranscribeResult.of(transcript, service.recognizer.model_id)
+        result = TranscribeResult.of(transcript, service.recognizer.model_id, service.policy, who)
         return CallToolResult(
             content=[TextContent(text=result.model_dump_json())],
             structured_content=result.model_dump(mode="json"),
@@ -209,7 +258,8 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
         """List voices (see LIST_VOICES_DESCRIPTION)."""
         service = runtime.require()
         result = VoiceList(
-            voices=[VoiceInfo.of(v) for v in service.voices(language)], default_voice=service.default_voice
+            voices=[VoiceInfo.of(v) for v in service.voices(language, principal=_principal.get())],
+            default_voice=service.default_voice,
         )
         return CallToolResult(
             content=[TextContent(text=result.model_dump_json())],
@@ -260,7 +310,9 @@ class ToolCallBoundary:
         token = _request_id.set(request_id)
         started = time.perf_counter()
         self.runtime.calls_in_flight += 1
+        principal_token = _principal.set(None)
         try:
+            _principal.set(self._principal())
             self._check_arguments(tool, ctx.params.get("arguments"))
             result = await call_next(ctx)
             if isinstance(result, dict):  # the chain hands back the serialized result
@@ -268,13 +320,56 @@ class ToolCallBoundary:
             failure = _sdk_failure(result)
             if failure is not None:
                 result = error_result(failure, request_id)
-        except SpeechError as exc:
+            self._audit(label, request_id, result, time.perf_counter() - started, ctx.params.get("arguments"))
+        except (SpeechError, PolicyError) as exc:
             result = error_result(exc, request_id)
+            self._audit(label, request_id, result, time.perf_counter() - started, None)
         finally:
             self.runtime.calls_in_flight -= 1
             _request_id.reset(token)
+            _principal.reset(principal_token)
         self._count(label, result, time.perf_counter() - started)
         return result
+
+    def _principal(self) -> Principal:
+        """Who is calling: the principal of the HTTP bearer token, else the local principal."""
+        access = get_access_token()
+        if access is None:
+            return self.runtime.policy.local()
+        found = self.runtime.policy.config.principal(access.client_id or "")
+        if found is None:
+            raise Unauthorized("the bearer token's principal is no longer in the policy")
+        return found
+
+    def _audit(self, tool: str, request_id: str, result: Any, seconds: float, arguments: object) -> None:
+        """One audit line: who, which tool, the decision and sizes; never the text or audio."""
+        error = None
+        if isinstance(result, CallToolResult) and result.is_error and result.structured_content:
+            error = result.structured_content.get("error")
+        decision: Decision = (
+            "allow" if error is None else "deny" if error["code"] in POLICY_CODES else "error"
+        )
+        structured = result.structured_content if isinstance(result, CallToolResult) else None
+        chars = (
+            len(arguments["text"])
+            if isinstance(arguments, dict) and isinstance(arguments.get("text"), str)
+            else None
+        )
+        audio = structured.get("duration_seconds") if structured and error is None else None
+        principal = _principal.get()
+        self.runtime.policy.audit(
+            AuditRecord(
+                request_id=request_id,
+                principal=principal.id if principal else "-",
+                tool=tool,
+                decision=decision,
+                code=error["code"] if error else None,
+                rule=error.get("rule") if error else None,
+                chars=chars,
+                audio_seconds=audio,
+                latency_ms=round(seconds * 1000, 1),
+            )
+        )
 
     def _count(self, tool: str, result: Any, seconds: float) -> None:
         metrics = self.runtime.metrics

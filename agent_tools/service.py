@@ -23,6 +23,7 @@ from agent_tools.admission import Admission
 from agent_tools.errors import DeadlineExceeded
 from agent_tools.metrics import Metrics
 from agent_tools.settings import ServiceSettings, Settings
+from policies import Policy, Principal
 from speech_backend import (
     MIME_TYPES,
     Audio,
@@ -108,6 +109,7 @@ class SpeechService:
         audio_limits: AudioLimits,
         default_voice: str,
         metrics: Metrics | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.synthesizer = synthesizer
         self.recognizer = recognizer
@@ -115,13 +117,14 @@ class SpeechService:
         self.audio_limits = audio_limits
         self.default_voice = default_voice
         self.metrics = metrics or Metrics()
+        self.policy = policy or Policy()
         queue, wait = settings.max_queued, settings.max_queue_wait_seconds
         self.synthesis = Admission("synthesis", settings.synthesis_slots, queue, wait)
         self.recognition = Admission("recognition", settings.recognition_slots, queue, wait)
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, speak: bool = True, transcribe: bool = True
+        cls, settings: Settings, *, speak: bool = True, transcribe: bool = True, policy: Policy | None = None
     ) -> SpeechService:
         """Resolve the device and load the engines asked for (blocking: call at start-up).
 
@@ -137,11 +140,24 @@ class SpeechService:
         if speak and load is not None:
             load(engines.piper.default_voice)
         recognizer = build_recognizer(engines, device) if transcribe else NotLoadedRecognizer()
-        return cls(synthesizer, recognizer, settings.service, engines.audio, engines.piper.default_voice)
+        return cls(
+            synthesizer,
+            recognizer,
+            settings.service,
+            engines.audio,
+            engines.piper.default_voice,
+            policy=policy,
+        )
 
-    def voices(self, language: str | None = None) -> tuple[Voice, ...]:
-        """Catalog voices, optionally only those whose language starts with `language` (`en`, `en_US`)."""
-        voices = self.synthesizer.voices()
+    def caller(self, principal: Principal | None) -> Principal:
+        """The principal a call is made as: the given one as the policy now defines it, else the local one."""
+        return self.policy.local() if principal is None else self.policy.resolve(principal)
+
+    def voices(self, language: str | None = None, *, principal: Principal | None = None) -> tuple[Voice, ...]:
+        """Catalog voices the caller may use, optionally only those whose language starts with `language`."""
+        who = self.caller(principal)
+        self.policy.check_list_voices(who)
+        voices = tuple(v for v in self.synthesizer.voices() if who.may_speak_with(v.id))
         if language is None:
             return voices
         wanted = language.replace("-", "_").lower()
@@ -176,6 +192,7 @@ class SpeechService:
         sample_rate: int | None = None,
         deterministic: bool = False,
         progress: Progress | None = None,
+        principal: Principal | None = None,
     ) -> Speech:
         """Synthesize `text` and encode it.
 
@@ -189,6 +206,8 @@ class SpeechService:
         if not math.isfinite(speed):
             raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
         voice_id = voice or self.default_voice
+        who = self.caller(principal)
+        self.policy.check_speak(who, text, voice_id)
         fmt = fmt or self.settings.default_format
         output_rate(fmt, 22050, sample_rate)  # refuse an impossible rate before synthesis
         options = SynthesisOptions(speed=speed, deterministic=deterministic)
@@ -220,6 +239,7 @@ class SpeechService:
             lambda: encode_audio(audio, fmt, sample_rate, synthetic_metadata(voice_id, engine))
         )
         self.metrics.audio_seconds.labels("out").inc(audio.duration)
+        self.policy.record_audio(who, audio.duration)
         logger.info(
             "speak done",
             extra={"voice": voice_id, "chars": len(text), "audio_s": round(audio.duration, 3),
@@ -244,6 +264,7 @@ class SpeechService:
         word_timestamps: bool = False,
         prompt: str | None = None,
         progress: Progress | None = None,
+        principal: Principal | None = None,
     ) -> Transcript:
         """Decode `data` within the audio bounds and recognise it.
 
@@ -255,6 +276,11 @@ class SpeechService:
             language=language, word_timestamps=word_timestamps, initial_prompt=prompt
         )
         self.recognizer.check_options(options)
+        who = self.caller(principal)
+        cap = self.policy.check_transcribe(who)
+        limits = self.audio_limits
+        if cap is not None and cap < limits.max_seconds:
+            limits = limits.model_copy(update={"max_seconds": cap})
 
         def hook(done: float, total: float) -> None:
             anyio.from_thread.check_cancelled()
@@ -262,7 +288,7 @@ class SpeechService:
                 anyio.from_thread.run(progress, done, total, f"{done:.1f} of {total:.1f} s")
 
         def work() -> Transcript:
-            decoded = decode_audio(data, self.audio_limits, ASR_RATE)
+            decoded = decode_audio(data, limits, ASR_RATE)
             anyio.from_thread.check_cancelled()
             return self.recognizer.transcribe(decoded.audio, options, hook)
 
@@ -270,6 +296,7 @@ class SpeechService:
         timeout = self.settings.transcribe_timeout_seconds
         transcript = await self._run(self.recognition, work, timeout, "transcribe")
         self.metrics.audio_seconds.labels("in").inc(transcript.duration)
+        self.policy.record_audio(who, transcript.duration)
         logger.info(
             "transcribe done",
             extra={"audio_s": round(transcript.duration, 3), "language": transcript.language,

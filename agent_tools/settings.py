@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     )
 
     log_level: LogLevel = Field("INFO", description="Log level of the stderr log.")
+    policy_file: Path | None = Field(
+        None,
+        description="Policy file (YAML): principals, tokens, limits, content rules, audit. Default: one "
+        "local principal with no limits, HTTP on loopback without tokens.",
+    )
     engines: EngineSettings = EngineSettings()
     service: ServiceSettings = ServiceSettings()
     server: ServerSettings = ServerSettings()

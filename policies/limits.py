@@ -1,0 +1,62 @@
+"""Rates and quotas per principal, counted in fixed windows on an injected clock."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from policies.config import Principal
+from policies.errors import RateLimited
+from policies.quota_store import QuotaStore
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+
+
+class Limits:
+    """Checks and records calls, characters and audio seconds against a principal's allowances."""
+
+    def __init__(self, store: QuotaStore, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.clock = clock
+
+    def admit(self, principal: Principal, chars: int = 0) -> None:
+        """Count one call (and its characters) if the rate and quotas allow it.
+
+        Raises:
+            RateLimited: over the rate or a quota, with the time until the window turns.
+        """
+        now = self.clock()
+        checks: list[tuple[str, int, float | None, float]] = [
+            ("calls_per_minute", MINUTE, principal.rate_per_minute, 1.0),
+            ("chars_per_hour", HOUR, principal.quota.chars_per_hour, float(chars)),
+            ("chars_per_day", DAY, principal.quota.chars_per_day, float(chars)),
+            ("audio_seconds_per_hour", HOUR, principal.quota.audio_seconds_per_hour, 0.0),
+            ("audio_seconds_per_day", DAY, principal.quota.audio_seconds_per_day, 0.0),
+        ]
+        for counter, window, limit, amount in checks:
+            if limit is None:
+                continue
+            start = int(now // window * window)
+            used = self.store.used(principal.id, counter, start)
+            over = used + amount > limit if amount else used >= limit
+            if over:
+                retry_ms = max(1, math.ceil((start + window - now) * 1000))
+                raise RateLimited(
+                    f"{principal.id} is over its {counter.replace('_', ' ')} limit of {limit:g}; "
+                    f"retry after {retry_ms} ms",
+                    retry_after_ms=retry_ms,
+                    rule=counter,
+                )
+        for counter, window, limit, amount in checks:
+            if limit is not None and amount:
+                self.store.add(principal.id, counter, int(now // window * window), amount)
+
+    def record_audio(self, principal: Principal, seconds: float) -> None:
+        """Count audio seconds heard or spoken for the principal's quotas."""
+        now = self.clock()
+        for counter, window, limit in (
+            ("audio_seconds_per_hour", HOUR, principal.quota.audio_seconds_per_hour),
+            ("audio_seconds_per_day", DAY, principal.quota.audio_seconds_per_day),
+        ):
+            if limit is not None:
+                self.store.add(principal.id, counter, int(now // window * window), seconds)
