@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from agent_tools.runtime import Runtime
 from agent_tools.server import build_server
+from policies import Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,11 @@ def transport_security(runtime: Runtime) -> TransportSecuritySettings:
         ValueError: bound beyond loopback with no allowed hosts configured.
     """
     server = runtime.settings.server
+    if server.host not in LOOPBACK and not runtime.auth_required:
+        raise ValueError(
+            f"binding to {server.host} needs bearer tokens: set SPEECH_TOOLS_POLICY_FILE to a policy whose "
+            "principals have token_sha256 entries (see policies/examples/multi-tenant.yaml)"
+        )
     if server.host not in LOOPBACK and not server.allowed_hosts:
         raise ValueError(
             f"binding to {server.host} needs SPEECH_TOOLS_SERVER__ALLOWED_HOSTS (the Host names clients use)"
@@ -67,9 +73,11 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
                 if runtime.service is not None:
                     runtime.service.shutdown()
                 tg.cancel_scope.cancel()
+        runtime.policy.close()
 
     routes = [*Probes(runtime, security).routes(), *sse.routes, *streamable.routes]
-    return Starlette(routes=routes, lifespan=lifespan)
+    # The MCP app's own middleware (bearer authentication when the policy has tokens) wraps every route.
+    return Starlette(routes=routes, middleware=streamable.user_middleware, lifespan=lifespan)
 
 
 class Probes:
@@ -115,6 +123,14 @@ class Probes:
         refused = await self.guard.validate_request(request)
         if refused is not None:
             return refused
+        if self.runtime.auth_required:
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else None
+            try:
+                self.runtime.policy.authenticate(token)
+            except Unauthorized as exc:
+                body = {"code": exc.code, "message": exc.message, "retryable": False}
+                return JSONResponse({"error": body}, status_code=401, headers={"www-authenticate": "Bearer"})
         clip = self.runtime.store.get(request.path_params["clip_id"])
         if clip is None:
             body = {

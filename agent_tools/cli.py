@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (default: SPEECH_TOOLS_SERVER__PORT or 8000)")
     serve.set_defaults(handler=_serve)
 
+    policy = sub.add_parser("policy", help="check a policy file, or hash a token for one")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_sub.add_parser("check", help="validate a policy file (errors name the line)")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_policy_check)
+    hasher = policy_sub.add_parser("hash-token", help="read a token on stdin, print its token_sha256")
+    hasher.set_defaults(handler=_policy_hash)
+
     table = sub.add_parser("settings", help="print every setting as a Markdown table (as in the README)")
     table.set_defaults(handler=_settings)
 
@@ -96,6 +104,30 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     transcribe.set_defaults(handler=_transcribe)
     return parser
+
+
+def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
+    from policies import PolicyFileError, load_policy
+
+    try:
+        config = load_policy(args.file)
+    except PolicyFileError as exc:
+        print(f"error [invalid_policy]: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tokens = sum(len(p.token_sha256) for p in config.principals)
+    print(f"{args.file}: ok ({len(config.principals)} principals, {tokens} tokens)")
+    return 0
+
+
+def _policy_hash(args: argparse.Namespace, settings: Settings) -> int:
+    from policies import token_hash
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        print("error [invalid_argument]: give the token on standard input", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(token_hash(token))
+    return 0
 
 
 def _settings(args: argparse.Namespace, settings: Settings) -> int:
@@ -164,6 +196,14 @@ def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def reload_on_sighup(runtime: Any) -> None:
+    """Re-read the policy file on SIGHUP (calls in flight keep the policy they started with)."""
+    import signal
+
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda signum, frame: runtime.reload_policy())
+
+
 def _read_audio(path: Path, max_bytes: int) -> bytes:
     from speech_backend import InvalidArgument, PayloadTooLarge
 
@@ -183,13 +223,22 @@ def _progress(description: str, unit: str) -> Any:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from agent_tools.runtime import Runtime
+    from policies import PolicyFileError
 
+    try:
+        runtime = Runtime(settings)
+    except PolicyFileError as exc:
+        print(f"error [invalid_policy]: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    reload_on_sighup(runtime)
     if args.transport == "stdio":
         from agent_tools.server import build_server
 
-        runtime = Runtime(settings)
         runtime.load()
-        build_server(runtime).run("stdio")
+        try:
+            build_server(runtime).run("stdio")
+        finally:
+            runtime.policy.close()
         return 0
     from agent_tools.http_server import serve
 
@@ -197,8 +246,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     )
     settings = settings.model_copy(update={"server": server})
+    runtime.settings = settings
     try:
-        serve(Runtime(settings))
+        serve(runtime)
     except ValueError as exc:
         print(f"error [invalid_configuration]: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

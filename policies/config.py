@@ -150,7 +150,7 @@ def load_policy(path: Path) -> PolicyConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         line = _line_of(node, first["loc"])
-        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        field = ".".join(str(p) for p in first["loc"] if "[" not in str(p)) or "(top level)"
         raise PolicyFileError(f"{path}:{line}: {field}: {first['msg']}") from exc
     return _resolve_paths(config, path.parent)
 

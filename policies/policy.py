@@ -132,6 +132,13 @@ class Policy:
             return "[redacted]"
         return word
 
+    def close(self) -> None:
+        """Close the audit sink and the quota store, when they hold files."""
+        for resource in (self.audit_sink, self.limits.store):
+            close = getattr(resource, "close", None)
+            if close is not None:
+                close()
+
     def audit(self, record: AuditRecord) -> None:
         """Write one decision to the audit sink, if any."""
         if self.audit_sink is not None:
