@@ -101,7 +101,8 @@ async def test_no_token_and_a_wrong_token_are_401_with_www_authenticate(settings
         missing = await http.post(f"{base}/mcp", json=body, headers=headers)
         wrong = await http.post(f"{base}/mcp", json=body, headers={**headers, "authorization": "Bearer nope"})
         download = await http.get(f"{base}/audio/x.wav")
-    for response in (missing, wrong, download):
+        legacy = await http.get(f"{base}/sse")
+    for response in (missing, wrong, download, legacy):
         assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
 
 
