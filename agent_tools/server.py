@@ -16,7 +16,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import AudioContent, CallToolResult, ResourceLink, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from agent_tools.errors import error_body
 from agent_tools.runtime import Runtime, new_request_id
@@ -69,6 +69,14 @@ def typed_errors(fn: F) -> F:
             return error_result(exc, _request_id.get())
 
     return wrapper  # type: ignore[return-value]
+
+
+def structured(result: BaseModel, *content: Any) -> CallToolResult:
+    """A successful tool result: any leading content blocks, then the JSON text, plus structured content."""
+    return CallToolResult(
+        content=[*content, TextContent(text=result.model_dump_json())],
+        structured_content=result.model_dump(mode="json"),
+    )
 
 
 def error_result(exc: BaseException, request_id: str) -> CallToolResult:
@@ -161,16 +169,13 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
         """Speak text aloud (see SPEAK_DESCRIPTION)."""
         service = runtime.require()
 
-        async def progress(done: float, total: float | None, message: str) -> None:
-            await ctx.report_progress(done, total, message)
-
         speech = await service.speak(
             text,
             voice=voice,
             fmt=format,
             speed=speed,
             sample_rate=sample_rate,
-            progress=progress,
+            progress=ctx.report_progress,
             principal=_principal.get(),
         )
         ext = EXTENSIONS[speech.format]
@@ -189,8 +194,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
                 uri=clip.uri, name=f"speech.{ext}", mime_type=speech.mime_type, size=len(speech.data)
             )
         )
-        content.append(TextContent(text=result.model_dump_json()))
-        return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+        return structured(result, *content)
 
     @server.tool(title="Transcribe", description=TRANSCRIBE_DESCRIPTION, annotations=_READ_ONLY)
     @typed_errors
@@ -230,22 +234,16 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
         else:
             data = read_uri(audio_uri or "", runtime.store, cfg.file_roots, limits.max_bytes)
 
-        async def progress(done: float, total: float | None, message: str) -> None:
-            await ctx.report_progress(done, total, message)
-
         transcript = await service.transcribe(
             data,
             language=language,
             word_timestamps=word_timestamps,
             prompt=prompt,
-            progress=progress,
+            progress=ctx.report_progress,
             principal=who,
         )
         result = TranscribeResult.of(transcript, service.recognizer.model_id, service.policy, who)
-        return CallToolResult(
-            content=[TextContent(text=result.model_dump_json())],
-            structured_content=result.model_dump(mode="json"),
-        )
+        return structured(result)
 
     @server.tool(title="List voices", description=LIST_VOICES_DESCRIPTION, annotations=_READ_ONLY)
     @typed_errors
@@ -261,10 +259,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
             voices=[VoiceInfo.of(v) for v in service.voices(language, principal=_principal.get())],
             default_voice=service.default_voice,
         )
-        return CallToolResult(
-            content=[TextContent(text=result.model_dump_json())],
-            structured_content=result.model_dump(mode="json"),
-        )
+        return structured(result)
 
     _TOOL_FUNCTIONS.update(speak=speak, transcribe=transcribe, list_voices=list_voices)
 

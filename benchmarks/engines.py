@@ -13,32 +13,17 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-TEXT = (
-    "Good evening, and welcome to the late news. Tonight the city council approved a new budget for "
-    "public transport. Buses will run every ten minutes on the main routes from next spring. "
-    "In sport, the home team won three to one after a difficult first half. "
-    "Tomorrow will be cloudy in the morning, with sunshine later and a high of eighteen degrees. "
-    "That is all for tonight; thank you for watching, and good night."
-)
+from timing import NEWS, median_time
+
+TEXT = NEWS
 FIRST_SENTENCE_TEXT = "Hello there. " + TEXT
 ASR_LENGTHS = (5.0, 30.0, 120.0)
-
-
-def _median_time(fn: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _peak_mib() -> float:
@@ -74,8 +59,8 @@ def run_raw(speech: Path, repeats: int) -> dict[str, float]:
     out["tts_load_s"] = time.perf_counter() - start
     config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
     audio_s = sum(len(c.audio_float_array) for c in voice.synthesize(TEXT, config)) / 22050
-    out["tts_rtf"] = _median_time(lambda: list(voice.synthesize(TEXT, config)), repeats) / audio_s
-    out["tts_first_s"] = _median_time(
+    out["tts_rtf"] = median_time(lambda: list(voice.synthesize(TEXT, config)), repeats) / audio_s
+    out["tts_first_s"] = median_time(
         lambda: next(iter(voice.synthesize(FIRST_SENTENCE_TEXT, config))), repeats
     )
 
@@ -86,10 +71,10 @@ def run_raw(speech: Path, repeats: int) -> dict[str, float]:
     for seconds in ASR_LENGTHS:
         clip = samples[: int(seconds * 16000)]
         n = repeats if seconds < 60 else max(1, repeats // 2)
-        took = _median_time(lambda clip=clip: list(model.transcribe(clip, language="en")[0]), n)
+        took = median_time(lambda clip=clip: list(model.transcribe(clip, language="en")[0]), n)
         out[f"asr_rtf_{seconds:g}s"] = took / seconds
     batched = BatchedInferencePipeline(model=model)
-    took = _median_time(lambda: list(batched.transcribe(samples, language="en", batch_size=8)[0]), 1)
+    took = median_time(lambda: list(batched.transcribe(samples, language="en", batch_size=8)[0]), 1)
     out["asr_rtf_120s_batched"] = took / 120
     out["peak_mib"] = _peak_mib()
     return out
@@ -111,10 +96,10 @@ def run_ours(speech: Path, repeats: int) -> dict[str, float]:
     out["tts_load_s"] = time.perf_counter() - start
     voice = settings.engines.piper.default_voice
     audio_s = anyio.run(lambda: service.speak(TEXT, deterministic=True)).duration
-    took = _median_time(lambda: anyio.run(lambda: service.speak(TEXT, deterministic=True)), repeats)
+    took = median_time(lambda: anyio.run(lambda: service.speak(TEXT, deterministic=True)), repeats)
     out["tts_rtf"] = took / audio_s
     options = SynthesisOptions(deterministic=True)
-    first = _median_time(
+    first = median_time(
         lambda: next(iter(service.synthesizer.synthesize(FIRST_SENTENCE_TEXT, voice, options))), repeats
     )
     out["tts_first_s"] = first
@@ -127,7 +112,7 @@ def run_ours(speech: Path, repeats: int) -> dict[str, float]:
     for seconds in ASR_LENGTHS:
         wav = encode_audio(Audio(samples[: int(seconds * 16000)], 16000), "wav")
         n = repeats if seconds < 60 else max(1, repeats // 2)
-        took = _median_time(lambda wav=wav: anyio.run(lambda: service.transcribe(wav, language="en")), n)
+        took = median_time(lambda wav=wav: anyio.run(lambda: service.transcribe(wav, language="en")), n)
         out[f"asr_rtf_{seconds:g}s"] = took / seconds
     out["peak_mib"] = _peak_mib()
     return out

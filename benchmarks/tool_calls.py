@@ -24,6 +24,7 @@ import anyio
 import httpx2
 import numpy as np
 from mcp import Client
+from timing import NEWS, median_time
 
 from agent_tools.settings import Settings
 from speech_backend import (
@@ -38,13 +39,6 @@ from speech_backend import (
 )
 
 SENTENCE = "Your table for four is booked for seven thirty tonight."
-NEWS = (
-    "Good evening, and welcome to the late news. Tonight the city council approved a new budget for "
-    "public transport. Buses will run every ten minutes on the main routes from next spring. "
-    "In sport, the home team won three to one after a difficult first half. "
-    "Tomorrow will be cloudy in the morning, with sunshine later and a high of eighteen degrees. "
-    "That is all for tonight; thank you for watching, and good night."
-)
 CLIP_TEXT = "Please remind me to call the dentist tomorrow morning at nine, and to buy milk on the way home."
 
 
@@ -67,15 +61,6 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
         time.sleep(0.2)
     proc.kill()
     sys.exit("server did not become ready")
-
-
-def median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def direct(clip: Audio, repeats: int) -> dict[str, float]:
