@@ -39,6 +39,7 @@ EXTENSIONS: dict[AudioFormat, str] = {
     "flac": "flac",
     "mp3": "mp3",
     "opus": "opus",
+    "aac": "m4a",
     "pcm": "pcm",
 }
 SPEAK_DESCRIPTION = (

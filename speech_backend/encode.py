@@ -14,13 +14,14 @@ from speech_backend.errors import InvalidArgument
 from speech_backend.resample import resample
 from speech_backend.results import Audio, Samples
 
-AudioFormat = Literal["wav", "flac", "mp3", "opus", "pcm"]
+AudioFormat = Literal["wav", "flac", "mp3", "opus", "aac", "pcm"]
 AUDIO_FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
 MIME_TYPES: dict[AudioFormat, str] = {
     "wav": "audio/wav",
     "flac": "audio/flac",
     "mp3": "audio/mpeg",
     "opus": "audio/ogg",
+    "aac": "audio/mp4",
     "pcm": "audio/L16",
 }
 # (muxer, codec, accepted sample rates or None for any in 8..192 kHz)
@@ -29,6 +30,8 @@ _CODECS: dict[AudioFormat, tuple[str, str, tuple[int, ...] | None]] = {
     "flac": ("flac", "flac", None),
     "mp3": ("mp3", "libmp3lame", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
     "opus": ("ogg", "libopus", (8000, 12000, 16000, 24000, 48000)),
+    # AAC in an MP4 (m4a) container, which carries the synthetic-speech tags; raw ADTS could not.
+    "aac": ("ipod", "aac", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
 }
 SYNTHETIC_MARKER = "synthetic-speech"
 
@@ -89,7 +92,7 @@ def encode_audio(
         container.metadata.update(dict(metadata or {}))
         stream = container.add_stream(codec, rate=rate, layout="mono")
         assert isinstance(stream, av.audio.stream.AudioStream)
-        if fmt == "mp3":
+        if fmt in ("mp3", "aac"):
             stream.bit_rate = 64000 if rate <= 24000 else 128000
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = rate

@@ -24,7 +24,9 @@ MARKER = synthetic_metadata("en_US-joe-medium", "piper")
 def test_every_container_format_round_trips_with_its_length_and_the_synthetic_marker(fmt):
     data = encode_audio(SOURCE, fmt, metadata=MARKER)
     decoded = decode_audio(data, AudioLimits())
-    assert decoded.audio.duration == pytest.approx(1.5, abs=0.03)
+    # AAC adds encoder priming and frame padding (silence) at the ends; nothing is lost.
+    slack = 0.1 if fmt == "aac" else 0.03
+    assert 1.5 - 0.03 <= decoded.audio.duration <= 1.5 + slack
     assert is_marked_synthetic(decoded.metadata)
     assert "voice=en_US-joe-medium" in decoded.metadata["comment"]
 
