@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from agent_tools.http_routes import HttpRoutes
 from agent_tools.runtime import Runtime
 from agent_tools.server import build_server
 from policies import Unauthorized
@@ -75,7 +76,12 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
                 tg.cancel_scope.cancel()
         runtime.policy.close()
 
-    routes = [*Probes(runtime, security).routes(), *sse.routes, *streamable.routes]
+    routes = [
+        *Probes(runtime, security).routes(),
+        *HttpRoutes(runtime).routes(),
+        *sse.routes,
+        *streamable.routes,
+    ]
     # The MCP app's own middleware (bearer authentication when the policy has tokens) wraps every route.
     return Starlette(routes=routes, middleware=streamable.user_middleware, lifespan=lifespan)
 

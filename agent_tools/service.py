@@ -7,10 +7,12 @@ segments, so a cancelled or timed-out call really stops and frees its slot.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -18,6 +20,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 import numpy as np
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from agent_tools.admission import Admission
 from agent_tools.errors import DeadlineExceeded
@@ -36,6 +39,7 @@ from speech_backend import (
     RecognitionOptions,
     Recognizer,
     SpeechChunk,
+    SpeechError,
     SynthesisOptions,
     Synthesizer,
     TextTooLong,
@@ -65,6 +69,15 @@ class SentenceTiming:
     text: str
     start: float
     end: float
+
+
+@dataclass(frozen=True)
+class SpeechPlan:
+    """A checked utterance, ready to stream."""
+
+    chunks: Iterator[SpeechChunk]
+    voice: str
+    principal: Principal
 
 
 @dataclass(frozen=True)
@@ -255,6 +268,78 @@ class SpeechService:
             engine=engine,
             sentences=tuple(SentenceTiming(c.text, round(c.start, 3), round(c.end, 3)) for c in chunks),
         )
+
+    async def start_speech(
+        self,
+        text: str,
+        *,
+        voice: str | None = None,
+        speed: float = 1.0,
+        deterministic: bool = False,
+        principal: Principal | None = None,
+    ) -> SpeechPlan:
+        """Every check a streamed utterance needs, and the voice loaded, before anything is sent.
+
+        Raises:
+            TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
+        """
+        self.check_text(text)
+        if not math.isfinite(speed):
+            raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
+        voice_id = voice or self.default_voice
+        who = self.caller(principal)
+        self.policy.check_speak(who, text, voice_id)
+        options = SynthesisOptions(speed=speed, deterministic=deterministic)
+        chunks = await anyio.to_thread.run_sync(lambda: self.synthesizer.synthesize(text, voice_id, options))
+        return SpeechPlan(chunks=chunks, voice=voice_id, principal=who)
+
+    @asynccontextmanager
+    async def stream_speech(
+        self, plan: SpeechPlan
+    ) -> AsyncIterator[MemoryObjectReceiveStream[SpeechChunk | SpeechError]]:
+        """Synthesize a started utterance; the block receives each sentence as soon as it is ready.
+
+        A failure midway arrives as a `SpeechError` item, after which the stream ends. Leaving the
+        block early (the listener went away, or barged in) stops synthesis at the next sentence and
+        frees the slot. Enter and leave it in the same task.
+        """
+        send, receive = anyio.create_memory_object_stream[SpeechChunk | SpeechError](max_buffer_size=1)
+
+        def work() -> float:
+            total = 0.0
+            for chunk in plan.chunks:
+                anyio.from_thread.check_cancelled()
+                total += chunk.audio.duration
+                if total > self.settings.max_speech_seconds:
+                    raise AudioTooLong(
+                        f"the speech would be longer than {self.settings.max_speech_seconds:g} s; "
+                        "send less text or a higher speed"
+                    )
+                try:
+                    anyio.from_thread.run(send.send, chunk)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    break  # the listener is gone: stop at this sentence
+            return total
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    spoken = await self._run(
+                        self.synthesis, work, self.settings.speak_timeout_seconds, "speak"
+                    )
+                except SpeechError as exc:
+                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        await send.send(exc)
+                    return
+                self.metrics.audio_seconds.labels("out").inc(spoken)
+                self.policy.record_audio(plan.principal, spoken)
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(produce)
+            try:
+                yield receive
+            finally:
+                tg.cancel_scope.cancel()
 
     async def transcribe(
         self,

@@ -14,6 +14,7 @@ from speech_backend.encode import (
     is_marked_synthetic,
     output_rate,
     synthetic_metadata,
+    to_pcm16,
 )
 from speech_backend.engines import build_recognizer, build_synthesizer
 from speech_backend.errors import (
@@ -81,4 +82,5 @@ __all__ = [
     "resample",
     "resolve_device",
     "synthetic_metadata",
+    "to_pcm16",
 ]

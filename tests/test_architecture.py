@@ -36,6 +36,6 @@ def test_the_backend_public_surface_is_pinned():
             "Synthesizer", "TextTooLong", "Transcript", "UnsupportedMedia", "Voice", "VoiceNotFound",
             "WhisperSettings", "Word", "WordTiming", "build_recognizer", "build_synthesizer", "decode_audio",
             "encode_audio", "is_marked_synthetic", "output_rate", "resample", "resolve_device",
-            "synthetic_metadata",
+            "synthetic_metadata", "to_pcm16",
         ]
     )  # fmt: skip
