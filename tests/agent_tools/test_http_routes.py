@@ -1,0 +1,200 @@
+"""The HTTP data plane: OpenAI-compatible routes through the official client, streamed speech,
+barge-in, and the same errors and policies as MCP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from openai import APIStatusError, OpenAI
+
+from agent_tools.runtime import Runtime
+from agent_tools.service import SpeechService
+from agent_tools.settings import ServiceSettings
+from speech_backend import AudioLimits, SpeechChunk
+from speech_backend.fakes import FAKE_VOICE, FakeRecognizer, FakeSynthesizer
+from tests.agent_tools.conftest import eventually, serve_http
+from tests.wer import normalized_wer
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_openai_client_round_trips_speech_and_transcription(runtime, tmp_path: Path):
+    text = "The official client works against this server without changes. Speech goes out, text comes back."
+    async with serve_http(runtime) as base:
+
+        def use_client() -> dict[str, object]:
+            client = OpenAI(base_url=f"{base}/v1", api_key="unused")
+            mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input=text).read()
+            path = tmp_path / "speech.mp3"
+            path.write_bytes(mp3)
+            with path.open("rb") as f:
+                plain = client.audio.transcriptions.create(model="whisper-1", file=f)
+            with path.open("rb") as f:
+                verbose = client.audio.transcriptions.create(
+                    model="whisper-1",
+                    file=f,
+                    response_format="verbose_json",
+                    timestamp_granularities=["word"],
+                )
+            with path.open("rb") as f:
+                srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
+            pcm = client.audio.speech.create(
+                model="tts-1", voice="alloy", input="Raw samples.", response_format="pcm"
+            )
+            return {
+                "mp3": mp3,
+                "plain": plain.text,
+                "verbose": verbose,
+                "srt": srt,
+                "pcm": pcm.read(),
+                "models": [m.id for m in client.models.list()],
+            }
+
+        got = await anyio.to_thread.run_sync(use_client)
+    assert got["mp3"][:3] == b"ID3"
+    assert normalized_wer([text], [got["plain"]]) <= 0.10
+    assert got["verbose"].language == "en" and got["verbose"].words
+    assert got["srt"].startswith("1\n00:00:00,000 --> ")
+    assert len(got["pcm"]) % 2 == 0 and 0.5 < len(got["pcm"]) / 2 / 24000 < 3
+    assert {"tts-1", "whisper-1", "tiny.en"} <= set(got["models"])
+
+
+async def test_openai_client_errors_carry_the_contract_codes_and_statuses(runtime):
+    async with serve_http(runtime) as base:
+
+        def failures() -> list[tuple[int, str]]:
+            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+            out = []
+            for kwargs in (
+                {"voice": "no-such-voice", "input": "hi"},
+                {"voice": "alloy", "input": "x" * 5001},
+                {"voice": "alloy", "input": "hi", "speed": 7.0},
+            ):
+                try:
+                    client.audio.speech.create(model="tts-1", **kwargs)
+                except APIStatusError as exc:
+                    out.append((exc.status_code, exc.body["code"]))
+            return out
+
+        assert await anyio.to_thread.run_sync(failures) == [
+            (404, "voice_not_found"),
+            (400, "text_too_long"),
+            (400, "invalid_argument"),
+        ]
+
+
+async def test_openai_sse_stream_format_sends_audio_deltas_then_done(runtime):
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=60) as http:
+        body = {
+            "model": "tts-1",
+            "voice": "alloy",
+            "input": "First part. Second part.",
+            "stream_format": "sse",
+        }
+        response = await http.post(f"{base}/v1/audio/speech", json=body)
+    events = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    assert [e["type"] for e in events] == ["speech.audio.delta", "speech.audio.delta", "speech.audio.done"]
+    assert all(len(base64.b64decode(e["audio"])) > 10_000 for e in events[:2])
+
+
+class GatedSynthesizer(FakeSynthesizer):
+    """A fake that yields a sentence only when the test allows one more."""
+
+    def __init__(self) -> None:
+        self.allowed = threading.Semaphore(0)
+        self.sentences = 0
+
+    def _chunks(self, sentences: list[str], speed: float) -> Iterator[SpeechChunk]:
+        for chunk in super()._chunks(sentences, speed):
+            self.allowed.acquire(timeout=10)
+            self.sentences += 1
+            yield chunk
+
+
+def gated(settings) -> tuple[Runtime, GatedSynthesizer]:
+    engine = GatedSynthesizer()
+    service = SpeechService(engine, FakeRecognizer(), ServiceSettings(), AudioLimits(), FAKE_VOICE.id)
+    return Runtime(settings, service=service), engine
+
+
+async def read_events(response: httpx2.Response) -> Iterator[tuple[str, dict[str, object]]]:
+    event = ""
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            yield event, json.loads(line[5:])
+
+
+async def test_streamed_speech_sends_the_first_audio_before_later_sentences_are_synthesized(settings):
+    runtime, engine = gated(settings)
+    text = "One. Two. Three. Four."
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=30) as http:
+        engine.allowed.release()
+        seen: list[str] = []
+        async with http.stream("POST", f"{base}/v1/speak/stream", json={"text": text}) as response:
+            assert response.status_code == 200
+            async for event, data in read_events(response):
+                seen.append(event)
+                if event == "audio" and len(seen) == 2:
+                    assert engine.sentences == 1  # the rest of the text is not spoken yet
+                    for _ in range(3):
+                        engine.allowed.release()
+                if event == "done":
+                    assert data["sentences"] == 4 and data["text"] == text
+    assert seen == ["mark", "audio"] * 4 + ["done"]
+
+
+async def test_a_listener_who_hangs_up_stops_synthesis_within_a_sentence(settings):
+    runtime, engine = gated(settings)
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=30) as http:
+        engine.allowed.release()
+        async with http.stream("POST", f"{base}/v1/speak/stream", json={"text": "Go. " * 50}) as response:
+            async for event, _ in read_events(response):
+                if event == "audio":
+                    break  # barge-in: stop listening after the first sentence
+        for _ in range(50):
+            engine.allowed.release()
+        await eventually(lambda: runtime.service.synthesis.in_use == 0)
+    assert engine.sentences <= 3
+
+
+async def test_streamed_speech_refuses_bad_input_with_a_status_before_streaming(runtime):
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        unknown_voice = await http.post(f"{base}/v1/speak/stream", json={"text": "hi", "voice": "x/../y"})
+        extra_field = await http.post(f"{base}/v1/speak/stream", json={"text": "hi", "volume": 11})
+        not_json = await http.post(
+            f"{base}/v1/speak/stream", content=b"{nope", headers={"content-type": "application/json"}
+        )
+    assert (unknown_voice.status_code, unknown_voice.json()["error"]["code"]) == (404, "voice_not_found")
+    assert (extra_field.status_code, extra_field.json()["error"]["code"]) == (400, "invalid_argument")
+    assert (not_json.status_code, not_json.json()["error"]["code"]) == (400, "invalid_argument")
+
+
+async def test_http_routes_apply_the_same_tokens_and_policy_as_mcp(settings, tmp_path):
+    from policies import token_hash
+    from tests.agent_tools.test_policy_http import fake_runtime
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nlocal_principal: a\nprincipals:\n  - id: a\n"
+        f"    token_sha256: [{token_hash('a-token')}]\n    tools: [list_voices]\n    rate_per_minute: 2\n"
+    )
+    runtime, _ = fake_runtime(settings, policy)
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        anonymous = await http.get(f"{base}/v1/audio/voices")
+        auth = {"authorization": "Bearer a-token"}
+        speak = await http.post(f"{base}/v1/audio/speech", json={"input": "hi"}, headers=auth)
+        listed = [await http.get(f"{base}/v1/audio/voices", headers=auth) for _ in range(2)]
+        flooded = await http.get(f"{base}/v1/audio/voices", headers=auth)
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert (speak.status_code, speak.json()["error"]["code"]) == (403, "forbidden")
+    assert [r.status_code for r in listed] == [200, 200]
+    assert flooded.status_code == 429 and int(flooded.headers["retry-after"]) >= 1
