@@ -38,6 +38,7 @@ format: install
 bench: install
 	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/tool_calls.py
+	$(BIN)/python benchmarks/streaming.py
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache
