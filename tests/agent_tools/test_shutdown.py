@@ -72,3 +72,38 @@ async def test_sigterm_lets_the_running_call_finish_and_exits_zero(cache_dir, lo
         finally:
             if proc.returncode is None:
                 proc.kill()
+
+
+async def test_sighup_reloads_the_policy_file_without_a_restart(cache_dir, tmp_path):
+    from policies import token_hash
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nlocal_principal: a\nprincipals:\n  - id: a\n"
+        f"    token_sha256: [{token_hash('a-token')}]\n    tools: [speak]\n"
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir),
+        "SPEECH_TOOLS_POLICY_FILE": str(policy),
+    }
+    cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
+    async with await anyio.open_process(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as proc:
+        try:
+            await wait_ready(base)
+            auth = {"authorization": "Bearer a-token"}
+            async with httpx2.AsyncClient(headers=auth) as http:
+                before = await http.get(f"{base}/v1/audio/voices")
+                policy.write_text(policy.read_text().replace("tools: [speak]", "tools: [speak, list_voices]"))
+                proc.send_signal(signal.SIGHUP)
+                with anyio.fail_after(10):
+                    while (after := await http.get(f"{base}/v1/audio/voices")).status_code != 200:  # noqa: ASYNC110
+                        await anyio.sleep(0.1)
+            assert before.status_code == 403 and after.json()["voices"]
+        finally:
+            proc.terminate()
+            await proc.wait()
