@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -61,3 +62,40 @@ class Admission:
             yield
         finally:
             self._limiter.release_on_behalf_of(token)
+
+
+class SentenceSlots:
+    """Engine slots handed out one sentence at a time, first sentences of a call ahead of later ones,
+    otherwise in arrival order: a new stream's first audio waits for at most one sentence per slot."""
+
+    FIRST, LATER = 0, 1
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[int, int, anyio.Event]] = []
+        self._order = 0
+
+    async def acquire(self, priority: int) -> None:
+        """Wait for a slot; `FIRST` for a call's first sentence, `LATER` for the rest."""
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        self._order += 1
+        entry = (priority, self._order, anyio.Event())
+        heapq.heappush(self._waiting, entry)
+        try:
+            await entry[2].wait()
+        except BaseException:
+            if entry[2].is_set():
+                self.release()  # granted just as we were cancelled: pass it on
+            else:
+                self._waiting.remove(entry)
+                heapq.heapify(self._waiting)
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the most urgent waiter, or free it."""
+        if self._waiting:
+            heapq.heappop(self._waiting)[2].set()
+        else:
+            self._free += 1

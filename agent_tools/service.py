@@ -22,7 +22,7 @@ import anyio.to_thread
 import numpy as np
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from agent_tools.admission import Admission
+from agent_tools.admission import Admission, SentenceSlots
 from agent_tools.errors import DeadlineExceeded
 from agent_tools.metrics import Metrics
 from agent_tools.settings import ServiceSettings, Settings
@@ -134,6 +134,9 @@ class SpeechService:
         queue, wait = settings.max_queued, settings.max_queue_wait_seconds
         self.synthesis = Admission("synthesis", settings.synthesis_slots, queue, wait)
         self.recognition = Admission("recognition", settings.recognition_slots, queue, wait)
+        # Streams are admitted as calls, then share the synthesis slots sentence by sentence.
+        self.streams = Admission("streaming", settings.max_streams, queue, wait)
+        self.sentences = SentenceSlots(settings.synthesis_slots)
 
     @classmethod
     def from_settings(
@@ -305,9 +308,18 @@ class SpeechService:
         """
         send, receive = anyio.create_memory_object_stream[SpeechChunk | SpeechError](max_buffer_size=1)
 
+        def next_sentence(first: bool) -> SpeechChunk | None:
+            anyio.from_thread.run(
+                self.sentences.acquire, SentenceSlots.FIRST if first else SentenceSlots.LATER
+            )
+            try:
+                return next(plan.chunks, None)
+            finally:
+                anyio.from_thread.run_sync(self.sentences.release)
+
         def work() -> float:
             total = 0.0
-            for chunk in plan.chunks:
+            while (chunk := next_sentence(first=total == 0.0)) is not None:
                 anyio.from_thread.check_cancelled()
                 total += chunk.audio.duration
                 if total > self.settings.max_speech_seconds:
@@ -324,9 +336,7 @@ class SpeechService:
         async def produce() -> None:
             async with send:
                 try:
-                    spoken = await self._run(
-                        self.synthesis, work, self.settings.speak_timeout_seconds, "speak"
-                    )
+                    spoken = await self._run(self.streams, work, self.settings.speak_timeout_seconds, "speak")
                 except SpeechError as exc:
                     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                         await send.send(exc)

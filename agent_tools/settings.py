@@ -26,6 +26,12 @@ class ServiceSettings(BaseModel):
     recognition_slots: int = Field(
         2, ge=1, le=64, description="Recognitions run at once; keep at or below the Whisper worker count."
     )
+    max_streams: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Streamed utterances at once; they share the synthesis slots per sentence.",
+    )
     max_queued: int = Field(16, ge=0, le=10_000, description="Calls that may wait for a slot, per engine.")
     max_queue_wait_seconds: float = Field(
         30.0, gt=0, description="Longest a call waits for a slot before it is answered `busy`."
