@@ -15,7 +15,7 @@ from agent_tools.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 # After the last call returns, time for its response to be written before connections close.
-RESPONSE_GRACE_SECONDS = 0.5
+RESPONSE_GRACE_SECONDS = 1.0
 
 
 class DrainingServer(uvicorn.Server):

@@ -37,14 +37,15 @@ async def wait_ready(base: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_sigterm_lets_the_running_call_finish_and_exits_zero(cache_dir, long_text, mode):
+async def test_sigterm_lets_the_running_call_finish_and_exits_zero(cache_dir, long_text, mode, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir)}
     cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
-    async with await anyio.open_process(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    ) as proc:
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        proc = await anyio.open_process(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink)
+    async with proc:
         try:
             await wait_ready(base)
             results = []
@@ -65,10 +66,12 @@ async def test_sigterm_lets_the_running_call_finish_and_exits_zero(cache_dir, lo
                 with anyio.fail_after(30):
                     await speaking.wait()
                 proc.send_signal(signal.SIGTERM)
-            assert results and not results[0].is_error
-            assert len(results[0].structured_content["sentences"]) == 15
             with anyio.fail_after(60):
-                assert await proc.wait() == 0
+                code = await proc.wait()
+            tail = log.read_text()[-3000:]  # what the server said, should this fail
+            assert results and not results[0].is_error, tail
+            assert len(results[0].structured_content["sentences"]) == 15
+            assert code == 0, tail
         finally:
             if proc.returncode is None:
                 proc.kill()
