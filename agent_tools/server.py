@@ -1,30 +1,24 @@
 """The MCP server: the one place the speech tools and resources are registered."""
 
 import base64
-import contextvars
-import functools
 import inspect
 import json
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.types import AudioContent, CallToolResult, ResourceLink, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.types import AudioContent, CallToolResult, ResourceLink, ToolAnnotations
+from pydantic import Field
 
-from agent_tools.errors import error_body
-from agent_tools.runtime import Runtime, new_request_id
+from agent_tools.runtime import Runtime
 from agent_tools.schemas import SpeakResult, TranscribeResult, VoiceInfo, VoiceList
 from agent_tools.sources import decode_base64, read_uri
-from policies import AuditRecord, PolicyError, Principal, Unauthorized
-from policies.audit import Decision
-from speech_backend import AUDIO_FORMATS, MIME_TYPES, AudioFormat, InvalidArgument, SpeechError
+from agent_tools.tool_boundary import ToolCallBoundary, principal_var, structured, typed_errors
+from policies import Unauthorized
+from speech_backend import AUDIO_FORMATS, MIME_TYPES, AudioFormat, InvalidArgument
 
 logger = logging.getLogger(__name__)
 
@@ -53,41 +47,6 @@ TRANSCRIBE_DESCRIPTION = (
 )
 LIST_VOICES_DESCRIPTION = "List the voices `speak` can use, with language, quality, sample rate and licence."
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
-_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
-_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
-POLICY_CODES = frozenset({"unauthorized", "forbidden", "policy_denied", "rate_limited", "text_too_long"})
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-def typed_errors(fn: F) -> F:
-    """Return every failure of a tool as the contract's error result instead of raising it."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return await fn(*args, **kwargs)
-        except Exception as exc:  # the boundary: every failure becomes exactly one typed result
-            return error_result(exc, _request_id.get())
-
-    return wrapper  # type: ignore[return-value]
-
-
-def structured(result: BaseModel, *content: Any) -> CallToolResult:
-    """A successful tool result: any leading content blocks, then the JSON text, plus structured content."""
-    return CallToolResult(
-        content=[*content, TextContent(text=result.model_dump_json())],
-        structured_content=result.model_dump(mode="json"),
-    )
-
-
-def error_result(exc: BaseException, request_id: str) -> CallToolResult:
-    """The tool result for a failure: `[code] message` text and the structured `error` object."""
-    body = error_body(exc, request_id)
-    return CallToolResult(
-        content=[TextContent(text=f"[{body['code']}] {body['message']} (request {request_id})")],
-        structured_content={"error": body},
-        is_error=True,
-    )
 
 
 class PolicyTokenVerifier(TokenVerifier):
@@ -177,7 +136,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
             speed=speed,
             sample_rate=sample_rate,
             progress=ctx.report_progress,
-            principal=_principal.get(),
+            principal=principal_var.get(),
         )
         ext = EXTENSIONS[speech.format]
         clip = runtime.store.put(speech.data, speech.mime_type, suffix=ext)
@@ -225,7 +184,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
     ) -> Annotated[CallToolResult, TranscribeResult]:
         """Transcribe audio (see TRANSCRIBE_DESCRIPTION)."""
         service = runtime.require()
-        who = service.caller(_principal.get())
+        who = service.caller(principal_var.get())
         service.policy.check_tool(who, "transcribe")  # before any bytes are decoded or read
         limits = service.audio_limits
         if (audio_base64 is None) == (audio_uri is None):
@@ -257,7 +216,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
         """List voices (see LIST_VOICES_DESCRIPTION)."""
         service = runtime.require()
         result = VoiceList(
-            voices=[VoiceInfo.of(v) for v in service.voices(language, principal=_principal.get())],
+            voices=[VoiceInfo.of(v) for v in service.voices(language, principal=principal_var.get())],
             default_voice=service.default_voice,
         )
         return structured(result)
@@ -286,139 +245,3 @@ def _register_clip_template(server: MCPServer, runtime: Runtime, fmt: AudioForma
         if found is None:
             raise ResourceError("that audio is unknown or has expired; call speak again")
         return found.data
-
-
-class ToolCallBoundary:
-    """Middleware around every tools/call: gives the call a request id, refuses unknown arguments,
-    turns the SDK's own failures (schema validation, unknown tool) into the contract's errors, and
-    counts the call."""
-
-    def __init__(self, runtime: Runtime, allowed: dict[str, frozenset[str]]) -> None:
-        self.runtime = runtime
-        self.allowed = allowed
-
-    async def __call__(self, ctx: Any, call_next: Any) -> Any:
-        if ctx.method != "tools/call" or not isinstance(ctx.params, dict):
-            return await call_next(ctx)
-        tool = str(ctx.params.get("name", ""))
-        label = tool if tool in self.allowed else "unknown"
-        request_id = new_request_id()
-        token = _request_id.set(request_id)
-        started = time.perf_counter()
-        self.runtime.calls_in_flight += 1
-        principal_token = _principal.set(None)
-        try:
-            _principal.set(self._principal())
-            self._check_arguments(tool, ctx.params.get("arguments"))
-            result = await call_next(ctx)
-            if isinstance(result, dict):  # the chain hands back the serialized result
-                result = CallToolResult.model_validate(result)
-            failure = _sdk_failure(result)
-            if failure is not None:
-                result = error_result(failure, request_id)
-            self._audit(label, request_id, result, time.perf_counter() - started, ctx.params.get("arguments"))
-        except (SpeechError, PolicyError) as exc:
-            result = error_result(exc, request_id)
-            self._audit(label, request_id, result, time.perf_counter() - started, None)
-        finally:
-            self.runtime.calls_in_flight -= 1
-            _request_id.reset(token)
-            _principal.reset(principal_token)
-        self._count(label, result, time.perf_counter() - started)
-        return result
-
-    def _principal(self) -> Principal:
-        """Who is calling: the principal of the HTTP bearer token, else the local principal."""
-        access = get_access_token()
-        if access is None:
-            return self.runtime.policy.local()
-        found = self.runtime.policy.config.principal(access.client_id or "")
-        if found is None:
-            raise Unauthorized("the bearer token's principal is no longer in the policy")
-        return found
-
-    def _audit(self, tool: str, request_id: str, result: Any, seconds: float, arguments: object) -> None:
-        """One audit line: who, which tool, the decision and sizes; never the text or audio."""
-        error = None
-        if isinstance(result, CallToolResult) and result.is_error and result.structured_content:
-            error = result.structured_content.get("error")
-        decision: Decision = (
-            "allow" if error is None else "deny" if error["code"] in POLICY_CODES else "error"
-        )
-        structured = result.structured_content if isinstance(result, CallToolResult) else None
-        chars = (
-            len(arguments["text"])
-            if isinstance(arguments, dict) and isinstance(arguments.get("text"), str)
-            else None
-        )
-        audio = structured.get("duration_seconds") if structured and error is None else None
-        principal = _principal.get()
-        self.runtime.policy.audit(
-            AuditRecord(
-                request_id=request_id,
-                principal=principal.id if principal else "-",
-                tool=tool,
-                decision=decision,
-                code=error["code"] if error else None,
-                rule=error.get("rule") if error else None,
-                chars=chars,
-                audio_seconds=audio,
-                latency_ms=round(seconds * 1000, 1),
-            )
-        )
-
-    def _count(self, tool: str, result: Any, seconds: float) -> None:
-        metrics = self.runtime.metrics
-        metrics.latency.labels(tool).observe(seconds)
-        error = None
-        if isinstance(result, CallToolResult) and result.is_error and result.structured_content:
-            error = result.structured_content.get("error")
-        if error is None:
-            metrics.calls.labels(tool, "ok").inc()
-            return
-        metrics.calls.labels(tool, "error").inc()
-        metrics.errors.labels(tool, error["code"]).inc()
-        logger.info(
-            "tool error", extra={"tool": tool, "code": error["code"], "request_id": error["request_id"]}
-        )
-
-    def _check_arguments(self, tool: str, arguments: object) -> None:
-        if tool not in self.allowed:
-            raise InvalidArgument(
-                f"there is no tool {tool!r}; the tools are {', '.join(sorted(self.allowed))}"
-            )
-        if arguments is None:
-            return
-        if not isinstance(arguments, dict):
-            raise InvalidArgument("arguments must be a JSON object")
-        unknown = sorted(set(arguments) - self.allowed[tool])
-        if unknown:
-            raise InvalidArgument(
-                f"{tool} has no argument {', '.join(map(repr, unknown))}; "
-                f"its arguments are {', '.join(sorted(self.allowed[tool]))}"
-            )
-
-
-def _sdk_failure(result: Any) -> Exception | None:
-    """The error an is_error result of the SDK's own making stands for; None for success or our errors."""
-    if not isinstance(result, CallToolResult) or not result.is_error:
-        return None
-    if result.structured_content and "error" in result.structured_content:
-        return None
-    text = " ".join(c.text for c in result.content if isinstance(c, TextContent))
-    if "validation error" in text:
-        return InvalidArgument(_validation_summary(text))
-    return RuntimeError("tool failed without a typed error")
-
-
-def _validation_summary(text: str) -> str:
-    """The fields and rules from a pydantic message, without the rejected values."""
-    lines = [
-        line.strip()
-        for line in text.splitlines()[1:]
-        if line.strip() and not line.strip().startswith("For further information")
-    ]
-    pairs = [
-        f"{field}: {rule.split(' [type=')[0]}" for field, rule in zip(lines[::2], lines[1::2], strict=False)
-    ]
-    return "invalid arguments: " + "; ".join(pairs) + ". Fix them to match the tool's input schema."
