@@ -218,12 +218,7 @@ class SpeechService:
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
             InvalidArgument, VoiceNotFound: bad arguments.
         """
-        self.check_text(text)
-        if not math.isfinite(speed):
-            raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
-        voice_id = voice or self.default_voice
-        who = self.caller(principal)
-        self.policy.check_speak(who, text, voice_id)
+        voice_id, who = self._admit_speech(text, voice, speed, principal)
         fmt = fmt or self.settings.default_format
         output_rate(fmt, 22050, sample_rate)  # refuse an impossible rate before synthesis
         options = SynthesisOptions(speed=speed, deterministic=deterministic)
@@ -235,11 +230,7 @@ class SpeechService:
                 anyio.from_thread.check_cancelled()
                 chunks.append(chunk)
                 total += chunk.audio.duration
-                if total > self.settings.max_speech_seconds:
-                    raise AudioTooLong(
-                        f"the speech would be longer than {self.settings.max_speech_seconds:g} s; "
-                        "send less text or a higher speed"
-                    )
+                self._check_spoken(total)
                 if progress is not None:
                     anyio.from_thread.run(progress, float(len(chunks)), None, f"sentence {len(chunks)}")
             return chunks
@@ -272,6 +263,26 @@ class SpeechService:
             sentences=tuple(SentenceTiming(c.text, round(c.start, 3), round(c.end, 3)) for c in chunks),
         )
 
+    def _admit_speech(
+        self, text: str, voice: str | None, speed: float, principal: Principal | None
+    ) -> tuple[str, Principal]:
+        """The checks every utterance passes before synthesis: length, speed, caller and policy."""
+        self.check_text(text)
+        if not math.isfinite(speed):
+            raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
+        voice_id = voice or self.default_voice
+        who = self.caller(principal)
+        self.policy.check_speak(who, text, voice_id)
+        return voice_id, who
+
+    def _check_spoken(self, seconds: float) -> None:
+        """Refuse speech that has run past the per-call output cap."""
+        if seconds > self.settings.max_speech_seconds:
+            raise AudioTooLong(
+                f"the speech would be longer than {self.settings.max_speech_seconds:g} s; "
+                "send less text or a higher speed"
+            )
+
     async def start_speech(
         self,
         text: str,
@@ -286,12 +297,7 @@ class SpeechService:
         Raises:
             TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
         """
-        self.check_text(text)
-        if not math.isfinite(speed):
-            raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
-        voice_id = voice or self.default_voice
-        who = self.caller(principal)
-        self.policy.check_speak(who, text, voice_id)
+        voice_id, who = self._admit_speech(text, voice, speed, principal)
         options = SynthesisOptions(speed=speed, deterministic=deterministic)
         chunks = await anyio.to_thread.run_sync(lambda: self.synthesizer.synthesize(text, voice_id, options))
         return SpeechPlan(chunks=chunks, voice=voice_id, principal=who)
@@ -322,11 +328,7 @@ class SpeechService:
             while (chunk := next_sentence(first=total == 0.0)) is not None:
                 anyio.from_thread.check_cancelled()
                 total += chunk.audio.duration
-                if total > self.settings.max_speech_seconds:
-                    raise AudioTooLong(
-                        f"the speech would be longer than {self.settings.max_speech_seconds:g} s; "
-                        "send less text or a higher speed"
-                    )
+                self._check_spoken(total)
                 try:
                     anyio.from_thread.run(send.send, chunk)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
