@@ -221,7 +221,9 @@ class SpeechService:
         voice_id, who = self._admit_speech(text, voice, speed, principal)
         fmt = fmt or self.settings.default_format
         output_rate(fmt, 22050, sample_rate)  # refuse an impossible rate before synthesis
-        options = SynthesisOptions(speed=speed, deterministic=deterministic)
+        options = SynthesisOptions(
+            speed=speed, deterministic=deterministic or self.settings.deterministic_speech
+        )
 
         def work() -> list[SpeechChunk]:
             chunks: list[SpeechChunk] = []
@@ -298,7 +300,9 @@ class SpeechService:
             TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
         """
         voice_id, who = self._admit_speech(text, voice, speed, principal)
-        options = SynthesisOptions(speed=speed, deterministic=deterministic)
+        options = SynthesisOptions(
+            speed=speed, deterministic=deterministic or self.settings.deterministic_speech
+        )
         chunks = await anyio.to_thread.run_sync(lambda: self.synthesizer.synthesize(text, voice_id, options))
         return SpeechPlan(chunks=chunks, voice=voice_id, principal=who)
 

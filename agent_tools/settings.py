@@ -26,6 +26,9 @@ class ServiceSettings(BaseModel):
     recognition_slots: int = Field(
         2, ge=1, le=64, description="Recognitions run at once; keep at or below the Whisper worker count."
     )
+    deterministic_speech: bool = Field(
+        False, description="Synthesize without sampling noise: the same text always gives the same audio."
+    )
     max_streams: int = Field(
         16,
         ge=1,

@@ -57,7 +57,9 @@ def recognizer(engine_settings: EngineSettings, cpu: Device) -> Recognizer:
 def service(
     synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings
 ) -> SpeechService:
-    return SpeechService(synthesizer, recognizer, ServiceSettings(), engine_settings.audio, DEFAULT_VOICE)
+    # Deterministic speech: round-trip word error rates then do not depend on sampling noise.
+    settings = ServiceSettings(deterministic_speech=True)
+    return SpeechService(synthesizer, recognizer, settings, engine_settings.audio, DEFAULT_VOICE)
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,12 @@ from agent_tools.app import build_app
 from agent_tools.runtime import Runtime
 from agent_tools.server import build_server
 from agent_tools.service import SpeechService
-from agent_tools.settings import Settings
+from agent_tools.settings import ServiceSettings, Settings
 
 
 @pytest.fixture
 def settings(engine_settings) -> Settings:
-    return Settings(engines=engine_settings)
+    return Settings(engines=engine_settings, service=ServiceSettings(deterministic_speech=True))
 
 
 @pytest.fixture

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.anyio
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_speak_and_transcribe_over_streamable_http(runtime, mode):
-    text = "Streaming over real sockets works as well as in memory."
+    text = (
+        "Streaming over real sockets works as well as in memory. "
+        "The same tools answer in the same way on every transport."
+    )
     async with serve_http(runtime) as base, Client(f"{base}/mcp", mode=mode) as client:
         spoken = await client.call_tool("speak", {"text": text, "format": "flac"})
         heard = await client.call_tool("transcribe", {"audio_uri": spoken.structured_content["audio_uri"]})

@@ -45,7 +45,10 @@ async def test_the_tools_have_the_mcp_names_and_input_schemas(runtime):
 
 async def test_speak_puts_audio_in_the_artifact_not_the_message_and_transcribe_hears_it(runtime, tmp_path):
     tools = {t.name: t for t in await speech_tools(runtime, audio_dir=tmp_path)}
-    text = "Agents should never see raw audio in their context window."
+    text = (
+        "Agents should never see raw audio in their context window. "
+        "They read the text and keep the sound somewhere else."
+    )
     spoken = await call(tools["speak"], {"text": text})
     assert spoken.status == "success" and len(str(spoken.content)) < 2000
     assert spoken.artifact["audio"][:4] == b"RIFF"

@@ -51,7 +51,10 @@ async def assert_still_serving(client: Client) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_speak_returns_marked_audio_that_transcribes_back_to_its_text(server, mode):
-    text = "Please book a table for four people at seven thirty tonight."
+    text = (
+        "Please book a table for four people at the hotel tonight. "
+        "We would like to sit by the window if there is room."
+    )
     async with Client(server, mode=mode) as client:
         spoken = await client.call_tool("speak", {"text": text, "format": "mp3"})
         meta = spoken.structured_content

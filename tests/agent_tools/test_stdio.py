@@ -24,9 +24,13 @@ async def test_speak_and_transcribe_over_stdio_with_logs_on_stderr_only(cache_di
             **os.environ,
             "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir),
             "SPEECH_TOOLS_LOG_LEVEL": "DEBUG",
+            "SPEECH_TOOLS_SERVICE__DETERMINISTIC_SPEECH": "true",
         },
     )
-    text = "Standard input and output carry only the protocol."
+    text = (
+        "Standard input and output carry only the protocol. "
+        "Every log line goes to the error stream, and the client reads clean messages."
+    )
     with tempfile.TemporaryFile("w+") as errlog:
         with anyio.fail_after(120):
             async with Client(stdio_client(params, errlog=errlog)) as client:
