@@ -19,6 +19,9 @@ from starlette.routing import BaseRoute, Route
 from agent_tools.http_routes import HttpRoutes
 from agent_tools.runtime import Runtime
 from agent_tools.server import build_server
+from agent_tools.sockets import SocketGate
+from agent_tools.speak_socket import SpeakSocket
+from agent_tools.transcribe_socket import TranscribeSocket
 from policies import Unauthorized
 
 logger = logging.getLogger(__name__)
@@ -76,9 +79,12 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
                 tg.cancel_scope.cancel()
         runtime.policy.close()
 
+    gate = SocketGate(runtime, security)
     routes = [
         *Probes(runtime, security).routes(),
         *HttpRoutes(runtime).routes(),
+        *SpeakSocket(runtime, gate).routes(),
+        *TranscribeSocket(runtime, gate).routes(),
         *sse.routes,
         *streamable.routes,
     ]

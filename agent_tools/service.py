@@ -78,6 +78,7 @@ class SpeechPlan:
     chunks: Iterator[SpeechChunk]
     voice: str
     principal: Principal
+    first: bool = True  # the utterance's first text: its first sentence goes ahead of later ones
 
 
 @dataclass(frozen=True)
@@ -184,15 +185,16 @@ class SpeechService:
         self.synthesis.close()
         self.recognition.close()
 
-    def check_text(self, text: str) -> None:
-        """Refuse text over the character cap.
+    def check_text(self, text: str, spoken_chars: int = 0) -> None:
+        """Refuse text over the character cap (counting `spoken_chars` already in the utterance).
 
         Raises:
             TextTooLong: with the limit attached.
         """
-        if len(text) > self.settings.max_text_chars:
+        total = spoken_chars + len(text)
+        if total > self.settings.max_text_chars:
             error = TextTooLong(
-                f"text is {len(text)} characters, over the limit of {self.settings.max_text_chars}; "
+                f"text is {total} characters, over the limit of {self.settings.max_text_chars}; "
                 "split it into several calls"
             )
             error.limit = self.settings.max_text_chars  # type: ignore[attr-defined]
@@ -266,15 +268,15 @@ class SpeechService:
         )
 
     def _admit_speech(
-        self, text: str, voice: str | None, speed: float, principal: Principal | None
+        self, text: str, voice: str | None, speed: float, principal: Principal | None, spoken_chars: int = 0
     ) -> tuple[str, Principal]:
         """The checks every utterance passes before synthesis: length, speed, caller and policy."""
-        self.check_text(text)
+        self.check_text(text, spoken_chars)
         if not math.isfinite(speed):
             raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
         voice_id = voice or self.default_voice
         who = self.caller(principal)
-        self.policy.check_speak(who, text, voice_id)
+        self.policy.check_speak(who, text, voice_id, spoken_chars=spoken_chars)
         return voice_id, who
 
     def _check_spoken(self, seconds: float) -> None:
@@ -293,18 +295,22 @@ class SpeechService:
         speed: float = 1.0,
         deterministic: bool = False,
         principal: Principal | None = None,
+        spoken_chars: int = 0,
     ) -> SpeechPlan:
         """Every check a streamed utterance needs, and the voice loaded, before anything is sent.
+
+        For text arriving in pieces, `spoken_chars` counts the utterance's earlier pieces: the caps
+        apply to the whole, and only the first piece counts as a call.
 
         Raises:
             TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
         """
-        voice_id, who = self._admit_speech(text, voice, speed, principal)
+        voice_id, who = self._admit_speech(text, voice, speed, principal, spoken_chars)
         options = SynthesisOptions(
             speed=speed, deterministic=deterministic or self.settings.deterministic_speech
         )
         chunks = await anyio.to_thread.run_sync(lambda: self.synthesizer.synthesize(text, voice_id, options))
-        return SpeechPlan(chunks=chunks, voice=voice_id, principal=who)
+        return SpeechPlan(chunks=chunks, voice=voice_id, principal=who, first=spoken_chars == 0)
 
     @asynccontextmanager
     async def stream_speech(
@@ -329,7 +335,7 @@ class SpeechService:
 
         def work() -> float:
             total = 0.0
-            while (chunk := next_sentence(first=total == 0.0)) is not None:
+            while (chunk := next_sentence(first=plan.first and total == 0.0)) is not None:
                 anyio.from_thread.check_cancelled()
                 total += chunk.audio.duration
                 self._check_spoken(total)
@@ -403,6 +409,29 @@ class SpeechService:
             extra={"audio_s": round(transcript.duration, 3), "language": transcript.language,
                    "latency_s": round(time.perf_counter() - started, 3)},
         )  # fmt: skip
+        return transcript
+
+    async def recognize(
+        self, audio: Audio, options: RecognitionOptions, *, principal: Principal, final: bool
+    ) -> Transcript:
+        """Recognise 16 kHz audio already in hand (a live utterance); a final result counts against
+        the caller's audio quota, a partial one does not (its audio is counted with the final).
+
+        Raises:
+            Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
+        """
+
+        def stop_if_cancelled(done: float, total: float) -> None:
+            anyio.from_thread.check_cancelled()
+
+        def work() -> Transcript:
+            return self.recognizer.transcribe(audio, options, stop_if_cancelled)
+
+        timeout = self.settings.transcribe_timeout_seconds
+        transcript = await self._run(self.recognition, work, timeout, "transcribe")
+        if final:
+            self.metrics.audio_seconds.labels("in").inc(audio.duration)
+            self.policy.record_audio(principal, audio.duration)
         return transcript
 
     async def _run(self, admission: Admission, work: Callable[[], T], deadline_s: float, what: str) -> T:

@@ -40,6 +40,12 @@ class ServiceSettings(BaseModel):
         30.0, gt=0, description="Longest a call waits for a slot before it is answered `busy`."
     )
     speak_timeout_seconds: float = Field(120.0, gt=0, description="Deadline of one `speak` call.")
+    socket_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A WebSocket client that sends or reads nothing this long is closed (`timeout`).",
+    )
     transcribe_timeout_seconds: float = Field(300.0, gt=0, description="Deadline of one `transcribe` call.")
     inline_audio_max_bytes: int = Field(
         512 * 1024,

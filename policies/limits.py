@@ -19,20 +19,23 @@ class Limits:
         self.store = store
         self.clock = clock
 
-    def admit(self, principal: Principal, chars: int = 0) -> None:
-        """Count one call (and its characters) if the rate and quotas allow it.
+    def admit(self, principal: Principal, chars: int = 0, calls: int = 1) -> None:
+        """Count `calls` calls (one, or none for more text of a call already counted) and `chars`
+        characters, if the rate and quotas allow it.
 
         Raises:
             RateLimited: over the rate or a quota, with the time until the window turns.
         """
         now = self.clock()
         checks: list[tuple[str, int, float | None, float]] = [
-            ("calls_per_minute", MINUTE, principal.rate_per_minute, 1.0),
+            ("calls_per_minute", MINUTE, principal.rate_per_minute, float(calls)),
             ("chars_per_hour", HOUR, principal.quota.chars_per_hour, float(chars)),
             ("chars_per_day", DAY, principal.quota.chars_per_day, float(chars)),
             ("audio_seconds_per_hour", HOUR, principal.quota.audio_seconds_per_hour, 0.0),
             ("audio_seconds_per_day", DAY, principal.quota.audio_seconds_per_day, 0.0),
         ]
+        if not calls:
+            checks = checks[1:]  # more of a call already counted: the call rate does not apply
         for counter, window, limit, amount in checks:
             if limit is None:
                 continue

@@ -79,8 +79,12 @@ class Policy:
         if not principal.may_use(tool):
             raise Forbidden(f"{principal.id} may not use the {tool} tool")
 
-    def check_speak(self, principal: Principal, text: str, voice: str) -> None:
+    def check_speak(self, principal: Principal, text: str, voice: str, *, spoken_chars: int = 0) -> None:
         """Everything `speak` needs before synthesis: tool, voice, length, content, rate and quota.
+
+        For text arriving in pieces, `spoken_chars` is what the utterance already had: the piece is
+        checked and its characters counted, the length cap applies to the whole, and no further
+        call is counted against the rate.
 
         Raises:
             Forbidden, TextOverLimit, PolicyDenied, RateLimited.
@@ -90,14 +94,15 @@ class Policy:
             raise Forbidden(
                 f"{principal.id} may not use the voice {voice!r}; call list_voices for those allowed"
             )
-        if principal.max_text_chars is not None and len(text) > principal.max_text_chars:
+        total = spoken_chars + len(text)
+        if principal.max_text_chars is not None and total > principal.max_text_chars:
             raise TextOverLimit(
-                f"text is {len(text)} characters, over {principal.id}'s limit of {principal.max_text_chars}; "
+                f"text is {total} characters, over {principal.id}'s limit of {principal.max_text_chars}; "
                 "split it into several calls",
                 limit=principal.max_text_chars,
             )
         self._content.check(text)
-        self.limits.admit(principal, chars=len(text))
+        self.limits.admit(principal, chars=len(text), calls=0 if spoken_chars else 1)
 
     def check_transcribe(self, principal: Principal) -> float | None:
         """Tool, rate and quota before any decoding; returns the principal's audio cap in seconds.

@@ -41,6 +41,37 @@ def split_sentences(text: str, max_chars: int = 400) -> list[str]:
     return [p for p in pieces if any(ch.isalnum() for ch in p)]
 
 
+class SentenceAssembler:
+    """Text arriving in pieces (an LLM's tokens) cut into sentences as each one completes.
+
+    A sentence is complete once its end mark is followed by whitespace, so "3." waits to see
+    whether "5" follows; `flush` hands over whatever is left.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    @property
+    def pending(self) -> str:
+        """Text received but not yet handed over."""
+        return self._buffer
+
+    def push(self, text: str) -> list[str]:
+        """Append `text`; returns the sentences it completed, in order."""
+        self._buffer += text
+        ends = list(_SENTENCE_END.finditer(self._buffer))
+        if not ends:
+            return []
+        cut = ends[-1].end()
+        done, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return [s.strip() for s in _SENTENCE_END.split(done) if s.strip()]
+
+    def flush(self) -> str:
+        """Everything not yet handed over (maybe empty), and an empty buffer."""
+        rest, self._buffer = self._buffer.strip(), ""
+        return rest
+
+
 def _bound(sentence: str, max_chars: int) -> list[str]:
     if len(sentence) <= max_chars:
         return [sentence]

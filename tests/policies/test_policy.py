@@ -105,6 +105,21 @@ def test_character_and_audio_quotas_are_counted_per_window():
         policy.check_speak(capped, "x", "v")
 
 
+def test_text_arriving_in_pieces_counts_one_call_and_every_character():
+    streamer = Principal(id="streamer", rate_per_minute=1, max_text_chars=25, quota=Quota(chars_per_hour=100))
+    policy = policy_with(streamer)
+    policy.check_speak(streamer, "First sentence.", "v")
+    policy.check_speak(streamer, "Second.", "v", spoken_chars=15)  # more of the same call: no rate
+    with pytest.raises(TextOverLimit, match="26 characters"):
+        policy.check_speak(streamer, "Third.", "v", spoken_chars=20)  # the cap holds for the whole
+    with pytest.raises(RateLimited, match="calls per minute"):
+        policy.check_speak(streamer, "A new call.", "v")
+    with pytest.raises(PolicyDenied):
+        policy_with(streamer, blocked_patterns=[BlockedPattern(id="no-pin", pattern="PIN")]).check_speak(
+            streamer, "Say the PIN.", "v", spoken_chars=5
+        )
+
+
 def test_quota_state_in_sqlite_survives_a_new_store(tmp_path):
     clock = Clock()
     capped = Principal(id="capped", quota=Quota(chars_per_day=10))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from speech_backend import InvalidArgument
-from speech_backend.text import normalize_text, split_sentences
+from speech_backend.text import SentenceAssembler, normalize_text, split_sentences
 
 
 def test_sentences_split_at_terminal_punctuation_and_newlines():
@@ -43,3 +43,12 @@ def test_a_long_run_on_sentence_is_split_within_the_bound_without_losing_words()
 def test_a_single_enormous_word_is_cut_to_the_bound():
     pieces = split_sentences("a" * 1000, max_chars=300)
     assert [len(p) for p in pieces] == [300, 300, 300, 100]
+
+
+def test_text_in_pieces_is_handed_over_a_sentence_at_a_time():
+    assembler = SentenceAssembler()
+    pieces = ["It costs 3", ".50 today", ". Really", "? Yes", " it does", "!\nNext line", " without an end"]
+    out = [assembler.push(p) for p in pieces]
+    assert out == [[], [], ["It costs 3.50 today."], ["Really?"], [], ["Yes it does!"], []]
+    assert assembler.pending == "Next line without an end"
+    assert assembler.flush() == "Next line without an end" and assembler.flush() == ""

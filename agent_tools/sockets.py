@@ -1,0 +1,136 @@
+"""What every WebSocket route shares: Host/Origin checks, the bearer token, JSON events, bounded
+waits on a silent or slow client, and closing with the contract's error object.
+
+A refusal sends `{"type": "error", ...the contract's error object}` and closes with code
+4000 + the error's HTTP status (4401 unauthorized, 4400 invalid_argument, 4504 timeout, ...) and
+the error code as the close reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import anyio
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from agent_tools.errors import HTTP_STATUS, DeadlineExceeded, error_body
+from agent_tools.runtime import Runtime, new_request_id
+from policies import Principal
+from speech_backend import InvalidArgument, PayloadTooLarge
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_FRAME = 64 * 1024
+
+
+class ClientGone(Exception):
+    """The client closed the connection."""
+
+
+class ClientTooSlow(DeadlineExceeded):
+    """The client stopped reading what the server sends."""
+
+
+class SocketSession:
+    """One accepted WebSocket with the caller resolved, sending and receiving within bounds."""
+
+    def __init__(self, websocket: WebSocket, timeout_seconds: float) -> None:
+        self.websocket = websocket
+        self.timeout_seconds = timeout_seconds
+        self.request_id = new_request_id()
+
+    async def send(self, event: Mapping[str, Any]) -> None:
+        """Send one JSON event; a client that does not read for `timeout_seconds` is too slow.
+
+        Raises:
+            ClientTooSlow: the client stopped reading.
+            ClientGone: the connection is closed.
+        """
+        try:
+            with anyio.fail_after(self.timeout_seconds):
+                await self.websocket.send_text(json.dumps(event, separators=(",", ":")))
+        except TimeoutError as exc:
+            raise ClientTooSlow(
+                f"the client read nothing for {self.timeout_seconds:g} s; read events as they arrive"
+            ) from exc
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise ClientGone from exc
+
+    async def receive(self, idle_message: str) -> str | bytes:
+        """The next frame, text or binary.
+
+        Raises:
+            DeadlineExceeded: nothing arrived for `timeout_seconds` (`idle_message` says what was expected).
+            PayloadTooLarge: a text frame over 64 KiB.
+            ClientGone: the client closed.
+        """
+        try:
+            with anyio.fail_after(self.timeout_seconds):
+                message = await self.websocket.receive()
+        except TimeoutError as exc:
+            raise DeadlineExceeded(f"nothing arrived for {self.timeout_seconds:g} s; {idle_message}") from exc
+        if message["type"] == "websocket.disconnect":
+            raise ClientGone
+        if message.get("bytes") is not None:
+            return cast(bytes, message["bytes"])
+        text = cast(str, message.get("text") or "")
+        if len(text) > MAX_TEXT_FRAME:
+            raise PayloadTooLarge(f"a text frame is over {MAX_TEXT_FRAME} bytes; send smaller messages")
+        return text
+
+    async def fail(self, exc: BaseException) -> None:
+        """Send the error object for `exc` and close with its code."""
+        if isinstance(exc, ValidationError):
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            exc = InvalidArgument(
+                f"invalid message or parameter{' ' + where if where else ''}: {first['msg']}"
+            )
+        body = error_body(exc, self.request_id)
+        with contextlib.suppress(ClientGone, DeadlineExceeded):
+            await self.send({"type": "error", **body})
+        await self.close(4000 + HTTP_STATUS[body["code"]], body["code"])
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close, unless the client already did."""
+        if self.websocket.application_state != WebSocketState.DISCONNECTED:
+            with contextlib.suppress(RuntimeError, OSError):
+                await self.websocket.close(code, reason)
+
+
+class SocketGate:
+    """Admits a WebSocket: Host and Origin as for HTTP, then the bearer token as for every route."""
+
+    def __init__(self, runtime: Runtime, security: TransportSecuritySettings) -> None:
+        self.runtime = runtime
+        self.guard = TransportSecurityMiddleware(security)
+
+    async def open(self, websocket: WebSocket) -> tuple[SocketSession, Principal | None] | None:
+        """Accept and authenticate; None when refused (the socket is then closed)."""
+        refused = await self.guard.validate_request(cast(Request, websocket))
+        if refused is not None:
+            await websocket.close(4403, "forbidden")  # before accept: the client sees HTTP 403
+            return None
+        await websocket.accept()
+        session = SocketSession(websocket, self.runtime.settings.service.socket_timeout_seconds)
+        try:
+            principal = self._principal(websocket)
+            self.runtime.require()
+        except Exception as exc:  # refused: the error object tells the client why
+            await session.fail(exc)
+            return None
+        return session, principal
+
+    def _principal(self, websocket: WebSocket) -> Principal | None:
+        if not self.runtime.auth_required:
+            return None
+        header = websocket.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        return self.runtime.policy.authenticate(token)

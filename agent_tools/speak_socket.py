@@ -1,0 +1,273 @@
+"""`/v1/speak/ws`: speech from text that arrives in pieces, for a conversation orchestrator.
+
+The client sends JSON messages: `{"type": "text", "text": ...}` appends to the open utterance (a
+new one opens with the first text after the last ended); each sentence is spoken once it is
+complete. `{"type": "flush"}` speaks what is left without waiting for an end mark, `{"type":
+"end"}` flushes and ends the utterance, `{"type": "cancel"}` stops it (barge-in) within one
+sentence. The server sends `ready`, then per sentence a `mark` and an `audio` event (base64 PCM16),
+and per utterance one `done` that says why it ended and exactly which text and how many
+milliseconds of audio were delivered; refusals of one utterance arrive as `error` before its
+`done`, and the socket stays open for the next.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from typing import Annotated, Any, Literal
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from agent_tools.errors import error_body
+from agent_tools.runtime import Runtime
+from agent_tools.service import SpeechService
+from agent_tools.sockets import ClientGone, ClientTooSlow, SocketGate, SocketSession
+from policies import Principal
+from speech_backend import SpeechError, VoiceNotFound, resample, to_pcm16
+from speech_backend.text import SentenceAssembler
+
+
+class SpeakParams(BaseModel):
+    """Query parameters of `/v1/speak/ws`, fixed for the connection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str | None = None
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+    sample_rate: int | None = Field(None, ge=8000, le=48000)
+
+
+class TextMessage(BaseModel):
+    """More text for the open utterance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+    text: str = Field(min_length=1)
+
+
+class ControlMessage(BaseModel):
+    """Speak what is left, end the utterance, or stop it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["flush", "end", "cancel"]
+
+
+SpeakMessage = TypeAdapter[TextMessage | ControlMessage](
+    Annotated[TextMessage | ControlMessage, Field(discriminator="type")]
+)
+
+
+class Utterance:
+    """One utterance: text in, sentences out to its speaker task, and what was delivered."""
+
+    def __init__(self, index: int, after: anyio.Event | None) -> None:
+        self.index = index
+        self.after = after
+        self.assembler = SentenceAssembler()
+        self.sentences: tuple[MemoryObjectSendStream[str], MemoryObjectReceiveStream[str]] = (
+            anyio.create_memory_object_stream[str](max_buffer_size=1_000_000)
+        )
+        self.received_chars = 0
+        self.scope = anyio.CancelScope()
+        self.finished = anyio.Event()
+        self.error: BaseException | None = None
+        self.reason = "end"
+
+    def push(self, text: str) -> None:
+        """Append text; complete sentences go to the speaker."""
+        self.received_chars += len(text)
+        for sentence in self.assembler.push(text):
+            self.sentences[0].send_nowait(sentence)
+
+    def flush(self) -> None:
+        """Hand over the text without an end mark too."""
+        rest = self.assembler.flush()
+        if rest:
+            self.sentences[0].send_nowait(rest)
+
+    def end(self) -> None:
+        """No more text: speak what is left, then finish."""
+        self.flush()
+        self.sentences[0].close()
+
+    def stop(self, reason: str, error: BaseException | None = None) -> None:
+        """Stop within the sentence being synthesized; nothing more is sent but the final `done`."""
+        self.reason, self.error = reason, error
+        self.sentences[0].close()
+        self.scope.cancel()
+
+
+class SpeakSocket:
+    """The `/v1/speak/ws` endpoint."""
+
+    def __init__(self, runtime: Runtime, gate: SocketGate) -> None:
+        self.runtime = runtime
+        self.gate = gate
+
+    def routes(self) -> list[BaseRoute]:
+        """The route, to mount before the MCP ones."""
+        return [WebSocketRoute("/v1/speak/ws", self.endpoint)]
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        """Admit the client, then read its messages until it leaves."""
+        opened = await self.gate.open(websocket)
+        if opened is None:
+            return
+        session, principal = opened
+        try:
+            params = SpeakParams.model_validate(dict(websocket.query_params))
+            service = self.runtime.require()
+            who = service.caller(principal)
+            voice = params.voice or service.default_voice
+            service.policy.check_tool(who, "speak")
+            if voice not in {v.id for v in service.synthesizer.voices()}:
+                raise VoiceNotFound(f"no voice with id {voice!r}; GET /v1/audio/voices lists them")
+            await session.send({"type": "ready", "voice": voice, "sample_rate": params.sample_rate or 22050})
+            await Conversation(service, session, who, voice, params).run()
+        except ClientGone:
+            return
+        except Exception as exc:  # refused or failed: the error object says why
+            await session.fail(exc)
+            return
+        await session.close()
+
+
+class Conversation:
+    """The utterances of one connection, spoken one after another."""
+
+    def __init__(
+        self, service: SpeechService, session: SocketSession, who: Principal, voice: str, params: SpeakParams
+    ) -> None:
+        self.service = service
+        self.session = session
+        self.who = who
+        self.voice = voice
+        self.params = params
+        self.open: list[Utterance] = []
+        self.count = 0
+
+    async def run(self) -> None:
+        """Read messages until the client closes.
+
+        Raises:
+            ClientGone: the client closed (or was closed for not reading).
+            DeadlineExceeded: the client sent nothing for the socket timeout.
+            ValidationError, PayloadTooLarge: a message this endpoint does not take.
+        """
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            try:
+                await self._read(tg)
+            except Exception as exc:  # ends the connection, after the speaker tasks stop
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        raise ClientGone  # a speaker task closed the connection
+
+    async def _read(self, tg: anyio.abc.TaskGroup) -> None:
+        current: Utterance | None = None
+        while True:
+            raw = await self.session.receive("send text, flush, end or cancel messages")
+            message = SpeakMessage.validate_json(raw)
+            if isinstance(message, TextMessage):
+                if current is None:
+                    current = self._start(tg)
+                try:
+                    self.service.check_text(message.text, current.received_chars)
+                except SpeechError as exc:
+                    current.stop("error", exc)
+                    current = None
+                    continue
+                current.push(message.text)
+            elif message.type == "flush" and current is not None:
+                current.flush()
+            elif message.type == "end" and current is not None:
+                current.end()
+                current = None
+            elif message.type == "cancel":
+                for utterance in self.open:
+                    utterance.stop("cancelled")
+                current = None
+
+    def _start(self, tg: anyio.abc.TaskGroup) -> Utterance:
+        self.count += 1
+        after = self.open[-1].finished if self.open else None
+        utterance = Utterance(self.count, after)
+        self.open.append(utterance)
+        tg.start_soon(self._speak_or_close, utterance, tg.cancel_scope)
+        return utterance
+
+    async def _speak_or_close(self, utterance: Utterance, connection: anyio.CancelScope) -> None:
+        """Speak; a client that stopped reading (or left) ends the whole connection."""
+        try:
+            await self._speak(utterance)
+        except ClientTooSlow as exc:
+            await self.session.fail(exc)
+            connection.cancel()
+        except ClientGone:
+            connection.cancel()
+
+    async def _speak(self, utterance: Utterance) -> None:
+        """Speak the utterance's sentences as they come, then report what was delivered."""
+        started = time.perf_counter()
+        delivered: list[str] = []
+        audio_ms = 0.0
+        spoken_chars = 0
+        sequence = 0
+        try:
+            if utterance.after is not None:
+                await utterance.after.wait()  # utterances play in order
+            with utterance.scope:
+                async with utterance.sentences[1] as sentences:
+                    async for text in sentences:
+                        plan = await self.service.start_speech(
+                            text, voice=self.voice, speed=self.params.speed, principal=self.who,
+                            spoken_chars=spoken_chars,
+                        )  # fmt: skip
+                        spoken_chars += len(text)
+                        async with self.service.stream_speech(plan) as receive:
+                            async for item in receive:
+                                if isinstance(item, Exception):
+                                    raise item
+                                rate = self.params.sample_rate or item.audio.sample_rate
+                                pcm = to_pcm16(resample(item.audio, rate).samples).tobytes()
+                                mark = {"type": "mark", "utterance": utterance.index, "index": len(delivered),
+                                        "text": item.text, "offset_ms": round(audio_ms)}  # fmt: skip
+                                await self.session.send(mark)
+                                await self.session.send({
+                                    "type": "audio", "utterance": utterance.index, "sequence": sequence,
+                                    "sample_rate": rate, "pcm16": base64.b64encode(pcm).decode(),
+                                })  # fmt: skip
+                                sequence += 1
+                                delivered.append(item.text)
+                                audio_ms += item.audio.duration * 1000
+        except (ClientGone, ClientTooSlow):
+            raise
+        except Exception as exc:  # this utterance failed; the connection goes on
+            utterance.reason, utterance.error = "error", exc
+        finally:
+            utterance.finished.set()
+            with contextlib.suppress(ValueError):
+                self.open.remove(utterance)
+        if utterance.error is not None:
+            await self.session.send({"type": "error", "utterance": utterance.index,
+                                     **error_body(utterance.error, self.session.request_id)})  # fmt: skip
+        done: dict[str, Any] = {
+            "type": "done",
+            "utterance": utterance.index,
+            "reason": utterance.reason,
+            "sentences": len(delivered),
+            "text": " ".join(delivered),
+            "audio_ms": round(audio_ms),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000),
+            "synthetic": True,
+        }
+        await self.session.send(done)

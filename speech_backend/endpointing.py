@@ -1,0 +1,145 @@
+"""Endpointing: where utterances start and stop in a live stream, from per-window speech probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from speech_backend.results import Audio, Samples
+from speech_backend.vad import VAD_RATE, WINDOW, SpeechProbabilities, VadSession
+
+WINDOW_MS = WINDOW * 1000 / VAD_RATE
+
+
+class EndpointSettings(BaseModel):
+    """When speech counts as started and as stopped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(0.5, gt=0.05, lt=0.95, description="Speech probability that counts as speech.")
+    min_speech_ms: int = Field(250, ge=32, le=5000, description="Speech this long starts an utterance.")
+    min_silence_ms: int = Field(600, ge=96, le=10_000, description="Silence this long ends an utterance.")
+    pad_ms: int = Field(300, ge=0, le=2000, description="Audio kept before the start and after the end.")
+    max_utterance_seconds: float = Field(
+        30.0, ge=1, le=120, description="An utterance this long is ended where it is."
+    )
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """An utterance began at `start` seconds into the stream."""
+
+    utterance: int
+    start: float
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    """An utterance ended; `audio` holds it with its padding, `start`/`end` are stream seconds."""
+
+    utterance: int
+    start: float
+    end: float
+    audio: Audio
+    forced: bool
+
+
+EndpointEvent = SpeechStarted | SpeechStopped
+
+
+class Endpointer:
+    """Turns a 16 kHz stream into `SpeechStarted` / `SpeechStopped` events, holding only the current
+    utterance (bounded by `max_utterance_seconds`) and a little audio before it."""
+
+    def __init__(self, vad: VadSession, settings: EndpointSettings) -> None:
+        self.settings = settings
+        self._probabilities = SpeechProbabilities(vad)
+        self._negative = max(settings.threshold - 0.15, 0.01)
+        self._pad = max(1, round(settings.pad_ms / WINDOW_MS))
+        self._min_speech = max(1, round(settings.min_speech_ms / WINDOW_MS))
+        self._min_silence = max(1, round(settings.min_silence_ms / WINDOW_MS))
+        self._max_windows = int(settings.max_utterance_seconds * 1000 / WINDOW_MS)
+        self._windows_seen = 0
+        self._before: list[Samples] = []  # recent audio while idle (pad plus a pending start)
+        self._voiced = 0  # consecutive speech windows while idle
+        self._utterance: list[Samples] | None = None
+        self._start_window = 0
+        self._silent = 0
+        self._count = 0
+
+    @property
+    def in_speech(self) -> bool:
+        """Whether an utterance is open."""
+        return self._utterance is not None
+
+    @property
+    def utterance_count(self) -> int:
+        """Utterances started so far (the open one's number while in speech)."""
+        return self._count
+
+    @property
+    def seconds(self) -> float:
+        """Stream time judged so far."""
+        return self._windows_seen * WINDOW / VAD_RATE
+
+    def current(self) -> Audio | None:
+        """The open utterance so far (for partial results), or None."""
+        if self._utterance is None:
+            return None
+        return Audio(np.concatenate(self._utterance), VAD_RATE)
+
+    def push(self, samples: Samples) -> list[EndpointEvent]:
+        """Feed 16 kHz samples; returns what started or stopped within them."""
+        windows, probs = self._probabilities.push(samples)
+        events: list[EndpointEvent] = []
+        for window, prob in zip(windows, probs, strict=True):
+            self._windows_seen += 1
+            if self._utterance is None:
+                self._idle(window, float(prob), events)
+            else:
+                self._speaking(window, float(prob), events)
+        return events
+
+    def finish(self) -> list[EndpointEvent]:
+        """The stream ended: close an open utterance."""
+        if self._utterance is None:
+            return []
+        return [self._stop(forced=True)]
+
+    def _idle(self, window: Samples, prob: float, events: list[EndpointEvent]) -> None:
+        self._before.append(window)
+        if prob >= self.settings.threshold:
+            self._voiced += 1
+        elif prob < self._negative:
+            self._voiced = 0
+        if self._voiced >= self._min_speech:
+            keep = self._voiced + self._pad
+            self._utterance = self._before[-keep:]
+            self._start_window = self._windows_seen - len(self._utterance)
+            self._before, self._voiced, self._silent = [], 0, 0
+            self._count += 1
+            events.append(SpeechStarted(self._count, self._start_window * WINDOW / VAD_RATE))
+        else:
+            del self._before[: max(0, len(self._before) - self._pad - self._voiced)]
+
+    def _speaking(self, window: Samples, prob: float, events: list[EndpointEvent]) -> None:
+        assert self._utterance is not None
+        self._utterance.append(window)
+        self._silent = self._silent + 1 if prob < self._negative else 0
+        if self._silent >= self._min_silence:
+            events.append(self._stop(forced=False))
+        elif len(self._utterance) >= self._max_windows:
+            events.append(self._stop(forced=True))
+
+    def _stop(self, forced: bool) -> SpeechStopped:
+        assert self._utterance is not None
+        trailing = 0 if forced else max(0, self._silent - self._pad)
+        kept = self._utterance[: len(self._utterance) - trailing]
+        start = self._start_window * WINDOW / VAD_RATE
+        end = (self._start_window + len(kept)) * WINDOW / VAD_RATE
+        self._before = self._utterance[-self._pad :] if not forced else []
+        self._utterance, self._silent, self._voiced = None, 0, 0
+        audio = Audio(np.concatenate(kept), VAD_RATE)
+        return SpeechStopped(self._count, round(start, 3), round(end, 3), audio, forced)

@@ -1,0 +1,78 @@
+"""Endpointing on a live stream with the Silero VAD model: where utterances start and stop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from speech_backend import Audio, resample
+from speech_backend.endpointing import Endpointer, EndpointSettings, SpeechStarted, SpeechStopped
+from speech_backend.vad import VadSession
+from tests.conftest import tone
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def vad() -> VadSession:
+    return VadSession()
+
+
+def feed(endpointer: Endpointer, samples: np.ndarray, frame: int = 1600) -> list[object]:
+    events: list[object] = []
+    for start in range(0, len(samples), frame):
+        events += endpointer.push(samples[start : start + frame])
+    return events + endpointer.finish()
+
+
+def test_silence_and_a_steady_tone_are_not_speech(vad):
+    quiet = np.zeros(RATE * 3, np.float32)
+    hum = tone(3.0, RATE, 220.0, 0.3).samples
+    noise = np.random.default_rng(0).normal(0, 0.01, RATE * 3).astype(np.float32)
+    assert feed(Endpointer(vad, EndpointSettings()), np.concatenate([quiet, hum, noise])) == []
+
+
+def test_two_utterances_are_found_where_they_are(vad, speak):
+    first = resample(speak("Good morning, how can I help you today?"), RATE).samples
+    second = resample(speak("I would like to change my delivery address."), RATE).samples
+    gap = np.zeros(int(RATE * 1.5), np.float32)
+    stream = np.concatenate([gap, first, gap, second, gap])
+    events = feed(Endpointer(vad, EndpointSettings()), stream, frame=333)  # frame sizes need not align
+    assert [type(e) for e in events] == [SpeechStarted, SpeechStopped, SpeechStarted, SpeechStopped]
+    stops = [e for e in events if isinstance(e, SpeechStopped)]
+    truth = [
+        (1.5, 1.5 + len(first) / RATE),
+        (3.0 + len(first) / RATE, 3.0 + (len(first) + len(second)) / RATE),
+    ]
+    for stop, (start, end) in zip(stops, truth, strict=True):
+        assert start - 0.45 <= stop.start <= start + 0.2 and end - 0.3 <= stop.end <= end + 0.45
+        assert not stop.forced and stop.audio.sample_rate == RATE
+        assert stop.audio.duration == pytest.approx(stop.end - stop.start, abs=0.002)
+
+
+def test_an_utterance_past_the_cap_is_ended_where_it_is(vad, speak):
+    long = resample(speak("This sentence keeps going on and on for quite a while without a pause."), RATE)
+    settings = EndpointSettings(max_utterance_seconds=1.0)
+    events = feed(Endpointer(vad, settings), np.concatenate([np.zeros(RATE, np.float32), long.samples]))
+    stops = [e for e in events if isinstance(e, SpeechStopped)]
+    assert stops and stops[0].forced and stops[0].audio.duration <= 1.0 + 0.05
+    assert len(stops) >= 2  # the rest goes on as a new utterance
+
+
+def test_a_longer_silence_setting_keeps_a_pause_inside_one_utterance(vad, speak):
+    words = resample(speak("Yes."), RATE).samples
+    pause = np.zeros(int(RATE * 0.7), np.float32)
+    stream = np.concatenate([pause, words, pause, words, pause, pause])
+    short = feed(Endpointer(vad, EndpointSettings(min_silence_ms=400)), stream)
+    patient = feed(Endpointer(vad, EndpointSettings(min_silence_ms=1000)), stream)
+    assert sum(isinstance(e, SpeechStopped) for e in short) == 2
+    assert sum(isinstance(e, SpeechStopped) for e in patient) == 1
+
+
+def test_audio_handed_back_is_what_was_fed(vad, speak):
+    voice = resample(speak("Check the audio."), RATE).samples
+    stream = np.concatenate([np.zeros(RATE, np.float32), voice, np.zeros(RATE, np.float32)])
+    (stop,) = [e for e in feed(Endpointer(vad, EndpointSettings()), stream) if isinstance(e, SpeechStopped)]
+    offset = round(stop.start * RATE)
+    assert np.array_equal(stop.audio.samples, stream[offset : offset + len(stop.audio.samples)])
+    assert isinstance(stop.audio, Audio)
