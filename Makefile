@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install run test check lint format bench clean
+.PHONY: install run test check lint format bench bench-peers clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ bench: install
 	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/tool_calls.py
 	$(BIN)/python benchmarks/streaming.py
+	$(BIN)/python benchmarks/live.py
+
+# The same time-to-first-audio workload against wyoming-piper, installed in its own virtualenv.
+PEERS ?= .venv-peers
+bench-peers: install
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt wyoming-piper==2.5.2
+	$(BIN)/python benchmarks/peers.py --peer-python $(PEERS)/bin/python
 
 clean:
-	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PEERS) .cache .mypy_cache .ruff_cache .pytest_cache

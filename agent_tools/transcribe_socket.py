@@ -138,7 +138,8 @@ class LiveTranscription:
         self.received_seconds = 0.0
         self.finals: deque[Job] = deque()
         self.partial: Job | None = None
-        self.wake = anyio.Event()
+        self.final_ready = anyio.Event()
+        self.partial_ready = anyio.Event()
         self.space = anyio.Event()
         self.ended = False
         self.last_partial_at = 0.0
@@ -154,14 +155,16 @@ class LiveTranscription:
         """
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._decode_loop)
+            tg.start_soon(self._final_loop)
+            tg.start_soon(self._partial_loop)
             try:
                 await self._read()
             except Exception as exc:  # ends the connection once decoding has stopped
                 failure = exc
                 tg.cancel_scope.cancel()
             self.ended = True
-            self.wake.set()
+            self.final_ready.set()
+            self.partial_ready.set()
         if failure is not None:
             raise failure
         await self.session.send({"type": "done", "utterances": self.final_count,
@@ -216,7 +219,7 @@ class LiveTranscription:
                 Job(event.utterance, event.audio, event.start, event.end, True, time.perf_counter())
             )
             self.partial = None
-            self.wake.set()
+            self.final_ready.set()
 
     def _maybe_partial(self) -> None:
         interval = self.params.partial_interval_ms / 1000
@@ -231,21 +234,30 @@ class LiveTranscription:
         self.last_partial_at = now
         start = now - audio.duration
         self.partial = Job(self.endpointer.utterance_count, audio, start, now, False)
-        self.wake.set()
+        self.partial_ready.set()
 
-    async def _decode_loop(self) -> None:
+    async def _final_loop(self) -> None:
+        """Finals in order, each as soon as its utterance stops (beside any partial decoding)."""
         while True:
-            while not self.finals and self.partial is None:
+            while not self.finals:
                 if self.ended:
                     return
-                self.wake = anyio.Event()
-                await self.wake.wait()
-            if self.finals:
-                job = self.finals.popleft()
-                self.space.set()
-            else:
-                assert self.partial is not None
-                job, self.partial = self.partial, None
+                self.final_ready = anyio.Event()
+                await self.final_ready.wait()
+            job = self.finals[0]
+            await self._decode(job)
+            self.finals.popleft()
+            self.space.set()
+
+    async def _partial_loop(self) -> None:
+        """The latest partial request, one at a time; a request superseded meanwhile is dropped."""
+        while True:
+            while self.partial is None:
+                if self.ended:
+                    return
+                self.partial_ready = anyio.Event()
+                await self.partial_ready.wait()
+            job, self.partial = self.partial, None
             await self._decode(job)
 
     async def _decode(self, job: Job) -> None:

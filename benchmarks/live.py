@@ -1,0 +1,120 @@
+"""Live transcription latency over `/v1/transcribe/ws`: audio streamed in real time (100 ms frames),
+measured from the end of each utterance's speech to `speech_stopped` and to its `final`, with 1 and
+2 concurrent streams. Server in a subprocess on loopback.
+
+    python benchmarks/live.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import anyio
+import httpx2
+import numpy as np
+from tool_calls import free_port, start_server
+from websockets.asyncio.client import connect
+
+from speech_backend import AudioLimits, decode_audio
+
+UTTERANCES = [
+    "Can you play something relaxing for the evening?",
+    "Set a timer for twenty five minutes.",
+    "What is the weather going to be like in Lisbon tomorrow?",
+    "Add milk, eggs and bread to my shopping list.",
+    "Call the dentist and move my appointment to Friday morning.",
+]
+RATE = 16000
+FRAME = 1600  # 100 ms
+GAP = 1.5
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+async def conversation(base: str) -> tuple[bytes, list[float]]:
+    """The utterances spoken by the server, with pauses, as PCM16; and where each one's speech ends."""
+    parts, ends, at = [np.zeros(int(RATE * GAP), np.float32)], [], GAP
+    async with httpx2.AsyncClient(timeout=120) as http:
+        for text in UTTERANCES:
+            body = {"input": text, "response_format": "wav"}
+            response = await http.post(f"{base}/v1/audio/speech", json=body)
+            samples = decode_audio(response.content, AudioLimits(), RATE).audio.samples
+            voiced = np.flatnonzero(np.abs(samples) > 0.02)
+            ends.append(at + (voiced[-1] + 1) / RATE)
+            parts += [samples, np.zeros(int(RATE * GAP), np.float32)]
+            at += len(samples) / RATE + GAP
+    audio = np.concatenate(parts)
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes(), ends
+
+
+async def stream(url: str, pcm: bytes, ends: list[float], into: dict[str, list[float]]) -> None:
+    async with connect(url) as ws:
+        await ws.recv()
+        start = time.perf_counter()
+
+        async def send() -> None:
+            for i, offset in enumerate(range(0, len(pcm), FRAME * 2)):
+                await anyio.sleep(max(0.0, start + i * FRAME / RATE - time.perf_counter()))
+                await ws.send(pcm[offset : offset + FRAME * 2])
+            await ws.send(json.dumps({"type": "end"}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send)
+            while True:
+                event = json.loads(await ws.recv())
+                now = time.perf_counter() - start
+                if event["type"] in ("speech_stopped", "final"):
+                    spoken_end = ends[event["utterance"] - 1]
+                    into[event["type"]].append(now - spoken_end)
+                if event["type"] == "final":
+                    into["server_ms"].append(event["latency_ms"] / 1000)
+                    into["words"].append(float(len(event["text"].split())))
+                if event["type"] == "done":
+                    break
+
+
+async def run(base: str, rounds: int) -> None:
+    pcm, ends = await conversation(base)
+    url = base.replace("http://", "ws://") + "/v1/transcribe/ws?partial_interval_ms=750"
+    warm: dict[str, list[float]] = {"speech_stopped": [], "final": [], "server_ms": [], "words": []}
+    await stream(url, pcm[: int(RATE * 6) * 2], ends, warm)
+    print(
+        f"{len(UTTERANCES)} utterances per stream, {GAP:g} s pauses, "
+        f"100 ms frames in real time, rounds={rounds}"
+    )
+    print("streams  end->stopped p50/p95   end->final p50/p95   stopped->final (server) p50")
+    for streams in (1, 2):
+        got: dict[str, list[float]] = {"speech_stopped": [], "final": [], "server_ms": [], "words": []}
+        for _ in range(rounds):
+            async with anyio.create_task_group() as tg:
+                for _ in range(streams):
+                    tg.start_soon(stream, url, pcm, ends, got)
+        stopped, final, server = got["speech_stopped"], got["final"], got["server_ms"]
+        print(
+            f"{streams:>7}  {statistics.median(stopped):.3f} / {p95(stopped):.3f} s      "
+            f"{statistics.median(final):.3f} / {p95(final):.3f} s     {statistics.median(server):.3f} s"
+            f"   ({len(final)} finals)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    port = free_port()
+    server = start_server(port)
+    try:
+        anyio.run(run, f"http://127.0.0.1:{port}", args.rounds)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
