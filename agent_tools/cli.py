@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, get_args
 
@@ -103,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     transcribe.set_defaults(handler=_transcribe)
+    for command in entry_points(group="speech_tools.commands"):  # commands of the layers above (eval)
+        command.load()(sub)
     return parser
 
 

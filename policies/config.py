@@ -149,7 +149,7 @@ def load_policy(path: Path) -> PolicyConfig:
         config = PolicyConfig.model_validate(data or {})
     except ValidationError as exc:
         first = exc.errors()[0]
-        line = _line_of(node, first["loc"])
+        line = yaml_line_of(node, first["loc"])
         field = ".".join(str(p) for p in first["loc"] if "[" not in str(p)) or "(top level)"
         raise PolicyFileError(f"{path}:{line}: {field}: {first['msg']}") from exc
     return _resolve_paths(config, path.parent)
@@ -165,7 +165,7 @@ def _resolve_paths(config: PolicyConfig, base: Path) -> PolicyConfig:
     return config.model_copy(update={"audit": audit, "quota_db": quota_db})
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+def yaml_line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
     """The 1-based line of the YAML node at `loc`, or of the deepest node found on the way."""
     line = node.start_mark.line + 1 if node is not None else 1
     for part in loc:
