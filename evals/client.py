@@ -122,7 +122,8 @@ class EvalClient:
         audio = encode_audio(Audio(samples, rate), "wav") if len(samples) else None
         if error is not None:
             return Outcome(False, error["code"], error["message"], event, audio, latency, first)
-        return Outcome(True, structured=event, audio=audio, latency_s=latency, first_audio_s=first)
+        done = {**event, "voice": ready.get("voice")}
+        return Outcome(True, structured=done, audio=audio, latency_s=latency, first_audio_s=first)
 
 
 def split_pieces(text: str, pieces: int) -> list[str]:

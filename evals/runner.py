@@ -78,7 +78,7 @@ class ScenarioRunner:
                 result.failures.append(str(exc))
         try:
             async with EvalClient.connect(base, self.target.token) as client:
-                previous: bytes | None = None
+                previous: Heard | None = None
                 for index, turn in enumerate(turns):
                     turn_result, audio = await self._turn(client, scenario, index, turn, previous)
                     result.turns.append(turn_result)
@@ -119,8 +119,8 @@ class ScenarioRunner:
         return turns
 
     async def _turn(
-        self, client: EvalClient, scenario: Scenario, index: int, turn: Turn, previous: bytes | None
-    ) -> tuple[TurnResult, bytes | None]:
+        self, client: EvalClient, scenario: Scenario, index: int, turn: Turn, previous: Heard | None
+    ) -> tuple[TurnResult, Heard | None]:
         name = turn.name or turn.action
         result = TurnResult(index=index, name=name, action=turn.action, ok=False)
         try:
@@ -150,10 +150,10 @@ class ScenarioRunner:
         elif outcome.ok and turn.action == "transcribe":
             result.hypothesis = text
         result.failures = self._judge(turn.expect, outcome, text, result)
-        return result, outcome.audio
+        return result, (outcome.audio, voice) if outcome.audio is not None else None
 
     async def _act(
-        self, client: EvalClient, scenario: Scenario, turn: Turn, previous: bytes | None
+        self, client: EvalClient, scenario: Scenario, turn: Turn, previous: Heard | None
     ) -> tuple[Outcome, str, str | None]:
         """Run the turn's action; returns the outcome, its text (for expectations) and the voice heard."""
         if turn.speak is not None:
@@ -161,7 +161,7 @@ class ScenarioRunner:
             return (
                 outcome,
                 " ".join(s["text"] for s in outcome.structured.get("sentences", [])),
-                turn.speak.voice,
+                outcome.structured.get("voice"),
             )
         if turn.list_voices is not None:
             outcome = await client.call("list_voices", turn.list_voices.model_dump())
@@ -169,7 +169,7 @@ class ScenarioRunner:
         if turn.stream is not None:
             s = turn.stream
             outcome = await client.stream(s.text, s.pieces, s.voice, s.speed, s.cancel_after_sentences)
-            return outcome, str(outcome.structured.get("text", "")), s.voice
+            return outcome, str(outcome.structured.get("text", "")), outcome.structured.get("voice", s.voice)
         assert turn.transcribe is not None
         audio, voice = await self._source(client, scenario, turn.transcribe.audio, previous)
         arguments = turn.transcribe.model_dump(exclude={"audio"})
@@ -178,7 +178,7 @@ class ScenarioRunner:
         return outcome, str(outcome.structured.get("text", "")), voice
 
     async def _source(
-        self, client: EvalClient, scenario: Scenario, source: SpeechSource, previous: bytes | None
+        self, client: EvalClient, scenario: Scenario, source: SpeechSource, previous: Heard | None
     ) -> tuple[bytes, str | None]:
         if source.file is not None:
             path = scenario.resolve(source.file)
@@ -195,7 +195,7 @@ class ScenarioRunner:
             return spoken.audio, source.speak.voice or str(spoken.structured.get("voice"))
         if previous is None:
             raise _SetupFailed("the turn transcribes the previous turn's audio, but there is none")
-        return previous, "previous"
+        return previous
 
     def _judge(self, expect: Expect, outcome: Outcome, text: str, result: TurnResult) -> list[str]:
         if expect.error is not None:
@@ -252,6 +252,9 @@ class ScenarioRunner:
                 f"{structured.get('sentences')} sentences delivered, at most {expect.max_sentences}"
             )
         return failures
+
+
+Heard = tuple[bytes, str | None]  # audio a turn produced, and the voice that spoke it
 
 
 class _SetupFailed(Exception):
