@@ -93,6 +93,11 @@ class SentenceSlots:
                 heapq.heapify(self._waiting)
             raise
 
+    @property
+    def waiting(self) -> int:
+        """Sentences waiting for a slot."""
+        return len(self._waiting)
+
     def release(self) -> None:
         """Give the slot to the most urgent waiter, or free it."""
         if self._waiting:

@@ -125,11 +125,7 @@ class Probes:
         """Prometheus text, with queue gauges sampled now."""
         runtime = self.runtime
         if runtime.service is not None:
-            for admission in (
-                runtime.service.synthesis,
-                runtime.service.recognition,
-                runtime.service.streams,
-            ):
+            for admission in (runtime.service.synthesis, runtime.service.recognition):
                 runtime.metrics.queue_depth.labels(admission.name).set(admission.waiting)
                 runtime.metrics.in_use.labels(admission.name).set(admission.in_use)
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

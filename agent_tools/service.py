@@ -133,11 +133,11 @@ class SpeechService:
         self.metrics = metrics or Metrics()
         self.policy = policy or Policy()
         queue, wait = settings.max_queued, settings.max_queue_wait_seconds
-        self.synthesis = Admission("synthesis", settings.synthesis_slots, queue, wait)
-        self.recognition = Admission("recognition", settings.recognition_slots, queue, wait)
-        # Streams are admitted as calls, then share the synthesis slots sentence by sentence.
-        self.streams = Admission("streaming", settings.max_streams, queue, wait)
+        # Utterances (whole clips and streams) are admitted as calls, then share the synthesis
+        # slots sentence by sentence, a call's first sentence ahead of later ones.
+        self.synthesis = Admission("synthesis", settings.max_utterances, queue, wait)
         self.sentences = SentenceSlots(settings.synthesis_slots)
+        self.recognition = Admission("recognition", settings.recognition_slots, queue, wait)
 
     @classmethod
     def from_settings(
@@ -230,8 +230,7 @@ class SpeechService:
         def work() -> list[SpeechChunk]:
             chunks: list[SpeechChunk] = []
             total = 0.0
-            for chunk in self.synthesizer.synthesize(text, voice_id, options):
-                anyio.from_thread.check_cancelled()
+            for chunk in self._scheduled(self.synthesizer.synthesize(text, voice_id, options), first=True):
                 chunks.append(chunk)
                 total += chunk.audio.duration
                 self._check_spoken(total)
@@ -324,19 +323,9 @@ class SpeechService:
         """
         send, receive = anyio.create_memory_object_stream[SpeechChunk | SpeechError](max_buffer_size=1)
 
-        def next_sentence(first: bool) -> SpeechChunk | None:
-            anyio.from_thread.run(
-                self.sentences.acquire, SentenceSlots.FIRST if first else SentenceSlots.LATER
-            )
-            try:
-                return next(plan.chunks, None)
-            finally:
-                anyio.from_thread.run_sync(self.sentences.release)
-
         def work() -> float:
             total = 0.0
-            while (chunk := next_sentence(first=plan.first and total == 0.0)) is not None:
-                anyio.from_thread.check_cancelled()
+            for chunk in self._scheduled(plan.chunks, first=plan.first):
                 total += chunk.audio.duration
                 self._check_spoken(total)
                 try:
@@ -348,7 +337,9 @@ class SpeechService:
         async def produce() -> None:
             async with send:
                 try:
-                    spoken = await self._run(self.streams, work, self.settings.speak_timeout_seconds, "speak")
+                    spoken = await self._run(
+                        self.synthesis, work, self.settings.speak_timeout_seconds, "speak"
+                    )
                 except SpeechError as exc:
                     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                         await send.send(exc)
@@ -362,6 +353,23 @@ class SpeechService:
                 yield receive
             finally:
                 tg.cancel_scope.cancel()
+
+    def _scheduled(self, chunks: Iterator[SpeechChunk], first: bool) -> Iterator[SpeechChunk]:
+        """In a worker thread: each sentence of `chunks` synthesized under a sentence slot (the first
+        one ahead of other calls' later sentences when `first`), stopping when the call is cancelled."""
+        while True:
+            anyio.from_thread.run(
+                self.sentences.acquire, SentenceSlots.FIRST if first else SentenceSlots.LATER
+            )
+            try:
+                chunk = next(chunks, None)
+            finally:
+                anyio.from_thread.run_sync(self.sentences.release)
+            if chunk is None:
+                return
+            anyio.from_thread.check_cancelled()
+            first = False
+            yield chunk
 
     async def transcribe(
         self,

@@ -22,18 +22,21 @@ class ServiceSettings(BaseModel):
     max_text_chars: int = Field(5000, ge=1, le=100_000, description="Longest `speak` text, in characters.")
     max_speech_seconds: float = Field(600.0, gt=0, description="Longest audio one `speak` call may produce.")
     default_format: AudioFormat = Field("wav", description="Audio format when a `speak` call names none.")
-    synthesis_slots: int = Field(1, ge=1, le=64, description="Syntheses run at once (each uses its threads).")
+    synthesis_slots: int = Field(
+        1, ge=1, le=64, description="Sentences synthesized at once (each uses its threads); calls take turns."
+    )
     recognition_slots: int = Field(
         2, ge=1, le=64, description="Recognitions run at once; keep at or below the Whisper worker count."
     )
     deterministic_speech: bool = Field(
         False, description="Synthesize without sampling noise: the same text always gives the same audio."
     )
-    max_streams: int = Field(
+    max_utterances: int = Field(
         16,
         ge=1,
         le=1000,
-        description="Streamed utterances at once; they share the synthesis slots per sentence.",
+        description="Utterances being spoken at once, whole or streamed; they share the synthesis slots "
+        "sentence by sentence.",
     )
     max_queued: int = Field(16, ge=0, le=10_000, description="Calls that may wait for a slot, per engine.")
     max_queue_wait_seconds: float = Field(

@@ -110,11 +110,13 @@ class GatedSynthesizer(FakeSynthesizer):
     def __init__(self) -> None:
         self.allowed = threading.Semaphore(0)
         self.sentences = 0
+        self.spoken: list[str] = []
 
     def _chunks(self, sentences: list[str], speed: float) -> Iterator[SpeechChunk]:
         for chunk in super()._chunks(sentences, speed):
             self.allowed.acquire(timeout=10)
             self.sentences += 1
+            self.spoken.append(chunk.text)
             yield chunk
 
 

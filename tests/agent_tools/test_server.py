@@ -252,7 +252,7 @@ def gated_runtime(settings, **service_settings: object) -> tuple[Runtime, GatedS
 
 
 async def test_a_full_queue_answers_busy_at_once_with_retry_after_and_then_serves(settings):
-    runtime, engine = gated_runtime(settings, synthesis_slots=1, max_queued=0)
+    runtime, engine = gated_runtime(settings, max_utterances=1, max_queued=0)
     async with Client(build_server(runtime)) as client, anyio.create_task_group() as tg:
         tg.start_soon(client.call_tool, "speak", {"text": "Holding the only slot."})
         with anyio.fail_after(5):
@@ -270,7 +270,7 @@ async def test_a_full_queue_answers_busy_at_once_with_retry_after_and_then_serve
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_cancelling_a_call_stops_synthesis_and_frees_the_slot(settings, mode):
-    runtime, engine = gated_runtime(settings, synthesis_slots=1, max_queued=0)
+    runtime, engine = gated_runtime(settings, max_utterances=1, max_queued=0)
     async with Client(build_server(runtime), mode=mode) as client:
         with anyio.move_on_after(0.5):
             await client.call_tool("speak", {"text": "One. Two. Three. Four. Five. Six."})

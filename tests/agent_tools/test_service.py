@@ -115,3 +115,28 @@ async def test_voices_filter_by_language_prefix(service):
     assert [v.id for v in service.voices("en")] == ["en_US-joe-medium"]
     assert [v.id for v in service.voices("en-us")] == ["en_US-joe-medium"]
     assert service.voices("de") == ()
+
+
+async def test_a_new_stream_speaks_before_the_rest_of_a_whole_clip_already_speaking(settings):
+    from tests.agent_tools.conftest import eventually
+    from tests.agent_tools.test_http_routes import gated
+
+    runtime, engine = gated(settings)
+    service = runtime.service
+    heard: list[str] = []
+
+    async def stream() -> None:
+        plan = await service.start_speech("New one. New two.")
+        async with service.stream_speech(plan) as receive:
+            heard.extend([item.text async for item in receive])  # type: ignore[union-attr]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: service.speak("Old one. Old two. Old three. Old four."))
+        engine.allowed.release()
+        await eventually(lambda: engine.sentences == 1)  # the clip's second sentence now holds the slot
+        tg.start_soon(stream)
+        await eventually(lambda: service.sentences.waiting == 1)
+        for _ in range(6):
+            engine.allowed.release()
+    assert engine.spoken[:4] == ["Old one.", "Old two.", "New one.", "Old three."]
+    assert heard == ["New one.", "New two."] and service.synthesis.in_use == 0

@@ -94,7 +94,7 @@ async def test_cancel_stops_within_a_sentence_and_reports_what_was_delivered(set
         assert done["sentences"] == len(audio) <= 2  # at most the sentence being synthesized
         assert done["text"] == " ".join(e["text"] for e in events if e["type"] == "mark")
         assert engine.sentences <= len(audio) + 1
-        await eventually(lambda: runtime.service.streams.in_use == 0)
+        await eventually(lambda: runtime.service.synthesis.in_use == 0)
         # the slot is free and the socket open: the next turn speaks
         await ws.send(json.dumps({"type": "text", "text": "Next turn."}))
         await ws.send(json.dumps({"type": "end"}))
