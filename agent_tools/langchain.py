@@ -7,7 +7,6 @@ as base64 into the model's message.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +18,9 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
-from mcp.types import AudioContent, CallToolResult, Tool
+from mcp.types import CallToolResult, Tool
 
+from agent_tools.result_audio import result_audio
 from agent_tools.runtime import Runtime
 from agent_tools.server import build_server
 
@@ -63,7 +63,7 @@ def _tool(target: MCPServer | str, tool: Tool, token: str | None, audio_dir: Pat
     async def call(**arguments: Any) -> tuple[str, dict[str, Any]]:
         async with _connect(target, token) as client:
             result = await client.call_tool(tool.name, arguments)
-            audio = None if result.is_error else await _audio(client, result)
+            audio = None if result.is_error else await result_audio(client, result)
         if result.is_error:  # raised outside the client's task group, so LangChain sees a ToolException
             raise ToolException(_text(result))
         artifact: dict[str, Any] = {"structured_content": result.structured_content}
@@ -86,19 +86,6 @@ def _tool(target: MCPServer | str, tool: Tool, token: str | None, audio_dir: Pat
         handle_tool_error=True,
         metadata=annotations,
     )
-
-
-async def _audio(client: Client, result: CallToolResult) -> bytes | None:
-    """The audio of a result: inline when it came inline, else read through its audio:// link."""
-    inline = next((c for c in result.content if isinstance(c, AudioContent)), None)
-    if inline is not None:
-        return base64.b64decode(inline.data)
-    uri = (result.structured_content or {}).get("audio_uri")
-    if not uri:
-        return None
-    read = await client.read_resource(uri)
-    blob = getattr(read.contents[0], "blob", None)
-    return base64.b64decode(blob) if blob else None
 
 
 def _text(result: CallToolResult) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import anyio
@@ -105,12 +105,31 @@ class SocketSession:
                 await self.websocket.close(code, reason)
 
 
+SessionHandler = Callable[[SocketSession, Principal | None], Awaitable[None]]
+
+
 class SocketGate:
     """Admits a WebSocket: Host and Origin as for HTTP, then the bearer token as for every route."""
 
     def __init__(self, runtime: Runtime, security: TransportSecuritySettings) -> None:
         self.runtime = runtime
         self.guard = TransportSecurityMiddleware(security)
+
+    async def serve(self, websocket: WebSocket, handler: SessionHandler) -> None:
+        """Admit the client and run `handler` on it; any failure is sent as the error object and
+        closes the socket with its code; a handler that returns closes it normally."""
+        opened = await self.open(websocket)
+        if opened is None:
+            return
+        session, principal = opened
+        try:
+            await handler(session, principal)
+        except ClientGone:
+            return
+        except Exception as exc:  # refused or failed: the error object says why
+            await session.fail(exc)
+            return
+        await session.close()
 
     async def open(self, websocket: WebSocket) -> tuple[SocketSession, Principal | None] | None:
         """Accept and authenticate; None when refused (the socket is then closed)."""

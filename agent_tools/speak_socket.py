@@ -117,26 +117,19 @@ class SpeakSocket:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """Admit the client, then read its messages until it leaves."""
-        opened = await self.gate.open(websocket)
-        if opened is None:
-            return
-        session, principal = opened
-        try:
-            params = SpeakParams.model_validate(dict(websocket.query_params))
-            service = self.runtime.require()
-            who = service.caller(principal)
-            voice = params.voice or service.default_voice
-            service.policy.check_tool(who, "speak")
-            if voice not in {v.id for v in service.synthesizer.voices()}:
-                raise VoiceNotFound(f"no voice with id {voice!r}; GET /v1/audio/voices lists them")
-            await session.send({"type": "ready", "voice": voice, "sample_rate": params.sample_rate or 22050})
-            await Conversation(service, session, who, voice, params).run()
-        except ClientGone:
-            return
-        except Exception as exc:  # refused or failed: the error object says why
-            await session.fail(exc)
-            return
-        await session.close()
+        await self.gate.serve(websocket, self._session)
+
+    async def _session(self, session: SocketSession, principal: Principal | None) -> None:
+        websocket = session.websocket
+        params = SpeakParams.model_validate(dict(websocket.query_params))
+        service = self.runtime.require()
+        who = service.caller(principal)
+        voice = params.voice or service.default_voice
+        service.policy.check_tool(who, "speak")
+        if voice not in {v.id for v in service.synthesizer.voices()}:
+            raise VoiceNotFound(f"no voice with id {voice!r}; GET /v1/audio/voices lists them")
+        await session.send({"type": "ready", "voice": voice, "sample_rate": params.sample_rate or 22050})
+        await Conversation(service, session, who, voice, params).run()
 
 
 class Conversation:

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from agent_tools.runtime import Runtime
 from agent_tools.service import SpeechService
-from agent_tools.sockets import ClientGone, SocketGate, SocketSession
+from agent_tools.sockets import SocketGate, SocketSession
 from policies import Principal
 from speech_backend import Audio, AudioTooLong, InvalidArgument, PayloadTooLarge, RecognitionOptions
 from speech_backend.endpointing import Endpointer, EndpointSettings, SpeechStarted, SpeechStopped
@@ -89,32 +89,23 @@ class TranscribeSocket:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """Admit the client, then transcribe its stream until it ends or leaves."""
-        opened = await self.gate.open(websocket)
-        if opened is None:
-            return
-        session, principal = opened
-        try:
-            params = TranscribeParams.model_validate(dict(websocket.query_params))
-            service = self.runtime.require()
-            options = RecognitionOptions(language=params.language, word_timestamps=params.word_timestamps)
-            service.recognizer.check_options(options)
-            who = service.caller(principal)
-            cap = service.policy.check_transcribe(who)
-            if self._vad is None:
-                self._vad = await anyio.to_thread.run_sync(VadSession)
-            live = LiveTranscription(
-                service, session, who, params, Endpointer(self._vad, params.endpointing())
-            )
-            live.max_seconds = min(cap or np.inf, service.audio_limits.max_seconds)
-            await session.send({"type": "ready", "sample_rate": params.sample_rate, "vad": "silero",
-                                **params.endpointing().model_dump()})  # fmt: skip
-            await live.run()
-        except ClientGone:
-            return
-        except Exception as exc:  # refused or failed: the error object says why
-            await session.fail(exc)
-            return
-        await session.close()
+        await self.gate.serve(websocket, self._session)
+
+    async def _session(self, session: SocketSession, principal: Principal | None) -> None:
+        websocket = session.websocket
+        params = TranscribeParams.model_validate(dict(websocket.query_params))
+        service = self.runtime.require()
+        options = RecognitionOptions(language=params.language, word_timestamps=params.word_timestamps)
+        service.recognizer.check_options(options)
+        who = service.caller(principal)
+        cap = service.policy.check_transcribe(who)
+        if self._vad is None:
+            self._vad = await anyio.to_thread.run_sync(VadSession)
+        live = LiveTranscription(service, session, who, params, Endpointer(self._vad, params.endpointing()))
+        live.max_seconds = min(cap or np.inf, service.audio_limits.max_seconds)
+        await session.send({"type": "ready", "sample_rate": params.sample_rate, "vad": "silero",
+                            **params.endpointing().model_dump()})  # fmt: skip
+        await live.run()
 
 
 class LiveTranscription:

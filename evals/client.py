@@ -15,10 +15,10 @@ import httpx2
 import numpy as np
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import AudioContent, CallToolResult
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from agent_tools.result_audio import result_audio
 from speech_backend import Audio, encode_audio
 
 
@@ -67,18 +67,9 @@ class EvalClient:
             text = " ".join(getattr(c, "text", "") for c in result.content)
             code, message = str(error.get("code", "unknown")), str(error.get("message", text))
             return Outcome(False, code, message, structured, latency_s=latency)
-        return Outcome(True, structured=structured, audio=await self._audio(result), latency_s=latency)
-
-    async def _audio(self, result: CallToolResult) -> bytes | None:
-        inline = next((c for c in result.content if isinstance(c, AudioContent)), None)
-        if inline is not None:
-            return base64.b64decode(inline.data)
-        uri = (result.structured_content or {}).get("audio_uri")
-        if not uri:
-            return None
-        read = await self.client.read_resource(uri)
-        blob = getattr(read.contents[0], "blob", None)
-        return base64.b64decode(blob) if blob else None
+        return Outcome(
+            True, structured=structured, audio=await result_audio(self.client, result), latency_s=latency
+        )
 
     async def stream(
         self, text: str, pieces: int, voice: str | None, speed: float | None, cancel_after: int | None

@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from policies.config import yaml_line_of
+from policies.config import read_yaml, yaml_line_of
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -185,17 +184,8 @@ def load_scenario(path: Path, builtins: dict[str, str]) -> Scenario:
     Raises:
         ScenarioError: naming the file, the line and what is wrong.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read the scenario ({exc.strerror})") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ScenarioError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    document = read_yaml(path, ScenarioError, "scenario")
+    data, node = document.data, document.node
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}:1: a scenario is a mapping with name and turns")
     variables = {**builtins, **{str(k): str(v) for k, v in (data.get("variables") or {}).items()}}
@@ -203,10 +193,7 @@ def load_scenario(path: Path, builtins: dict[str, str]) -> Scenario:
     try:
         return Scenario.model_validate({**data, "path": path})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        line = yaml_line_of(node, first["loc"])
-        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ScenarioError(f"{path}:{line}: {field}: {first['msg']}") from exc
+        raise ScenarioError(document.describe(exc)) from exc
 
 
 def load_scenarios(paths: list[Path], builtins: dict[str, str]) -> list[Scenario]:

@@ -6,6 +6,7 @@ Loaded from YAML and validated, with errors that name the file and line.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,25 +135,49 @@ def load_policy(path: Path) -> PolicyConfig:
     Raises:
         PolicyFileError: naming the file, the line and what is wrong.
     """
+    document = read_yaml(path, PolicyFileError, "policy file")
+    try:
+        config = PolicyConfig.model_validate(document.data or {})
+    except ValidationError as exc:
+        raise PolicyFileError(document.describe(exc)) from exc
+    return _resolve_paths(config, path.parent)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A YAML file's data, with the node tree that knows each value's line."""
+
+    path: Path
+    data: Any
+    node: yaml.Node | None
+
+    def line_of(self, loc: tuple[int | str, ...]) -> int:
+        """The 1-based line of the value at `loc`."""
+        return yaml_line_of(self.node, loc)
+
+    def describe(self, exc: ValidationError) -> str:
+        """`file:line: field: what is wrong`, for the first validation error."""
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"] if "[" not in str(p)) or "(top level)"
+        return f"{self.path}:{self.line_of(first['loc'])}: {field}: {first['msg']}"
+
+
+def read_yaml(path: Path, error: type[ValueError], what: str) -> YamlDocument:
+    """Read a YAML file.
+
+    Raises:
+        error: the file is unreadable, or not valid YAML (naming the file and line).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyFileError(f"{path}: cannot read the policy file ({exc.strerror})") from exc
+        raise error(f"{path}: cannot read the {what} ({exc.strerror})") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return YamlDocument(path, yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise PolicyFileError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    try:
-        config = PolicyConfig.model_validate(data or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        line = yaml_line_of(node, first["loc"])
-        field = ".".join(str(p) for p in first["loc"] if "[" not in str(p)) or "(top level)"
-        raise PolicyFileError(f"{path}:{line}: {field}: {first['msg']}") from exc
-    return _resolve_paths(config, path.parent)
+        raise error(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
 
 
 def _resolve_paths(config: PolicyConfig, base: Path) -> PolicyConfig:
