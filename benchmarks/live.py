@@ -15,7 +15,7 @@ import time
 import anyio
 import httpx2
 import numpy as np
-from tool_calls import free_port, start_server
+from tool_calls import run_with_server
 from websockets.asyncio.client import connect
 
 from speech_backend import AudioLimits, decode_audio
@@ -106,14 +106,7 @@ async def run(base: str, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    port = free_port()
-    server = start_server(port)
-    try:
-        anyio.run(run, f"http://127.0.0.1:{port}", args.rounds)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    run_with_server(run, parser.parse_args().rounds)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import time
 import anyio
 import httpx2
 from timing import NEWS
-from tool_calls import free_port, start_server
+from tool_calls import run_with_server
 
 
 async def first_audio_streamed(http: httpx2.AsyncClient, base: str) -> float:
@@ -68,14 +68,7 @@ async def run(base: str, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=6)
-    args = parser.parse_args()
-    port = free_port()
-    server = start_server(port)
-    try:
-        anyio.run(run, f"http://127.0.0.1:{port}", args.rounds)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    run_with_server(run, parser.parse_args().rounds)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -61,6 +62,17 @@ def start_server(port: int) -> subprocess.Popen[bytes]:
         time.sleep(0.2)
     proc.kill()
     sys.exit("server did not become ready")
+
+
+def run_with_server(run: Callable[[str, int], Awaitable[None]], rounds: int) -> None:
+    """Start the server in a subprocess, run `run(base_url, rounds)` against it, stop it."""
+    port = free_port()
+    server = start_server(port)
+    try:
+        anyio.run(run, f"http://127.0.0.1:{port}", rounds)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def direct(clip: Audio, repeats: int) -> dict[str, float]:
