@@ -63,19 +63,22 @@ class SocketSession:
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             raise ClientGone from exc
 
-    async def receive(self, idle_message: str) -> str | bytes:
+    async def receive(self, idle_message: str, idle: Callable[[], bool] = lambda: True) -> str | bytes:
         """The next frame, text or binary.
 
         Raises:
-            DeadlineExceeded: nothing arrived for `timeout_seconds` (`idle_message` says what was expected).
+            DeadlineExceeded: nothing arrived for `timeout_seconds` while `idle()` held (the client
+                had nothing to wait for; `idle_message` says what was expected).
             PayloadTooLarge: a text frame over 64 KiB.
             ClientGone: the client closed.
         """
-        try:
-            with anyio.fail_after(self.timeout_seconds):
+        while True:
+            with anyio.move_on_after(self.timeout_seconds) as waited:
                 message = await self.websocket.receive()
-        except TimeoutError as exc:
-            raise DeadlineExceeded(f"nothing arrived for {self.timeout_seconds:g} s; {idle_message}") from exc
+            if not waited.cancelled_caught:
+                break
+            if idle():
+                raise DeadlineExceeded(f"nothing arrived for {self.timeout_seconds:g} s; {idle_message}")
         if message["type"] == "websocket.disconnect":
             raise ClientGone
         if message.get("bytes") is not None:

@@ -168,7 +168,10 @@ class Conversation:
     async def _read(self, tg: anyio.abc.TaskGroup) -> None:
         current: Utterance | None = None
         while True:
-            raw = await self.session.receive("send text, flush, end or cancel messages")
+            # a client listening to an utterance being spoken is not idle
+            raw = await self.session.receive(
+                "send text, flush, end or cancel messages", lambda: not self.open
+            )
             message = SpeakMessage.validate_json(raw)
             if isinstance(message, TextMessage):
                 if current is None:

@@ -266,3 +266,19 @@ def _wav(pcm: bytes, rate: int) -> bytes:
 
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
     return encode_audio(Audio(samples, rate), "wav")
+
+
+async def test_a_client_listening_to_a_long_utterance_is_not_idle_but_a_silent_one_is_closed(settings):
+    runtime, engine = gated(settings)
+    runtime = runtime_with(runtime.service, settings, socket_timeout_seconds=0.5)
+    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"type": "text", "text": "One. Two. Three. Four."}))
+        await ws.send(json.dumps({"type": "end"}))
+        for _ in range(4):  # the utterance takes 1.6 s: over three timeouts of silence from the client
+            await anyio.sleep(0.4)
+            engine.allowed.release()
+        events = await until_done(ws)
+        assert events[-1]["reason"] == "end" and events[-1]["sentences"] == 4
+        error, code = await closed_with(ws)  # nothing more to say, nothing to listen to
+    assert (error["code"], code) == ("timeout", 4504)
