@@ -9,11 +9,13 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 
 from evals.client import EvalClient, Outcome
 from evals.metrics import TextScorer, percentile
@@ -77,9 +79,19 @@ class ScenarioRunner:
             except OSError as exc:
                 result.failures.append(str(exc))
         try:
-            async with EvalClient.connect(base, self.target.token) as client:
+            async with AsyncExitStack() as stack:
+                clients: dict[str | None, EvalClient] = {}
                 previous: Heard | None = None
                 for index, turn in enumerate(turns):
+                    token = turn.token or scenario.token or self.target.token
+                    if token not in clients:  # one connection per principal
+                        try:
+                            clients[token] = await stack.enter_async_context(EvalClient.connect(base, token))
+                        except Exception as exc:  # refused at the door (a bad token): judge it as the turn
+                            refused = await refusal(base, token, exc)
+                            result.turns.append(self._judged(index, turn, refused))
+                            continue
+                    client = clients[token]
                     turn_result, audio = await self._turn(client, scenario, index, turn, previous)
                     result.turns.append(turn_result)
                     previous = audio if audio is not None else previous
@@ -151,6 +163,13 @@ class ScenarioRunner:
             result.hypothesis = text
         result.failures = self._judge(turn.expect, outcome, text, result)
         return result, (outcome.audio, voice) if outcome.audio is not None else None
+
+    def _judged(self, index: int, turn: Turn, outcome: Outcome) -> TurnResult:
+        """A turn that never reached its tool, judged on how it was refused."""
+        result = TurnResult(index=index, name=turn.name or turn.action, action=turn.action, ok=False,
+                            code=outcome.code, message=outcome.message)  # fmt: skip
+        result.failures = self._judge(turn.expect, outcome, "", result)
+        return result
 
     async def _act(
         self, client: EvalClient, scenario: Scenario, turn: Turn, previous: Heard | None
@@ -252,6 +271,17 @@ class ScenarioRunner:
                 f"{structured.get('sentences')} sentences delivered, at most {expect.max_sentences}"
             )
         return failures
+
+
+async def refusal(base: str, token: str | None, exc: Exception) -> Outcome:
+    """Why the server refused a connection: its error object from a plain route with the same token."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+        response = await http.get(f"{base}/v1/models")
+    if response.status_code >= 400:
+        error = response.json().get("error", {})
+        return Outcome(False, str(error.get("code", response.status_code)), str(error.get("message", "")))
+    raise exc  # the token is fine: something else broke the connection
 
 
 Heard = tuple[bytes, str | None]  # audio a turn produced, and the voice that spoke it

@@ -112,6 +112,7 @@ class Turn(_Strict):
     """One step of a dialog: exactly one action and its expectations."""
 
     name: str | None = None
+    token: str | None = Field(None, description="Call as the principal of this bearer token.")
     speak: SpeakArgs | None = None
     transcribe: TranscribeArgs | None = None
     list_voices: ListVoicesArgs | None = None
@@ -162,6 +163,7 @@ class Scenario(_Strict):
     policy: dict[str, Any] | None = Field(
         None, description="A policy (as in a policy file) to run under; in-process runs only."
     )
+    token: str | None = Field(None, description="Bearer token of the principal the turns call as.")
     dataset: Dataset | None = None
     turns: list[Turn] = Field(default_factory=list)
     path: Path = Field(Path("."), exclude=True)

@@ -33,7 +33,9 @@ async def test_the_starter_scenarios_pass_in_process_and_the_report_is_written(
     summary = result.summary
     assert summary.passed == len(scenarios) and summary.failed == summary.skipped == 0
     assert set(summary.latency_ms) == {"speak", "transcribe", "list_voices", "stream"}
-    assert {"forbidden", "policy_denied", "rate_limited", "text_too_long"} <= set(summary.policy_outcomes)
+    assert {"forbidden", "policy_denied", "rate_limited", "text_too_long", "unauthorized"} <= set(
+        summary.policy_outcomes
+    )
     assert summary.wer_by_voice["en_US-joe-medium"] <= 0.1
     assert summary.wer_by_voice["recorded"] <= 0.15
     recorded = next(s for s in result.scenarios if s.name == "recorded speech (dev set)")
