@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from policies import token_hash
-from speech_backend import Audio, resample
+from speech_backend import Audio, AudioLimits, decode_audio, resample
 from tests.agent_tools.conftest import eventually, runtime_with, serve_http
 from tests.agent_tools.test_http_routes import gated
 from tests.wer import normalized_wer
@@ -282,3 +282,28 @@ async def test_a_client_listening_to_a_long_utterance_is_not_idle_but_a_silent_o
         assert events[-1]["reason"] == "end" and events[-1]["sentences"] == 4
         error, code = await closed_with(ws)  # nothing more to say, nothing to listen to
     assert (error["code"], code) == ("timeout", 4504)
+
+
+async def test_live_transcription_of_recorded_speech_gives_one_final_per_reading(runtime):
+    from tests.evals.conftest import REPO
+
+    manifest = REPO / ".cache" / "devset" / "manifest.jsonl"  # make test fetches it first
+    items = {i["id"]: i for i in map(json.loads, manifest.read_text().splitlines())}
+    chosen = [items[f"librivox/sense_and_sensibility_01_austen_64kb-{n}"] for n in ("0870", "0890", "0930")]
+    gap = np.zeros(int(16000 * 1.5), np.float32)
+    parts = [gap]
+    for item in chosen:
+        decoded = decode_audio((manifest.parent / item["path"]).read_bytes(), AudioLimits(), 16000)
+        parts += [decoded.audio.samples, gap]
+    pcm = (np.concatenate(parts) * 32767).astype("<i2").tobytes()
+    url = "/v1/transcribe/ws?min_silence_ms=1000&partial_interval_ms=0"
+    async with serve_http(runtime) as base, connect(ws_url(base, url)) as ws:
+        await receive(ws)
+        for start in range(0, len(pcm), 3200):
+            await ws.send(pcm[start : start + 3200])
+        await ws.send(json.dumps({"type": "end"}))
+        events = await until_done(ws)
+    finals = [e for e in events if e["type"] == "final"]
+    assert len(finals) == 3, [f["text"] for f in finals]
+    for final, item in zip(finals, chosen, strict=True):
+        assert normalized_wer([item["reference"]], [final["text"]]) <= 0.15, final["text"]
