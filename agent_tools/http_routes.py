@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from agent_tools.audit_trail import audit_call
 from agent_tools.errors import HTTP_STATUS, error_body
 from agent_tools.runtime import Runtime, new_request_id
 from agent_tools.subtitles import TranscriptFormat, render
@@ -79,26 +80,34 @@ class HttpRoutes:
     def routes(self) -> list[BaseRoute]:
         """The routes, to mount before the MCP ones."""
         return [
-            Route("/v1/audio/speech", self._guard(self.speech), methods=["POST"]),
-            Route("/v1/audio/transcriptions", self._guard(self.transcriptions), methods=["POST"]),
-            Route("/v1/models", self._guard(self.models), methods=["GET"]),
-            Route("/v1/audio/voices", self._guard(self.voices), methods=["GET"]),
-            Route("/v1/speak/stream", self._guard(self.speak_stream), methods=["POST"]),
+            Route("/v1/audio/speech", self._guard(self.speech, "speak"), methods=["POST"]),
+            Route(
+                "/v1/audio/transcriptions", self._guard(self.transcriptions, "transcribe"), methods=["POST"]
+            ),
+            Route("/v1/models", self._guard(self.models, "list_models"), methods=["GET"]),
+            Route("/v1/audio/voices", self._guard(self.voices, "list_voices"), methods=["GET"]),
+            Route("/v1/speak/stream", self._guard(self.speak_stream, "speak"), methods=["POST"]),
         ]
 
-    def _guard(self, handler: Handler) -> Handler:
-        """Every failure becomes the contract's error object with its HTTP status."""
+    def _guard(self, handler: Handler, tool: str) -> Handler:
+        """Every failure becomes the contract's error object with its HTTP status; every call gets
+        an audit line (a stream's line says it started, not how it ended)."""
 
         async def guarded(request: Request) -> Response:
             request_id = new_request_id()
+            started = time.perf_counter()
             try:
-                return await handler(request)
+                response = await handler(request)
             except ValidationError as exc:
                 fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
                 error: Exception = InvalidArgument(f"invalid request body: check {', '.join(fields)}")
             except Exception as exc:  # the boundary: one typed error for anything
                 error = exc
+            else:
+                self._audit(request, request_id, tool, None, started)
+                return response
             body = error_body(error, request_id)
+            self._audit(request, request_id, tool, body, started)
             body["type"] = body["code"]  # OpenAI clients read error.type
             headers = {"www-authenticate": "Bearer"} if body["code"] == "unauthorized" else {}
             if "retry_after_ms" in body:
@@ -108,12 +117,26 @@ class HttpRoutes:
         return guarded
 
     def principal(self, request: Request) -> Principal | None:
-        """The caller: the bearer token's principal when the policy has tokens, else the local one."""
+        """The caller: the bearer token's principal when the policy has tokens, else the local one
+        (None). Kept on the request for its audit line."""
         if not self.runtime.auth_required:
+            request.state.principal = self.runtime.policy.local()
             return None
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        return self.runtime.policy.authenticate(token)
+        request.state.principal = self.runtime.policy.authenticate(token)
+        return request.state.principal  # type: ignore[no-any-return]
+
+    def _audit(
+        self, request: Request, request_id: str, tool: str, error: dict[str, Any] | None, started: float
+    ) -> None:
+        state = request.state
+        audit_call(
+            self.runtime.policy, request_id=request_id, principal=getattr(state, "principal", None),
+            tool=tool, error=error, seconds=time.perf_counter() - started,
+            chars=getattr(state, "chars", None), audio_seconds=getattr(state, "audio_seconds", None),
+            transport="http",
+        )  # fmt: skip
 
     async def _json(self, request: Request) -> Any:
         limit = 1024 * 1024
@@ -136,6 +159,7 @@ class HttpRoutes:
         voice = self._voice(body.voice)
         if body.stream_format == "sse":
             return await self._openai_sse(body, voice, principal)
+        request.state.chars = len(body.input)
         rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
         speech = await service.speak(
             body.input,
@@ -145,6 +169,7 @@ class HttpRoutes:
             sample_rate=rate,
             principal=principal,
         )
+        request.state.audio_seconds = speech.duration
         return Response(speech.data, media_type=speech.mime_type, headers={"x-synthetic-speech": "true"})
 
     def _voice(self, voice: str | None) -> str | None:
@@ -203,6 +228,7 @@ class HttpRoutes:
             prompt=fields.get("prompt") or None,
             principal=principal,
         )
+        request.state.audio_seconds = transcript.duration
         who = service.caller(principal)
         text = service.policy.redact_text(who, transcript.text)
         if fmt == "json":
@@ -238,6 +264,7 @@ class HttpRoutes:
         """Speech as SSE: `audio` (base64 PCM16 chunks), `mark` (sentence boundaries), `done`, `error`."""
         principal = self.principal(request)
         body = StreamRequest.model_validate(await self._json(request))
+        request.state.chars = len(body.text)
         service = self.runtime.require()
         plan = await service.start_speech(body.text, voice=body.voice, speed=body.speed, principal=principal)
         started = time.perf_counter()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from agent_tools.audit_trail import audit_call
 from agent_tools.errors import HTTP_STATUS, DeadlineExceeded, error_body
 from agent_tools.runtime import Runtime, new_request_id
 from policies import Principal
@@ -45,6 +47,8 @@ class SocketSession:
         self.websocket = websocket
         self.timeout_seconds = timeout_seconds
         self.request_id = new_request_id()
+        self.chars = 0  # text spoken or audio heard over the connection, for its audit line
+        self.audio_seconds = 0.0
 
     async def send(self, event: Mapping[str, Any]) -> None:
         """Send one JSON event; a client that does not read for `timeout_seconds` is too slow.
@@ -88,8 +92,8 @@ class SocketSession:
             raise PayloadTooLarge(f"a text frame is over {MAX_TEXT_FRAME} bytes; send smaller messages")
         return text
 
-    async def fail(self, exc: BaseException) -> None:
-        """Send the error object for `exc` and close with its code."""
+    async def fail(self, exc: BaseException) -> dict[str, Any]:
+        """Send the error object for `exc`, close with its code, and return the object."""
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
@@ -100,6 +104,7 @@ class SocketSession:
         with contextlib.suppress(ClientGone, DeadlineExceeded):
             await self.send({"type": "error", **body})
         await self.close(4000 + HTTP_STATUS[body["code"]], body["code"])
+        return body
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close, unless the client already did."""
@@ -118,41 +123,42 @@ class SocketGate:
         self.runtime = runtime
         self.guard = TransportSecurityMiddleware(security)
 
-    async def serve(self, websocket: WebSocket, handler: SessionHandler) -> None:
-        """Admit the client and run `handler` on it; any failure is sent as the error object and
-        closes the socket with its code; a handler that returns closes it normally."""
-        opened = await self.open(websocket)
-        if opened is None:
-            return
-        session, principal = opened
-        try:
-            await handler(session, principal)
-        except ClientGone:
-            return
-        except Exception as exc:  # refused or failed: the error object says why
-            await session.fail(exc)
-            return
-        await session.close()
-
-    async def open(self, websocket: WebSocket) -> tuple[SocketSession, Principal | None] | None:
-        """Accept and authenticate; None when refused (the socket is then closed)."""
+    async def serve(
+        self, websocket: WebSocket, tool: str, handler: SessionHandler, *, audit_each_call: bool = False
+    ) -> None:
+        """Admit the client and run `handler` on it. Any failure is sent as the error object and
+        closes the socket with its code; a handler that returns closes it normally. An audit line
+        per connection (who, how it ended, the audio it carried), or only for a refused or failed
+        connection when the handler audits each call it serves (`audit_each_call`)."""
         refused = await self.guard.validate_request(cast(Request, websocket))
         if refused is not None:
             await websocket.close(4403, "forbidden")  # before accept: the client sees HTTP 403
-            return None
+            return
         await websocket.accept()
         session = SocketSession(websocket, self.runtime.settings.service.socket_timeout_seconds)
+        started = time.perf_counter()
+        principal: Principal | None = None
+        error: dict[str, Any] | None = None
         try:
             principal = self._principal(websocket)
             self.runtime.require()
-        except Exception as exc:  # refused: the error object tells the client why
-            await session.fail(exc)
-            return None
-        return session, principal
+            await handler(session, principal)
+            await session.close()
+        except ClientGone:
+            pass
+        except Exception as exc:  # refused or failed: the error object says why
+            error = await session.fail(exc)
+        finally:
+            if error is not None or not audit_each_call:
+                audit_call(
+                self.runtime.policy, request_id=session.request_id, principal=principal, tool=tool,
+                error=error, seconds=time.perf_counter() - started, chars=session.chars or None,
+                audio_seconds=session.audio_seconds or None, transport="ws",
+            )  # fmt: skip
 
     def _principal(self, websocket: WebSocket) -> Principal | None:
         if not self.runtime.auth_required:
-            return None
+            return self.runtime.policy.local()
         header = websocket.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else None
         return self.runtime.policy.authenticate(token)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from agent_tools.audit_trail import audit_call
 from agent_tools.errors import error_body
 from agent_tools.runtime import Runtime
 from agent_tools.service import SpeechService
@@ -75,6 +76,7 @@ class Utterance:
             anyio.create_memory_object_stream[str](max_buffer_size=1_000_000)
         )
         self.received_chars = 0
+        self.queued = 0  # sentences handed over and not yet delivered
         self.scope = anyio.CancelScope()
         self.finished = anyio.Event()
         self.error: BaseException | None = None
@@ -84,13 +86,22 @@ class Utterance:
         """Append text; complete sentences go to the speaker."""
         self.received_chars += len(text)
         for sentence in self.assembler.push(text):
-            self.sentences[0].send_nowait(sentence)
+            self._hand_over(sentence)
 
     def flush(self) -> None:
         """Hand over the text without an end mark too."""
         rest = self.assembler.flush()
         if rest:
-            self.sentences[0].send_nowait(rest)
+            self._hand_over(rest)
+
+    def _hand_over(self, sentence: str) -> None:
+        self.queued += 1
+        self.sentences[0].send_nowait(sentence)
+
+    @property
+    def speaking(self) -> bool:
+        """Whether sentences are waiting to be spoken (the client has something to listen to)."""
+        return self.queued > 0
 
     def end(self) -> None:
         """No more text: speak what is left, then finish."""
@@ -117,7 +128,7 @@ class SpeakSocket:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """Admit the client, then read its messages until it leaves."""
-        await self.gate.serve(websocket, self._session)
+        await self.gate.serve(websocket, "speak", self._session, audit_each_call=True)
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
         websocket = session.websocket
@@ -161,6 +172,9 @@ class Conversation:
             except Exception as exc:  # ends the connection, after the speaker tasks stop
                 failure = exc
             tg.cancel_scope.cancel()
+        for utterance in self.open:  # stopped before they finished
+            utterance.sentences[0].close()
+            utterance.sentences[1].close()
         if failure is not None:
             raise failure
         raise ClientGone  # a speaker task closed the connection
@@ -170,7 +184,7 @@ class Conversation:
         while True:
             # a client listening to an utterance being spoken is not idle
             raw = await self.session.receive(
-                "send text, flush, end or cancel messages", lambda: not self.open
+                "send text, flush, end or cancel messages", lambda: not any(u.speaking for u in self.open)
             )
             message = SpeakMessage.validate_json(raw)
             if isinstance(message, TextMessage):
@@ -245,6 +259,7 @@ class Conversation:
                                 sequence += 1
                                 delivered.append(item.text)
                                 audio_ms += item.audio.duration * 1000
+                        utterance.queued -= 1
         except (ClientGone, ClientTooSlow):
             raise
         except Exception as exc:  # this utterance failed; the connection goes on
@@ -253,9 +268,14 @@ class Conversation:
             utterance.finished.set()
             with contextlib.suppress(ValueError):
                 self.open.remove(utterance)
-        if utterance.error is not None:
-            await self.session.send({"type": "error", "utterance": utterance.index,
-                                     **error_body(utterance.error, self.session.request_id)})  # fmt: skip
+        body = None if utterance.error is None else error_body(utterance.error, self.session.request_id)
+        audit_call(
+            self.service.policy, request_id=self.session.request_id, principal=self.who, tool="speak",
+            error=body, seconds=time.perf_counter() - started, chars=spoken_chars,
+            audio_seconds=audio_ms / 1000, transport="ws",
+        )  # fmt: skip
+        if body is not None:
+            await self.session.send({"type": "error", "utterance": utterance.index, **body})
         done: dict[str, Any] = {
             "type": "done",
             "utterance": utterance.index,

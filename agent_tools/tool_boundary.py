@@ -12,17 +12,16 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
+from agent_tools.audit_trail import audit_call
 from agent_tools.errors import error_body
 from agent_tools.runtime import Runtime, new_request_id
-from policies import AuditRecord, PolicyError, Principal, Unauthorized
-from policies.audit import Decision
+from policies import PolicyError, Principal, Unauthorized
 from speech_backend import InvalidArgument, SpeechError
 
 logger = logging.getLogger(__name__)
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 principal_var: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
-POLICY_CODES = frozenset({"unauthorized", "forbidden", "policy_denied", "rate_limited", "text_too_long"})
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
@@ -111,9 +110,6 @@ class ToolCallBoundary:
         error = None
         if isinstance(result, CallToolResult) and result.is_error and result.structured_content:
             error = result.structured_content.get("error")
-        decision: Decision = (
-            "allow" if error is None else "deny" if error["code"] in POLICY_CODES else "error"
-        )
         structured = result.structured_content if isinstance(result, CallToolResult) else None
         chars = (
             len(arguments["text"])
@@ -121,20 +117,10 @@ class ToolCallBoundary:
             else None
         )
         audio = structured.get("duration_seconds") if structured and error is None else None
-        principal = principal_var.get()
-        self.runtime.policy.audit(
-            AuditRecord(
-                request_id=request_id,
-                principal=principal.id if principal else "-",
-                tool=tool,
-                decision=decision,
-                code=error["code"] if error else None,
-                rule=error.get("rule") if error else None,
-                chars=chars,
-                audio_seconds=audio,
-                latency_ms=round(seconds * 1000, 1),
-            )
-        )
+        audit_call(
+            self.runtime.policy, request_id=request_id, principal=principal_var.get(), tool=tool, error=error,
+            seconds=seconds, chars=chars, audio_seconds=audio,
+        )  # fmt: skip
 
     def _count(self, tool: str, result: Any, seconds: float) -> None:
         metrics = self.runtime.metrics

@@ -89,7 +89,7 @@ class TranscribeSocket:
 
     async def endpoint(self, websocket: WebSocket) -> None:
         """Admit the client, then transcribe its stream until it ends or leaves."""
-        await self.gate.serve(websocket, self._session)
+        await self.gate.serve(websocket, "transcribe", self._session)
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
         websocket = session.websocket
@@ -177,6 +177,7 @@ class LiveTranscription:
                     )
                 raise InvalidArgument("a frame has an odd number of bytes; send whole 16-bit samples")
             self.received_seconds += len(frame) / 2 / rate
+            self.session.audio_seconds = self.received_seconds
             if self.received_seconds > self.max_seconds:
                 raise AudioTooLong(
                     f"the stream is over the limit of {self.max_seconds:g} s of audio; open a new connection"

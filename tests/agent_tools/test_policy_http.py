@@ -183,3 +183,47 @@ def test_binding_beyond_loopback_without_tokens_is_a_start_up_error(settings):
     public = settings.model_copy(update={"server": settings.server.model_copy(update={"host": "0.0.0.0"})})
     with pytest.raises(ValueError, match="bearer tokens"):
         build_app(Runtime(public))
+
+
+async def test_the_data_plane_writes_the_same_audit_lines(settings, policy_file):
+    from websockets.asyncio.client import connect
+
+    runtime, _ = fake_runtime(settings, policy_file)
+    alice = {"authorization": "Bearer alice-token"}
+    async with serve_http(runtime) as base, httpx2.AsyncClient(headers=alice) as http:
+        speech = await http.post(
+            f"{base}/v1/audio/speech", json={"input": "Hello there.", "response_format": "wav"}
+        )
+        assert speech.status_code == 200
+        refused = await http.post(f"{base}/v1/audio/speech", json={"input": "the launch codes please"})
+        assert refused.status_code == 403
+        anonymous = await http.get(f"{base}/v1/audio/voices", headers={"authorization": ""})
+        assert anonymous.status_code == 401
+        ws = base.replace("http://", "ws://")
+        async with connect(f"{ws}/v1/speak/ws", additional_headers=alice) as socket:
+            await socket.recv()
+            await socket.send(json.dumps({"type": "text", "text": "One more. "}))
+            await socket.send(json.dumps({"type": "end"}))
+            while json.loads(await socket.recv())["type"] != "done":
+                pass
+            await socket.send(json.dumps({"type": "text", "text": "x" * 101}))
+            await socket.send(json.dumps({"type": "end"}))
+            while json.loads(await socket.recv())["type"] != "done":
+                pass
+        async with connect(
+            f"{ws}/v1/transcribe/ws", additional_headers={"authorization": "Bearer bob-token"}
+        ) as s:
+            await s.recv()  # bob may not transcribe: refused, then closed
+    lines = [json.loads(line) for line in (policy_file.parent / "audit.log").read_text().splitlines()]
+    seen = [(r["principal"], r["tool"], r["decision"], r.get("code"), r.get("transport")) for r in lines]
+    assert seen == [
+        ("alice", "speak", "allow", None, "http"),
+        ("alice", "speak", "deny", "policy_denied", "http"),
+        ("-", "list_voices", "deny", "unauthorized", "http"),
+        ("alice", "speak", "allow", None, "ws"),
+        ("alice", "speak", "deny", "text_too_long", "ws"),
+        ("bob", "transcribe", "deny", "forbidden", "ws"),
+    ]
+    assert lines[0]["chars"] == len("Hello there.") and lines[0]["audio_seconds"] > 0
+    assert lines[3]["chars"] == len("One more.") and lines[3]["audio_seconds"] > 0
+    assert "codes please" not in (policy_file.parent / "audit.log").read_text()  # never the text

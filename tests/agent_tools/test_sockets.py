@@ -307,3 +307,12 @@ async def test_live_transcription_of_recorded_speech_gives_one_final_per_reading
     assert len(finals) == 3, [f["text"] for f in finals]
     for final, item in zip(finals, chosen, strict=True):
         assert normalized_wer([item["reference"]], [final["text"]]) <= 0.15, final["text"]
+
+
+async def test_a_client_that_stops_mid_sentence_is_closed_with_timeout(service, settings):
+    runtime = runtime_with(service, settings, socket_timeout_seconds=0.5)
+    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"type": "text", "text": "Half a sentence and then"}))  # no end mark
+        error, code = await closed_with(ws)
+    assert (error["code"], code) == ("timeout", 4504)
