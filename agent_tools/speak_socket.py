@@ -172,9 +172,7 @@ class Conversation:
             except Exception as exc:  # ends the connection, after the speaker tasks stop
                 failure = exc
             tg.cancel_scope.cancel()
-        for utterance in self.open:  # stopped before they finished
-            utterance.sentences[0].close()
-            utterance.sentences[1].close()
+
         if failure is not None:
             raise failure
         raise ClientGone  # a speaker task closed the connection
@@ -266,6 +264,8 @@ class Conversation:
             utterance.reason, utterance.error = "error", exc
         finally:
             utterance.finished.set()
+            for end in utterance.sentences:
+                end.close()
             with contextlib.suppress(ValueError):
                 self.open.remove(utterance)
         body = None if utterance.error is None else error_body(utterance.error, self.session.request_id)
