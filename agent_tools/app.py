@@ -10,24 +10,27 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from agent_tools.guard import BodyTimeouts, PathTable, RequestGuard
 from agent_tools.http_routes import HttpRoutes
-from agent_tools.runtime import Runtime
+from agent_tools.runtime import Runtime, new_request_id
 from agent_tools.server import build_server
 from agent_tools.sockets import SocketGate
 from agent_tools.speak_socket import SpeakSocket
 from agent_tools.transcribe_socket import TranscribeSocket
-from policies import Unauthorized
 
 logger = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ENVELOPE_BYTES = 1024 * 1024
+JSON_BODY_BYTES = 1024 * 1024  # the JSON routes' bodies: text of at most 100,000 characters, escaped
 
 
 def transport_security(runtime: Runtime) -> TransportSecuritySettings:
@@ -58,6 +61,25 @@ def body_limit(runtime: Runtime) -> int:
     return math.ceil(runtime.settings.engines.audio.max_bytes * 4 / 3) + ENVELOPE_BYTES
 
 
+def body_limits(runtime: Runtime) -> PathTable[int]:
+    """Each route's body limit: MCP messages carry base64 audio, uploads raw audio, the rest JSON."""
+    mcp = body_limit(runtime)
+    upload = runtime.settings.engines.audio.max_bytes + ENVELOPE_BYTES
+    prefixes = (
+        ("/mcp", mcp),
+        ("/messages/", mcp),
+        ("/v1/audio/transcriptions", upload),
+        ("/v1/", JSON_BODY_BYTES),
+    )
+    return PathTable(prefixes, default=64 * 1024)
+
+
+def audit_labels() -> PathTable[str]:
+    """The tool name an audit line gives a request the guard refuses."""
+    mcp = [("/mcp", "mcp"), ("/sse", "mcp"), ("/messages/", "mcp")]
+    return PathTable([*HttpRoutes.tools(), *mcp, ("/audio/", "read_audio")], default="http")
+
+
 def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
     """The app over `runtime`; when it has no service yet, the models load in the background at start-up."""
     server = server or build_server(runtime)
@@ -81,23 +103,48 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
 
     gate = SocketGate(runtime, security)
     routes = [
-        *Probes(runtime, security).routes(),
+        *Probes(runtime).routes(),
         *HttpRoutes(runtime).routes(),
         *SpeakSocket(runtime, gate).routes(),
         *TranscribeSocket(runtime, gate).routes(),
         *sse.routes,
         *streamable.routes,
     ]
-    # The MCP app's own middleware (bearer authentication when the policy has tokens) wraps every route.
-    return Starlette(routes=routes, middleware=streamable.user_middleware, lifespan=lifespan)
+    timing = runtime.settings.server
+    guard = Middleware(
+        RequestGuard,
+        runtime=runtime,
+        security=security,
+        limits=body_limits(runtime),
+        timeouts=BodyTimeouts(timing.body_read_timeout_seconds, timing.body_timeout_seconds),
+        tools=audit_labels(),
+    )
+    # The guard first; then the MCP app's own middleware (the SDK's view of the bearer token).
+    return Starlette(
+        routes=routes,
+        middleware=[guard, *streamable.user_middleware],
+        lifespan=lifespan,
+        exception_handlers={404: no_route, 405: no_route},
+    )
+
+
+async def no_route(request: Request, exc: Exception) -> Response:
+    """An unknown path or method, as the contract's error object."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 404
+    code, message = (
+        ("method_not_allowed", f"{request.method} is not allowed on {request.url.path}")
+        if status == 405
+        else ("not_found", f"there is no route {request.url.path}; see the README for the routes")
+    )
+    body = {"code": code, "message": message, "retryable": False, "request_id": new_request_id()}
+    return JSONResponse({"error": body}, status_code=status)
 
 
 class Probes:
     """The plain HTTP routes beside MCP: liveness, readiness, metrics and audio downloads."""
 
-    def __init__(self, runtime: Runtime, security: TransportSecuritySettings) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.guard = TransportSecurityMiddleware(security)
 
     def routes(self) -> list[BaseRoute]:
         """The routes, to mount before the MCP ones."""
@@ -132,17 +179,6 @@ class Probes:
 
     async def audio(self, request: Request) -> Response:
         """The raw bytes behind an `audio://` handle, while it lives."""
-        refused = await self.guard.validate_request(request)
-        if refused is not None:
-            return refused
-        if self.runtime.auth_required:
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip() if header.lower().startswith("bearer ") else None
-            try:
-                self.runtime.policy.authenticate(token)
-            except Unauthorized as exc:
-                body = {"code": exc.code, "message": exc.message, "retryable": False}
-                return JSONResponse({"error": body}, status_code=401, headers={"www-authenticate": "Bearer"})
         clip = self.runtime.store.get(request.path_params["clip_id"])
         if clip is None:
             body = {

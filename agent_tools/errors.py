@@ -40,6 +40,15 @@ HTTP_STATUS: dict[str, int] = {
     "cancelled": 499,
     "internal": 500,
 }
+
+
+def http_status(code: str, exc: BaseException | None = None) -> int:
+    """The HTTP status of an error code (500 for a code the table does not know), unless the error
+    names a more precise one itself (a request body that stopped arriving is 408, not 504)."""
+    precise = getattr(unwrap(exc), "http_status", None) if exc is not None else None
+    return int(precise) if precise is not None else HTTP_STATUS.get(code, 500)
+
+
 INTERNAL_MESSAGE = "an internal error occurred; retry, and report the request id if it persists"
 
 
@@ -68,7 +77,12 @@ class UriForbidden(SpeechError):
 
 
 def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
-    """The contract's error object for `exc`; unexpected exceptions become `internal` and are logged."""
+    """The contract's error object for `exc`; unexpected exceptions become `internal` and are logged.
+
+    A failure from inside a task group arrives wrapped in an exception group: the typed error in it
+    is the outcome.
+    """
+    exc = unwrap(exc)
     if isinstance(exc, SpeechError | PolicyError):
         body: dict[str, Any] = {
             "code": exc.code,
@@ -86,3 +100,19 @@ def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
         return body
     logger.error("unexpected error", exc_info=exc, extra={"request_id": request_id})
     return {"code": "internal", "message": INTERNAL_MESSAGE, "retryable": True, "request_id": request_id}
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The error an exception group stands for: its first typed error, else its first leaf."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = _leaves(exc)
+    typed = [e for e in leaves if isinstance(e, SpeechError | PolicyError)]
+    return (typed or leaves or [exc])[0]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for inner in group.exceptions:
+        out.extend(_leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner])
+    return out

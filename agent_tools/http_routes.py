@@ -15,12 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from agent_tools.audit_trail import audit_call
-from agent_tools.errors import HTTP_STATUS, error_body
+from agent_tools.errors import error_body, http_status
 from agent_tools.runtime import Runtime, new_request_id
 from agent_tools.subtitles import TranscriptFormat, render
 from policies import Principal
@@ -43,7 +45,16 @@ OPENAI_VOICES = (
     "verse",
 )
 OPENAI_PCM_RATE = 24000
+MAX_FORM_FIELD_BYTES = 64 * 1024  # a form field other than the file (prompt, language, ...)
 Handler = Callable[[Request], Awaitable[Response]]
+# Each route: path, method, the handler's name, and the tool its audit lines name.
+_ROUTES = (
+    ("/v1/audio/speech", "POST", "speech", "speak"),
+    ("/v1/audio/transcriptions", "POST", "transcriptions", "transcribe"),
+    ("/v1/models", "GET", "models", "list_models"),
+    ("/v1/audio/voices", "GET", "voices", "list_voices"),
+    ("/v1/speak/stream", "POST", "speak_stream", "speak"),
+)
 
 
 class SpeechRequest(BaseModel):
@@ -80,14 +91,14 @@ class HttpRoutes:
     def routes(self) -> list[BaseRoute]:
         """The routes, to mount before the MCP ones."""
         return [
-            Route("/v1/audio/speech", self._guard(self.speech, "speak"), methods=["POST"]),
-            Route(
-                "/v1/audio/transcriptions", self._guard(self.transcriptions, "transcribe"), methods=["POST"]
-            ),
-            Route("/v1/models", self._guard(self.models, "list_models"), methods=["GET"]),
-            Route("/v1/audio/voices", self._guard(self.voices, "list_voices"), methods=["GET"]),
-            Route("/v1/speak/stream", self._guard(self.speak_stream, "speak"), methods=["POST"]),
+            Route(path, self._guard(getattr(self, handler), tool), methods=[method])
+            for path, method, handler, tool in _ROUTES
         ]
+
+    @staticmethod
+    def tools() -> list[tuple[str, str]]:
+        """Each route's path and the tool its audit lines name."""
+        return [(path, tool) for path, _, _, tool in _ROUTES]
 
     def _guard(self, handler: Handler, tool: str) -> Handler:
         """Every failure becomes the contract's error object with its HTTP status; every call gets
@@ -112,19 +123,14 @@ class HttpRoutes:
             headers = {"www-authenticate": "Bearer"} if body["code"] == "unauthorized" else {}
             if "retry_after_ms" in body:
                 headers["retry-after"] = str(max(1, round(body["retry_after_ms"] / 1000)))
-            return JSONResponse({"error": body}, status_code=HTTP_STATUS[body["code"]], headers=headers)
+            return JSONResponse(
+                {"error": body}, status_code=http_status(body["code"], error), headers=headers
+            )
 
         return guarded
 
-    def principal(self, request: Request) -> Principal | None:
-        """The caller: the bearer token's principal when the policy has tokens, else the local one
-        (None). Kept on the request for its audit line."""
-        if not self.runtime.auth_required:
-            request.state.principal = self.runtime.policy.local()
-            return None
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        request.state.principal = self.runtime.policy.authenticate(token)
+    def principal(self, request: Request) -> Principal:
+        """The caller, as the guard found it (and kept on the request for its audit line)."""
         return request.state.principal  # type: ignore[no-any-return]
 
     def _audit(
@@ -139,13 +145,14 @@ class HttpRoutes:
         )  # fmt: skip
 
     async def _json(self, request: Request) -> Any:
-        limit = 1024 * 1024
-        if int(request.headers.get("content-length") or 0) > limit:
-            raise PayloadTooLarge(f"the request body is over {limit} bytes")
+        """The JSON body (its size bounded by the guard as it arrives)."""
+        body = await request.body()
         try:
-            return json.loads(await request.body())
+            return json.loads(body)
         except ValueError as exc:
             raise InvalidArgument("the request body is not valid JSON") from exc
+        except RecursionError as exc:
+            raise InvalidArgument("the request body nests JSON too deeply; send a flat object") from exc
 
     async def speech(self, request: Request) -> Response:
         """OpenAI `audio.speech.create`: the whole file, or OpenAI's SSE events of PCM."""
@@ -206,9 +213,15 @@ class HttpRoutes:
         principal = self.principal(request)
         service = self.runtime.require()
         limit = service.audio_limits.max_bytes
-        if int(request.headers.get("content-length") or 0) > limit + 1024 * 1024:
-            raise PayloadTooLarge(f"the upload is over the limit of {limit} bytes of audio")
-        async with request.form(max_files=1, max_fields=16) as form:
+        try:
+            form = await request.form(max_files=1, max_fields=16, max_part_size=MAX_FORM_FIELD_BYTES)
+        except (HTTPException, MultiPartException) as exc:
+            detail = str(getattr(exc, "detail", None) or getattr(exc, "message", ""))
+            raise InvalidArgument(
+                f"the multipart body is invalid ({detail.rstrip('.')}); send one file in the field 'file' "
+                f"and at most 15 other fields of up to {MAX_FORM_FIELD_BYTES // 1024} KiB"
+            ) from exc
+        try:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise InvalidArgument("send the audio as the multipart field 'file'")
@@ -217,6 +230,8 @@ class HttpRoutes:
                 raise PayloadTooLarge(f"the audio is over the limit of {limit} bytes")
             fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
             granularities = form.getlist("timestamp_granularities[]")
+        finally:
+            await form.close()
         fmt = fields.get("response_format", "json")
         if fmt not in ("json", "text", "srt", "vtt", "verbose_json"):
             raise InvalidArgument("response_format must be json, text, srt, vtt or verbose_json")

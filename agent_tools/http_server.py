@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from types import FrameType
+from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from agent_tools.app import build_app
 from agent_tools.runtime import Runtime
@@ -49,14 +53,64 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True  # a drained shutdown is a clean exit (status 0), not death by signal
 
 
+def uvicorn_config(runtime: Runtime, **overrides: Any) -> uvicorn.Config:
+    """The uvicorn configuration of the app over `runtime` (tests pass `lifespan` and the like)."""
+    server = runtime.settings.server
+    options: dict[str, Any] = {
+        "host": server.host,
+        "port": server.port,
+        "log_config": None,
+        "timeout_graceful_shutdown": max(1, int(server.drain_seconds)),
+        "http": header_timeout_protocol(server.header_timeout_seconds),
+        **overrides,
+    }
+    return uvicorn.Config(build_app(runtime), **options)
+
+
+def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose request headers take over `seconds` to
+    arrive (a client that connects and sends nothing, or sends its headers byte by byte)."""
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._watch_headers()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch_headers()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch_headers()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_watching()
+            super().connection_lost(exc)
+
+        def _watch_headers(self) -> None:
+            """Arm the timer while the next request's headers are awaited; disarm once they are in."""
+            if self.conn.their_state is h11.IDLE:
+                if self._header_timer is None:
+                    self._header_timer = self.loop.call_later(seconds, self._headers_too_slow)
+            else:
+                self._stop_watching()
+
+        def _stop_watching(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
 def serve(runtime: Runtime) -> None:
     """Serve HTTP on the configured host and port until a signal ends it (blocking)."""
-    server = runtime.settings.server
-    config = uvicorn.Config(
-        build_app(runtime),
-        host=server.host,
-        port=server.port,
-        log_config=None,
-        timeout_graceful_shutdown=max(1, int(server.drain_seconds)),
-    )
-    DrainingServer(config, runtime).run()
+    DrainingServer(uvicorn_config(runtime), runtime).run()

@@ -79,6 +79,7 @@ class SpeechPlan:
     voice: str
     principal: Principal
     first: bool = True  # the utterance's first text: its first sentence goes ahead of later ones
+    spoken_seconds: float = 0.0  # audio the utterance already has: the output cap is on the whole
 
 
 @dataclass(frozen=True)
@@ -295,21 +296,24 @@ class SpeechService:
         deterministic: bool = False,
         principal: Principal | None = None,
         spoken_chars: int = 0,
+        spoken_seconds: float = 0.0,
     ) -> SpeechPlan:
         """Every check a streamed utterance needs, and the voice loaded, before anything is sent.
 
-        For text arriving in pieces, `spoken_chars` counts the utterance's earlier pieces: the caps
-        apply to the whole, and only the first piece counts as a call.
+        For text arriving in pieces, `spoken_chars` and `spoken_seconds` count the utterance's
+        earlier pieces: the caps apply to the whole, and only the first piece counts as a call.
 
         Raises:
             TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
         """
         voice_id, who = self._admit_speech(text, voice, speed, principal, spoken_chars)
+        self._check_spoken(spoken_seconds)
         options = SynthesisOptions(
             speed=speed, deterministic=deterministic or self.settings.deterministic_speech
         )
         chunks = await anyio.to_thread.run_sync(lambda: self.synthesizer.synthesize(text, voice_id, options))
-        return SpeechPlan(chunks=chunks, voice=voice_id, principal=who, first=spoken_chars == 0)
+        first = spoken_chars == 0
+        return SpeechPlan(chunks, voice_id, who, first=first, spoken_seconds=spoken_seconds)
 
     @asynccontextmanager
     async def stream_speech(
@@ -327,7 +331,7 @@ class SpeechService:
             total = 0.0
             for chunk in self._scheduled(plan.chunks, first=plan.first):
                 total += chunk.audio.duration
-                self._check_spoken(total)
+                self._check_spoken(plan.spoken_seconds + total)
                 try:
                     anyio.from_thread.run(send.send, chunk)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):

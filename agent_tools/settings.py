@@ -79,6 +79,15 @@ class ServerSettings(BaseModel):
     )
     allowed_origins: tuple[str, ...] = Field((), description="Origin headers accepted besides loopback ones.")
     drain_seconds: float = Field(30.0, ge=0, description="On SIGTERM, how long running calls may finish.")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="A connection whose request headers take longer than this is closed."
+    )
+    body_read_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Longest pause while a request body arrives (then 408 `timeout`)."
+    )
+    body_timeout_seconds: float = Field(
+        300.0, gt=0, le=3600, description="Longest a whole request body may take (then 408 `timeout`)."
+    )
 
 
 class Settings(BaseSettings):

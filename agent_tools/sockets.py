@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent_tools.audit_trail import audit_call
-from agent_tools.errors import HTTP_STATUS, DeadlineExceeded, error_body
+from agent_tools.errors import DeadlineExceeded, error_body, http_status, unwrap
+from agent_tools.guard import caller
 from agent_tools.runtime import Runtime, new_request_id
 from policies import Principal
 from speech_backend import InvalidArgument, PayloadTooLarge
@@ -103,7 +104,7 @@ class SocketSession:
         body = error_body(exc, self.request_id)
         with contextlib.suppress(ClientGone, DeadlineExceeded):
             await self.send({"type": "error", **body})
-        await self.close(4000 + HTTP_STATUS[body["code"]], body["code"])
+        await self.close(4000 + http_status(body["code"]), body["code"])
         return body
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -140,14 +141,14 @@ class SocketGate:
         principal: Principal | None = None
         error: dict[str, Any] | None = None
         try:
-            principal = self._principal(websocket)
+            principal = caller(self.runtime, websocket.headers)
             self.runtime.require()
             await handler(session, principal)
             await session.close()
-        except ClientGone:
-            pass
         except Exception as exc:  # refused or failed: the error object says why
-            error = await session.fail(exc)
+            failure = unwrap(exc)  # a task group's failure arrives wrapped
+            if not isinstance(failure, ClientGone):
+                error = await session.fail(failure)
         finally:
             if error is not None or not audit_each_call:
                 audit_call(
@@ -155,10 +156,3 @@ class SocketGate:
                 error=error, seconds=time.perf_counter() - started, chars=session.chars or None,
                 audio_seconds=session.audio_seconds or None, transport="ws",
             )  # fmt: skip
-
-    def _principal(self, websocket: WebSocket) -> Principal | None:
-        if not self.runtime.auth_required:
-            return self.runtime.policy.local()
-        header = websocket.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        return self.runtime.policy.authenticate(token)

@@ -59,7 +59,7 @@ def read_uri(uri: str, store: AudioStore, allowed_roots: tuple[Path, ...], max_b
 def _read_allowed_file(path: Path, roots: tuple[Path, ...], max_bytes: int) -> bytes:
     try:
         real = path.resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise UriForbidden(_FORBIDDEN_FILE) from exc
     if not any(real.is_relative_to(root.resolve()) for root in roots):
         raise UriForbidden(_FORBIDDEN_FILE)

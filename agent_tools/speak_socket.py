@@ -13,8 +13,8 @@ milliseconds of audio were delivered; refusals of one utterance arrive as `error
 from __future__ import annotations
 
 import base64
-import contextlib
 import time
+from collections import deque
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -24,13 +24,17 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from agent_tools.audit_trail import audit_call
-from agent_tools.errors import error_body
+from agent_tools.errors import Busy, error_body
 from agent_tools.runtime import Runtime
 from agent_tools.service import SpeechService
 from agent_tools.sockets import ClientGone, ClientTooSlow, SocketGate, SocketSession
 from policies import Principal
 from speech_backend import SpeechError, VoiceNotFound, resample, to_pcm16
 from speech_backend.text import SentenceAssembler
+
+# Utterances a connection may have open (being spoken or waiting their turn); a client that
+# queues more is closed with `busy` rather than holding memory and tasks without bound.
+MAX_OPEN_UTTERANCES = 8
 
 
 class SpeakParams(BaseModel):
@@ -154,7 +158,7 @@ class Conversation:
         self.who = who
         self.voice = voice
         self.params = params
-        self.open: list[Utterance] = []
+        self.open: deque[Utterance] = deque()
         self.count = 0
 
     async def run(self) -> None:
@@ -206,6 +210,12 @@ class Conversation:
                 current = None
 
     def _start(self, tg: anyio.abc.TaskGroup) -> Utterance:
+        if len(self.open) >= MAX_OPEN_UTTERANCES:
+            raise Busy(
+                f"{MAX_OPEN_UTTERANCES} utterances are already open on this connection; wait for a "
+                "`done` before starting another",
+                retry_after_ms=1000,
+            )
         self.count += 1
         after = self.open[-1].finished if self.open else None
         utterance = Utterance(self.count, after)
@@ -238,7 +248,7 @@ class Conversation:
                     async for text in sentences:
                         plan = await self.service.start_speech(
                             text, voice=self.voice, speed=self.params.speed, principal=self.who,
-                            spoken_chars=spoken_chars,
+                            spoken_chars=spoken_chars, spoken_seconds=audio_ms / 1000,
                         )  # fmt: skip
                         spoken_chars += len(text)
                         async with self.service.stream_speech(plan) as receive:
@@ -266,7 +276,10 @@ class Conversation:
             utterance.finished.set()
             for end in utterance.sentences:
                 end.close()
-            with contextlib.suppress(ValueError):
+            # utterances finish in order (each waits for the one before), so this is the oldest
+            if self.open and self.open[0] is utterance:
+                self.open.popleft()
+            else:
                 self.open.remove(utterance)
         body = None if utterance.error is None else error_body(utterance.error, self.session.request_id)
         audit_call(

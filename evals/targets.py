@@ -13,7 +13,7 @@ import anyio
 import anyio.abc
 import uvicorn
 
-from agent_tools.app import build_app
+from agent_tools.http_server import uvicorn_config
 from agent_tools.runtime import Runtime
 from agent_tools.service import SpeechService
 from agent_tools.settings import Settings
@@ -112,8 +112,7 @@ class InProcessTarget:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config_ = uvicorn.Config(build_app(runtime), log_config=None, lifespan="on")
-        server = uvicorn.Server(config_)
+        server = uvicorn.Server(uvicorn_config(runtime, lifespan="on"))
         stopped = anyio.Event()
         self._running.append((server, stopped))
 

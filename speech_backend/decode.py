@@ -85,7 +85,7 @@ def decode_audio(data: bytes, limits: AudioLimits, target_rate: int | None = Non
         )
     kind = sniff(data)
     if kind == "WAV":
-        check_wav_complete(data)
+        check_wav_header(data)
     try:
         container = av.open(io.BytesIO(data), mode="r", options=_PROBE_OPTIONS, metadata_errors="ignore")
     except av.FFmpegError as exc:
@@ -128,7 +128,9 @@ def _decode_container(
     out_rate = target_rate or rate
     counter = _SampleCounter(rate, limits.max_seconds)
     resampler = StreamResampler(rate, out_rate)
-    to_float = av.AudioResampler(format="fltp")
+    # Packed float: one interleaved plane whatever the channel count (PyAV reads past the end of
+    # planar frames with 8 planes, so planar output is never asked for).
+    to_float = av.AudioResampler(format="flt")
     pieces: list[Samples] = []
     try:
         for packet in container.demux(stream):
@@ -139,7 +141,7 @@ def _decode_container(
                     raise DecodeFailed("the audio changes sample rate or channel count midway; re-encode it")
                 counter.add(frame.samples)
                 for converted in to_float.resample(frame):
-                    pieces.append(resampler.push(_mono(converted)))
+                    pieces.append(resampler.push(_mono(converted, channels)))
     except av.FFmpegError as exc:
         raise DecodeFailed(
             f"the audio stream is corrupt ({exc.strerror or 'decoder error'}); re-encode it"
@@ -169,9 +171,10 @@ def _check_parameters(rate: int, channels: int, limits: AudioLimits) -> None:
         raise DecodeFailed(f"{channels} channels is outside 1..{limits.max_channels}; downmix it")
 
 
-def _mono(frame: av.AudioFrame) -> Samples:
-    planes = frame.to_ndarray()
-    mono = planes[0] if planes.shape[0] == 1 else planes.mean(axis=0)
+def _mono(frame: av.AudioFrame, channels: int) -> Samples:
+    """The average of the channels of a packed float frame."""
+    interleaved = frame.to_ndarray().reshape(-1, channels)
+    mono = interleaved[:, 0] if channels == 1 else interleaved.mean(axis=1)
     out: Samples = np.nan_to_num(mono.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0)
     return out
 
@@ -187,10 +190,11 @@ def _check_truncation(stream: av.audio.stream.AudioStream, decoded_seconds: floa
         )
 
 
-def check_wav_complete(data: bytes) -> None:
-    """Refuse a RIFF/WAVE file whose `data` chunk declares more bytes than the file holds.
+def check_wav_header(data: bytes) -> None:
+    """Refuse a RIFF/WAVE file whose `fmt` chunk declares a sample size FFmpeg would misread (7-bit
+    PCM decodes as 8-bit), or whose `data` chunk declares more bytes than the file holds.
 
-    Streaming writers leave the size at 0 or 0xFFFFFFFF (unknown); those are accepted.
+    Streaming writers leave the data size at 0 or 0xFFFFFFFF (unknown); those are accepted.
     """
     if len(data) < 12 or data[8:12] != b"WAVE":
         return
@@ -199,6 +203,8 @@ def check_wav_complete(data: bytes) -> None:
         if offset + 8 > len(data):
             return
         chunk, size = data[offset : offset + 4], int.from_bytes(data[offset + 4 : offset + 8], "little")
+        if chunk == b"fmt ":
+            _check_wav_format(data[offset + 8 : offset + 8 + size])
         if chunk == b"data":
             present = len(data) - offset - 8
             if 0 < size < 0x7FFFF000 and present < size * _TRUNCATION_TOLERANCE:
@@ -208,6 +214,25 @@ def check_wav_complete(data: bytes) -> None:
                 )
             return
         offset += 8 + size + (size & 1)
+
+
+_WAV_PCM, _WAV_FLOAT, _WAV_EXTENSIBLE = 1, 3, 0xFFFE
+_WAV_BITS = {_WAV_PCM: (8, 16, 24, 32), _WAV_FLOAT: (32, 64)}
+
+
+def _check_wav_format(fmt: bytes) -> None:
+    if len(fmt) < 16:
+        raise DecodeFailed("the WAV file's fmt chunk is shorter than 16 bytes; re-encode it")
+    tag = int.from_bytes(fmt[0:2], "little")
+    bits = int.from_bytes(fmt[14:16], "little")
+    if tag == _WAV_EXTENSIBLE and len(fmt) >= 26:
+        tag = int.from_bytes(fmt[24:26], "little")  # the sub-format GUID starts with the format tag
+    allowed = _WAV_BITS.get(tag)
+    if allowed is not None and bits not in allowed:
+        raise DecodeFailed(
+            f"the WAV file declares {bits}-bit samples, which this server does not decode "
+            f"({'/'.join(map(str, allowed))}-bit only); re-encode it as 16-bit PCM"
+        )
 
 
 class _SampleCounter:

@@ -10,7 +10,7 @@ import anyio
 import pytest
 import uvicorn
 
-from agent_tools.app import build_app
+from agent_tools.http_server import uvicorn_config
 from agent_tools.runtime import Runtime
 from agent_tools.server import build_server
 from agent_tools.service import SpeechService
@@ -48,7 +48,7 @@ async def serve_http(runtime: Runtime) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_app(runtime), log_config=None, lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(runtime, lifespan="on"))
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve, [sock])
         await eventually(lambda: server.started, within=10)

@@ -1,0 +1,214 @@
+"""The one guard in front of every HTTP route: Host and Origin, the bearer token, and the request
+body bounded as it arrives (bytes counted, every read timed). Refusals are the contract's error
+object with its status, whatever route was asked for, MCP's included.
+
+WebSocket upgrades pass through to `SocketGate`, which makes the same checks and reports them the
+way a socket can (an error event and a close code).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import anyio
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_tools.audit_trail import audit_call
+from agent_tools.errors import DeadlineExceeded, error_body, http_status
+from agent_tools.runtime import Runtime, new_request_id
+from policies import PolicyError, Principal, Unauthorized
+from speech_backend import InvalidArgument, PayloadTooLarge, SpeechError
+
+T = TypeVar("T")
+# Paths anyone on an allowed Host may ask for, tokens or not: probes, metrics, OAuth metadata.
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/.well-known/")
+
+
+def bearer_token(headers: Headers) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    header = headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        return None
+    return header[7:].strip() or None
+
+
+def caller(runtime: Runtime, headers: Headers) -> Principal:
+    """The principal a request or socket is made as: the bearer token's when the policy has tokens,
+    else the local one.
+
+    Raises:
+        Unauthorized: tokens are required and the request has none, or an unknown one.
+    """
+    if not runtime.auth_required:
+        return runtime.policy.local()
+    return runtime.policy.authenticate(bearer_token(headers))
+
+
+@dataclass(frozen=True)
+class PathTable(Generic[T]):
+    """A value per path prefix (the first match wins), and one for any other path."""
+
+    prefixes: Sequence[tuple[str, T]]
+    default: T
+
+    def of(self, path: str) -> T:
+        """The value for `path`."""
+        return next((value for prefix, value in self.prefixes if path.startswith(prefix)), self.default)
+
+
+@dataclass(frozen=True)
+class BodyTimeouts:
+    """How long one read of the body may wait, and how long the whole body may take."""
+
+    read_seconds: float
+    total_seconds: float
+
+
+class RequestTimeout(DeadlineExceeded):
+    """The client sent its request body too slowly."""
+
+    http_status = 408
+
+
+class BoundedBody:
+    """The `receive` of one request, counting body bytes and timing each read until the body ends;
+    past either bound it raises the typed error (and keeps raising it)."""
+
+    def __init__(self, receive: Receive, limit: int, timeouts: BodyTimeouts) -> None:
+        self._receive = receive
+        self.limit = limit
+        self.timeouts = timeouts
+        self.received = 0
+        self.complete = False
+        self.failure: SpeechError | None = None
+        self._deadline = time.monotonic() + timeouts.total_seconds
+
+    async def receive(self) -> Message:
+        """The next message; body reads are bounded until the last body chunk has arrived."""
+        if self.failure is not None:
+            raise self.failure
+        if self.complete:  # what is left to wait for is the client leaving, however long that takes
+            return await self._receive()
+        wait = min(self.timeouts.read_seconds, self._deadline - time.monotonic())
+        with anyio.move_on_after(max(0.0, wait)) as waited:
+            message = await self._receive()
+        if waited.cancelled_caught:
+            self.failure = RequestTimeout(
+                f"the request body did not arrive in time (at most {self.timeouts.read_seconds:g} s between "
+                f"reads, {self.timeouts.total_seconds:g} s in all); send it without pausing"
+            )
+            raise self.failure
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+            if self.received > self.limit:
+                self.failure = PayloadTooLarge(
+                    f"the request body is over the limit of {self.limit} bytes for this route; send less"
+                )
+                raise self.failure
+        else:
+            self.complete = True
+        return message
+
+
+class RequestGuard:
+    """ASGI middleware: every HTTP request passes Host/Origin, then the bearer token (except on
+    `PUBLIC_PATHS`), then reads its body within `limits` and `timeouts`. A refusal of a caller
+    gets an audit line under the route's tool name (`tools`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        runtime: Runtime,
+        security: TransportSecuritySettings,
+        limits: PathTable[int],
+        timeouts: BodyTimeouts,
+        tools: PathTable[str],
+    ) -> None:
+        self.app = app
+        self.runtime = runtime
+        self.security = TransportSecurityMiddleware(security)
+        self.limits = limits
+        self.timeouts = timeouts
+        self.tools = tools
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = await self.security.validate_request(Request(scope))
+        if refused is not None:  # 421 for a foreign Host, 403 for a foreign Origin
+            message = "the Host or Origin header is not one this server answers; use its address"
+            await _reply(
+                send, refused.status_code, {"code": "forbidden", "message": message, "retryable": False}
+            )
+            return
+        headers = Headers(scope=scope)
+        try:
+            if not scope["path"].startswith(PUBLIC_PATHS):
+                scope.setdefault("state", {})["principal"] = self._caller(scope["path"], headers)
+            limit = self.limits.of(scope["path"])
+            declared = _content_length(headers)
+            if declared is not None and declared > limit:
+                raise PayloadTooLarge(
+                    f"the request body is {declared} bytes, over the limit of {limit}; send less"
+                )
+        except (SpeechError, PolicyError) as exc:
+            await _reply_error(send, exc)
+            return
+        body = BoundedBody(receive, limit, self.timeouts)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, body.receive, tracked)
+        except Exception:
+            if body.failure is None or started:
+                raise
+            await _reply_error(send, body.failure)
+
+    def _caller(self, path: str, headers: Headers) -> Principal:
+        try:
+            return caller(self.runtime, headers)
+        except Unauthorized as exc:
+            audit_call(
+                self.runtime.policy, request_id=new_request_id(), principal=None, tool=self.tools.of(path),
+                error=error_body(exc, "-"), seconds=0.0, transport="http",
+            )  # fmt: skip
+            raise
+
+
+def _content_length(headers: Headers) -> int | None:
+    value = headers.get("content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument("the Content-Length header is not a number") from None
+
+
+async def _reply_error(send: Send, exc: SpeechError | PolicyError) -> None:
+    body = error_body(exc, new_request_id())
+    await _reply(send, http_status(body["code"], exc), body)
+
+
+async def _reply(send: Send, status: int, body: dict[str, Any]) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    payload = json.dumps({"error": {**body, "type": body["code"]}}).encode()
+    headers.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,351 @@
+"""Hostile and faulty inputs, each through the surface where it does harm: the outcome is typed,
+memory stays bounded, and the same process serves a speak + transcribe round trip afterwards."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.sse import sse_client
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from agent_tools.runtime import Runtime
+from agent_tools.speak_socket import MAX_OPEN_UTTERANCES
+from speech_backend import encode_audio
+from tests.agent_tools.conftest import runtime_with, serve_http
+from tests.agent_tools.test_sockets import receive, until_done, ws_url
+from tests.media import container_bytes
+from tests.wer import normalized_wer
+
+pytestmark = pytest.mark.anyio
+PHRASE = "Please read the meter on the second floor."
+MEGABYTE = 1024 * 1024
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (the server runs in it), from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+async def assert_still_serving(base: str) -> None:
+    """The canary: a speak + transcribe round trip over MCP on the same server."""
+    async with Client(f"{base}/mcp") as client:
+        spoken = await client.call_tool("speak", {"text": PHRASE, "format": "flac"})
+        heard = await client.call_tool("transcribe", {"audio_uri": spoken.structured_content["audio_uri"]})
+    assert not spoken.is_error and not heard.is_error, (spoken, heard)
+    assert normalized_wer([PHRASE], [heard.structured_content["text"]]) <= 0.2
+
+
+def error_of(response: httpx2.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+# 1. Any channel count up to the cap decodes (8 channels used to crash the process).
+
+
+@pytest.fixture(scope="module")
+def phrase_audio(speak):
+    return speak(PHRASE)
+
+
+async def test_every_channel_count_up_to_the_cap_transcribes_over_the_openai_route(runtime, phrase_audio):
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=60) as http:
+        for channels in range(1, runtime.settings.engines.audio.max_channels + 1):
+            wav = container_bytes(phrase_audio, "wav", "pcm_s16le", channels=channels)
+            response = await http.post(
+                f"{base}/v1/audio/transcriptions", files={"file": ("a.wav", wav)}, data={"model": "whisper-1"}
+            )
+            assert response.status_code == 200, (channels, response.text)
+            assert normalized_wer([PHRASE], [response.json()["text"]]) <= 0.2, channels
+        await assert_still_serving(base)
+
+
+async def test_eight_channel_audio_transcribes_over_mcp_and_legacy_sse(runtime, phrase_audio):
+    flac = base64.b64encode(container_bytes(phrase_audio, "flac", "flac", channels=8)).decode()
+    async with serve_http(runtime) as base:
+        async with Client(f"{base}/mcp") as client:
+            over_mcp = await client.call_tool("transcribe", {"audio_base64": flac})
+        async with Client(sse_client(f"{base}/sse")) as client:
+            over_sse = await client.call_tool("transcribe", {"audio_base64": flac})
+        await assert_still_serving(base)
+    for result in (over_mcp, over_sse):
+        assert not result.is_error, result
+        assert normalized_wer([PHRASE], [result.structured_content["text"]]) <= 0.2
+
+
+# 2. One WebSocket client may not hold unbounded utterances, tasks or memory.
+
+
+async def test_a_flood_of_utterances_on_one_socket_is_closed_busy_with_memory_bounded(runtime):
+    async with serve_http(runtime) as base:
+        before = rss_bytes()
+        async with connect(ws_url(base, "/v1/speak/ws")) as ws:
+            await receive(ws)
+            refused: dict[str, object] = {}
+            done = 0
+            with pytest.raises(ConnectionClosed), anyio.fail_after(60):
+                for _ in range(20_000):
+                    await ws.send(json.dumps({"type": "text", "text": "Hello there. "}))
+                    await ws.send(json.dumps({"type": "end"}))
+                while True:
+                    event = json.loads(await ws.recv())
+                    done += event["type"] == "done"
+                    if event["type"] == "error":
+                        refused = event
+        assert ws.close_code == 4503 and refused["code"] == "busy"
+        assert done <= MAX_OPEN_UTTERANCES  # what was open was ended; nothing past the cap was queued
+        assert rss_bytes() - before < 100 * MEGABYTE
+        await assert_still_serving(base)
+
+
+async def test_many_small_messages_in_one_utterance_stay_within_the_text_cap(service, settings):
+    runtime = runtime_with(service, settings, max_text_chars=2000)
+    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
+        await receive(ws)
+        for _ in range(5000):
+            await ws.send(json.dumps({"type": "flush"}))  # nothing open: nothing to do, nothing kept
+        for _ in range(2001):
+            await ws.send(json.dumps({"type": "text", "text": "a"}))
+        events = await until_done(ws)
+        assert [e["type"] for e in events] == ["error", "done"] and events[0]["code"] == "text_too_long"
+        await assert_still_serving(base)
+
+
+# 3. Bodies are counted as they arrive and refused at the cap, however they are sent.
+
+
+async def chunks_of(total: int, first: bytes = b"", size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    yield first
+    block = b"x" * size
+    for _ in range(total // size):
+        yield block
+
+
+@pytest.mark.parametrize("path", ["/v1/audio/speech", "/v1/speak/stream", "/v1/audio/transcriptions"])
+async def test_a_huge_chunked_body_is_refused_at_the_cap_with_memory_bounded(runtime, path):
+    headers, first = {"content-type": "application/json"}, b'{"input": "'
+    if path.endswith("transcriptions"):
+        headers = {"content-type": "multipart/form-data; boundary=b"}
+        first = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=120) as http:
+        before = rss_bytes()
+        response = await http.post(f"{base}{path}", content=chunks_of(300 * MEGABYTE, first), headers=headers)
+        grown = rss_bytes() - before
+        assert "content-length" not in response.request.headers  # sent chunked: no size announced
+        assert error_of(response) == (413, "payload_too_large")
+        assert grown < 100 * MEGABYTE
+        await assert_still_serving(base)
+
+
+# 5. Failures inside a socket's task group keep their codes.
+
+
+async def refused_while_streaming(ws, audio_pcm: bytes) -> tuple[str, int | None]:
+    """Stream `audio_pcm` (100 ms frames) and `end`; the error code the server sent, and its close code."""
+    with contextlib.suppress(ConnectionClosed):  # the server may close before the last frame
+        for start in range(0, len(audio_pcm), 3200):
+            await ws.send(audio_pcm[start : start + 3200])
+        await ws.send(json.dumps({"type": "end"}))
+    while (event := await receive(ws))["type"] != "error":
+        pass
+    with pytest.raises(ConnectionClosed):
+        await ws.recv()
+    return event["code"], ws.close_code
+
+
+@pytest.fixture(scope="module")
+def phrase_pcm(phrase_audio) -> bytes:
+    import numpy as np
+
+    from speech_backend import resample
+
+    silence = np.zeros(16000, dtype=np.float32)
+    samples = np.concatenate([silence, resample(phrase_audio, 16000).samples, silence])
+    return (samples * 32767).astype("<i2").tobytes()
+
+
+async def test_a_live_transcription_past_its_deadline_closes_with_timeout(service, settings, phrase_pcm):
+    runtime = runtime_with(service, settings, transcribe_timeout_seconds=0.01)
+    async with serve_http(runtime) as base:
+        async with connect(ws_url(base, "/v1/transcribe/ws?partial_interval_ms=0")) as ws:
+            await receive(ws)
+            assert await refused_while_streaming(ws, phrase_pcm) == ("timeout", 4504)
+        live = runtime.require()
+        live.settings = live.settings.model_copy(update={"transcribe_timeout_seconds": 300.0})
+        await assert_still_serving(base)
+
+
+async def test_a_live_transcription_during_shutdown_closes_with_busy(runtime, phrase_pcm):
+    url = "/v1/transcribe/ws?partial_interval_ms=0"
+    async with serve_http(runtime) as base, connect(ws_url(base, url)) as ws:
+        await receive(ws)
+        runtime.require().shutdown()
+        assert await refused_while_streaming(ws, phrase_pcm) == ("busy", 4503)
+
+
+# 8. Caps apply to the whole utterance on the speech socket.
+
+
+async def test_the_speech_cap_applies_to_the_whole_utterance_on_the_socket(service, settings):
+    runtime = runtime_with(service, settings, max_speech_seconds=3.0)
+    text = " ".join(f"This is sentence number {n} of the answer." for n in range(1, 9))
+    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"type": "text", "text": text}))
+        await ws.send(json.dumps({"type": "end"}))
+        events = await until_done(ws)
+        errors = [e for e in events if e["type"] == "error"]
+        assert [e["code"] for e in errors] == ["audio_too_long"]
+        assert events[-1]["reason"] == "error" and events[-1]["audio_ms"] <= 3000
+        await assert_still_serving(base)
+
+
+# 9. Malformed bodies are 400s with the contract's object, never 500s.
+
+
+def multipart(*parts: tuple[str, str | None, bytes], boundary: str = "XyZ") -> bytes:
+    out = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+async def test_malformed_uploads_and_bodies_are_invalid_argument(runtime, phrase_audio):
+    wav = encode_audio(phrase_audio, "wav")
+    form = {"content-type": "multipart/form-data; boundary=XyZ"}
+    deep = b"[" * 100_000 + b"]" * 100_000
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=60) as http:
+        upload = f"{base}/v1/audio/transcriptions"
+        cases = {
+            "no boundary": await http.post(
+                upload,
+                content=multipart(("file", "a.wav", wav)),
+                headers={"content-type": "multipart/form-data"},
+            ),
+            "two files": await http.post(
+                upload, content=multipart(("file", "a.wav", wav), ("file", "b.wav", wav)), headers=form
+            ),
+            "20 fields": await http.post(
+                upload,
+                content=multipart(("file", "a.wav", wav), *[(f"f{i}", None, b"x") for i in range(20)]),
+                headers=form,
+            ),
+            "2 MB field": await http.post(
+                upload,
+                content=multipart(("file", "a.wav", wav), ("prompt", None, b"x" * 2 * MEGABYTE)),
+                headers=form,
+            ),
+            "nested JSON (speech)": await http.post(
+                f"{base}/v1/audio/speech", content=deep, headers={"content-type": "application/json"}
+            ),
+            "nested JSON (stream)": await http.post(
+                f"{base}/v1/speak/stream", content=deep, headers={"content-type": "application/json"}
+            ),
+        }
+        for case, response in cases.items():
+            assert error_of(response) == (400, "invalid_argument"), (case, response.text)
+        await assert_still_serving(base)
+
+
+async def test_a_file_uri_with_a_nul_byte_is_uri_forbidden(service, settings, tmp_path):
+    runtime = runtime_with(service, settings, file_roots=(tmp_path,))
+    async with serve_http(runtime) as base, Client(f"{base}/mcp") as client:
+        result = await client.call_tool("transcribe", {"audio_uri": f"file://{tmp_path}/a%00.wav"})
+        assert result.is_error and result.structured_content["error"]["code"] == "uri_forbidden"
+        await assert_still_serving(base)
+
+
+async def test_unknown_paths_and_methods_answer_with_the_error_object(runtime):
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        missing = await http.get(f"{base}/nothing-here")
+        wrong_method = await http.get(f"{base}/v1/audio/speech")
+    assert error_of(missing) == (404, "not_found")
+    assert error_of(wrong_method) == (405, "method_not_allowed")
+
+
+async def test_mcp_without_a_token_gets_the_contract_401(settings, tmp_path):
+    from policies import token_hash
+    from tests.agent_tools.test_policy_http import fake_runtime
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"version: 1\nprincipals:\n  - id: a\n    token_sha256: [{token_hash('a-token')}]\n")
+    runtime, _ = fake_runtime(settings, policy)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        response = await http.post(f"{base}/mcp", json=body, headers=headers)
+    assert error_of(response) == (401, "unauthorized")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+# 10. Slow clients do not hold a connection forever.
+
+
+def timed_runtime(service, settings) -> Runtime:
+    runtime = runtime_with(service, settings)
+    server = settings.server.model_copy(
+        update={"header_timeout_seconds": 0.5, "body_read_timeout_seconds": 0.5}
+    )
+    runtime.settings = runtime.settings.model_copy(update={"server": server})
+    return runtime
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+async def test_a_client_that_never_finishes_its_headers_is_disconnected(service, settings):
+    async with serve_http(timed_runtime(service, settings)) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+            )  # and never the blank line
+            closed = await anyio.to_thread.run_sync(read_all, sock)
+        assert closed == b""
+        await assert_still_serving(base)
+
+
+async def test_a_body_that_stops_arriving_is_a_408_timeout(service, settings):
+    async with serve_http(timed_runtime(service, settings)) as base:
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                f"POST /v1/speak/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+                + b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"text": '
+            )
+            answer = await anyio.to_thread.run_sync(read_all, sock)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408")
+        assert json.loads(body)["error"]["code"] == "timeout"
+        await assert_still_serving(base)
+
+
+# 10. A WAV header that declares a sample size the decoder would misread.
+
+
+async def test_a_seven_bit_wav_is_decode_failed_not_misread(runtime):
+    from tests.media import wav_header
+
+    seven_bit = wav_header(rate=16000, channels=1, bits=7, data_size=16000) + bytes(16000)
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        response = await http.post(f"{base}/v1/audio/transcriptions", files={"file": ("a.wav", seven_bit)})
+        assert error_of(response) == (400, "decode_failed") and "7-bit" in response.json()["error"]["message"]
+        await assert_still_serving(base)
