@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from agent_tools.audio_store import read_clip
+from agent_tools.errors import UriForbidden, error_body, http_status
 from agent_tools.guard import BodyTimeouts, PathTable, RequestGuard
 from agent_tools.http_routes import HttpRoutes
 from agent_tools.runtime import Runtime, new_request_id
@@ -25,6 +27,7 @@ from agent_tools.server import build_server
 from agent_tools.sockets import SocketGate
 from agent_tools.speak_socket import SpeakSocket
 from agent_tools.transcribe_socket import TranscribeSocket
+from policies import PolicyError
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +169,8 @@ class Probes:
             return JSONResponse(
                 {"status": "not_ready", "reason": runtime.load_error or "loading"}, status_code=503
             )
+        if not runtime.policy.audit_writable:
+            return JSONResponse({"status": "not_ready", "reason": "audit_unwritable"}, status_code=503)
         return JSONResponse({"status": "ready", "recognizer": runtime.service.recognizer.model_id})
 
     async def metrics(self, request: Request) -> Response:
@@ -175,15 +180,16 @@ class Probes:
             for admission in (runtime.service.synthesis, runtime.service.recognition):
                 runtime.metrics.queue_depth.labels(admission.name).set(admission.waiting)
                 runtime.metrics.in_use.labels(admission.name).set(admission.in_use)
+        runtime.metrics.sample_audit(runtime.policy)
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def audio(self, request: Request) -> Response:
         """The raw bytes behind an `audio://` handle, while it lives."""
-        clip = self.runtime.store.get(request.path_params["clip_id"])
-        if clip is None:
-            body = {
-                "code": "uri_forbidden",
-                "message": "that audio is unknown or has expired; call speak again",
-            }
-            return JSONResponse({"error": body}, status_code=403)
+        request_id = new_request_id()
+        try:
+            clip = read_clip(self.runtime.store, self.runtime.policy, request.path_params["clip_id"],
+                             request.state.principal, request_id=request_id, transport="http")  # fmt: skip
+        except (UriForbidden, PolicyError) as exc:
+            body = error_body(exc, request_id)
+            return JSONResponse({"error": body}, status_code=http_status(body["code"], exc))
         return Response(clip.data, media_type=clip.mime_type, headers={"cache-control": "no-store"})

@@ -8,10 +8,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent_tools.errors import UriForbidden
+from agent_tools.audit_trail import audit_call
+from agent_tools.errors import UriForbidden, error_body
+from policies import Policy, Principal
 from speech_backend import PayloadTooLarge
 
 SCHEME = "audio://"
+OWNER_RULE = "clip-owner"  # the audit line's rule when a clip exists but is not the reader's
+UNKNOWN_CLIP = "that audio:// handle is unknown or has expired; call speak again, or send the audio inline"
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class StoredAudio:
     data: bytes
     mime_type: str
     expires_at: float
+    owner: str  # the principal that made it
 
     @property
     def uri(self) -> str:
@@ -54,8 +59,9 @@ class AudioStore:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, data: bytes, mime_type: str, suffix: str = "") -> StoredAudio:
-        """Store a clip, evicting expired and then the oldest clips to stay within bounds.
+    def put(self, data: bytes, mime_type: str, owner: str, suffix: str = "") -> StoredAudio:
+        """Store a clip made by principal `owner`, evicting expired and then the oldest clips to stay
+        within bounds.
 
         Raises:
             PayloadTooLarge: the clip alone is bigger than the store.
@@ -71,7 +77,7 @@ class AudioStore:
         ):
             self._drop(next(iter(self._items)))
         key = secrets.token_urlsafe(16) + (f".{suffix}" if suffix else "")
-        clip = StoredAudio(key, data, mime_type, self._clock() + self.ttl_seconds)
+        clip = StoredAudio(key, data, mime_type, self._clock() + self.ttl_seconds, owner)
         self._items[clip.id] = clip
         self._bytes += len(data)
         return clip
@@ -81,19 +87,6 @@ class AudioStore:
         self._expire()
         return self._items.get(uri_or_id.removeprefix(SCHEME))
 
-    def resolve(self, uri: str) -> StoredAudio:
-        """The clip for an `audio://` handle.
-
-        Raises:
-            UriForbidden: unknown or expired (the same message either way).
-        """
-        clip = self.get(uri)
-        if clip is None:
-            raise UriForbidden(
-                "that audio:// handle is unknown or has expired; send the audio inline as audio_base64"
-            )
-        return clip
-
     def _expire(self) -> None:
         now = self._clock()
         for key in [k for k, v in self._items.items() if v.expires_at <= now]:
@@ -102,3 +95,30 @@ class AudioStore:
     def _drop(self, key: str) -> None:
         clip = self._items.pop(key)
         self._bytes -= len(clip.data)
+
+
+def read_clip(
+    store: AudioStore, policy: Policy, uri: str, reader: Principal, *, request_id: str, transport: str
+) -> StoredAudio:
+    """The clip behind an `audio://` handle (or bare id), for a principal the policy lets read it:
+    the one that made it, or one its owner shares audio with. Every read gets an audit line.
+
+    Raises:
+        UriForbidden: unknown, expired, or not the reader's to read (the same message for each).
+        AuditUnavailable: reads are refused while the audit trail cannot be written.
+    """
+    policy.check_audit()
+    started = time.perf_counter()
+    clip = store.get(uri)
+    refusal = None  # the caller hears the same whether the clip is gone or someone else's
+    if clip is None:
+        refusal = error_body(UriForbidden(UNKNOWN_CLIP), request_id)
+    elif not policy.may_read_audio(reader, clip.owner):
+        refusal = {**error_body(UriForbidden(UNKNOWN_CLIP), request_id), "rule": OWNER_RULE}
+    audit_call(
+        policy, request_id=request_id, principal=reader, tool="read_audio", error=refusal,
+        seconds=time.perf_counter() - started, transport=transport,
+    )  # fmt: skip
+    if clip is None or refusal is not None:
+        raise UriForbidden(UNKNOWN_CLIP)
+    return clip

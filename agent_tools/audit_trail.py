@@ -22,8 +22,10 @@ def audit_call(
     audio_seconds: float | None = None,
     transport: str | None = None,
 ) -> None:
-    """Record who called what and how it ended (allow, deny by policy, or error), with sizes only."""
-    decision: Decision = "allow" if error is None else "deny" if error["code"] in POLICY_CODES else "error"
+    """Record who called what and how it ended (allow, deny by policy, or error), with sizes only.
+    A refusal is a denial when its code is a policy's or a policy rule is named."""
+    denied = error is not None and (error["code"] in POLICY_CODES or error.get("rule") is not None)
+    decision: Decision = "allow" if error is None else "deny" if denied else "error"
     policy.audit(
         AuditRecord(
             request_id=request_id,

@@ -14,6 +14,7 @@ from typing import Any, get_args
 
 import anyio
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from agent_tools.logs import configure_logging
 from agent_tools.service import SpeechService
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:
         print(f"error [invalid_configuration]: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     configure_logging("WARNING" if args.command != "serve" and not args.verbose else settings.log_level)
@@ -226,12 +227,15 @@ def _progress(description: str, unit: str) -> Any:
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from agent_tools.runtime import Runtime
-    from policies import PolicyFileError
+    from policies import AuditFileError, PolicyFileError
 
     try:
         runtime = Runtime(settings)
     except PolicyFileError as exc:
         print(f"error [invalid_policy]: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except AuditFileError as exc:
+        print(f"error [invalid_configuration]: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     reload_on_sighup(runtime)
     if args.transport == "stdio":

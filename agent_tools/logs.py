@@ -32,6 +32,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class QueryStringFilter(logging.Filter):
+    """Cuts the query string off the request paths in uvicorn's log lines: whatever a client put in
+    a URL (a token, say) never reaches the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's arguments; never drop the record."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(_without_query(a) for a in record.args)
+        return True
+
+
+def _without_query(value: object) -> object:
+    if isinstance(value, str) and value.startswith("/") and "?" in value:
+        return value.split("?", 1)[0] + "?[query removed]"
+    return value
+
+
 def configure_logging(level: str) -> None:
     """Send every log record, ours and the libraries', to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
@@ -42,3 +59,7 @@ def configure_logging(level: str) -> None:
     # These libraries log text bodies or request lines at DEBUG/INFO; they never go below WARNING.
     for noisy in ("piper", "faster_whisper", "httpx", "httpx2", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for requests in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(requests)
+        if not any(isinstance(f, QueryStringFilter) for f in logger.filters):
+            logger.addFilter(QueryStringFilter())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from policies import Policy
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -24,6 +26,19 @@ class Metrics:
                             registry=self.registry)  # fmt: skip
         self.audio_seconds = Counter("speech_audio_seconds", "Audio seconds heard (in) and spoken (out).",
                                      ["direction"], registry=self.registry)  # fmt: skip
+        self.audit_writable = Gauge("speech_audit_writable", "1 while audit records are written, 0 while "
+                                    "they cannot be.", registry=self.registry)  # fmt: skip
+        self.audit_lost = Counter("speech_audit_records_lost", "Audit records that could not be written.",
+                                  registry=self.registry)  # fmt: skip
+        self._audit_lost_seen = 0
+
+    def sample_audit(self, policy: Policy) -> None:
+        """Read the audit sink's state into the audit metrics."""
+        self.audit_writable.set(1 if policy.audit_writable else 0)
+        lost = int(getattr(policy.audit_sink, "lost", 0))
+        if lost > self._audit_lost_seen:
+            self.audit_lost.inc(lost - self._audit_lost_seen)
+            self._audit_lost_seen = lost
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -70,6 +70,15 @@ class Runtime:
         except ValueError as exc:
             logger.error("policy reload failed; keeping the policy in force", extra={"error": str(exc)})
             return False
+        if config.has_tokens != self.policy.config.has_tokens:
+            # MCP's bearer authentication is set up at start-up: turning tokens off (or on) by a
+            # reload would leave the surfaces disagreeing about who may call, or open them all.
+            change = "off" if self.policy.config.has_tokens else "on"
+            logger.error(
+                f"policy reload refused: it would turn bearer authentication {change}; restart the server "
+                "to do that. Keeping the policy in force"
+            )
+            return False
         self.policy.reload(config)
         logger.info("policy reloaded", extra={"principals": len(config.principals)})
         return True

@@ -13,11 +13,20 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import AudioContent, CallToolResult, ResourceLink, ToolAnnotations
 from pydantic import Field
 
-from agent_tools.runtime import Runtime
+from agent_tools.audio_store import read_clip
+from agent_tools.errors import UriForbidden
+from agent_tools.runtime import Runtime, new_request_id
 from agent_tools.schemas import SpeakResult, TranscribeResult, VoiceInfo, VoiceList
 from agent_tools.sources import decode_base64, read_uri
-from agent_tools.tool_boundary import ToolCallBoundary, principal_var, structured, typed_errors
-from policies import Unauthorized
+from agent_tools.tool_boundary import (
+    ToolCallBoundary,
+    mcp_principal,
+    principal_var,
+    request_id_var,
+    structured,
+    typed_errors,
+)
+from policies import PolicyError, Unauthorized
 from speech_backend import AUDIO_FORMATS, MIME_TYPES, AudioFormat, InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -139,7 +148,8 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
             principal=principal_var.get(),
         )
         ext = EXTENSIONS[speech.format]
-        clip = runtime.store.put(speech.data, speech.mime_type, suffix=ext)
+        owner = service.caller(principal_var.get()).id
+        clip = runtime.store.put(speech.data, speech.mime_type, owner, suffix=ext)
         inline = len(speech.data) <= cfg.inline_audio_max_bytes
         result = SpeakResult.of(
             speech, clip.uri, "inline" if inline else "resource_link", cfg.audio_store_ttl_seconds
@@ -192,7 +202,13 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
         if audio_base64 is not None:
             data = decode_base64(audio_base64, limits.max_bytes)
         else:
-            data = read_uri(audio_uri or "", runtime.store, cfg.file_roots, limits.max_bytes)
+
+            def clip_bytes(uri: str) -> bytes:
+                clip = read_clip(runtime.store, service.policy, uri, who, request_id=request_id_var.get(),
+                                 transport="mcp")  # fmt: skip
+                return clip.data
+
+            data = read_uri(audio_uri or "", clip_bytes, cfg.file_roots, limits.max_bytes)
 
         transcript = await service.transcribe(
             data,
@@ -241,7 +257,10 @@ def _register_clip_template(server: MCPServer, runtime: Runtime, fmt: AudioForma
     @server.resource(f"audio://{{clip_id}}.{ext}", name=f"speech-{ext}", mime_type=MIME_TYPES[fmt],
                      description=f"Speech made by speak, as {fmt}; readable until it expires.")  # fmt: skip
     def clip(clip_id: str) -> bytes:
-        found = runtime.store.get(f"{clip_id}.{ext}")
-        if found is None:
-            raise ResourceError("that audio is unknown or has expired; call speak again")
+        try:
+            reader = mcp_principal(runtime)
+            found = read_clip(runtime.store, runtime.policy, f"{clip_id}.{ext}", reader,
+                              request_id=new_request_id(), transport="mcp")  # fmt: skip
+        except (UriForbidden, PolicyError) as exc:
+            raise ResourceError(f"[{exc.code}] {exc.message}") from exc
         return found.data

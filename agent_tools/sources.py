@@ -5,10 +5,11 @@ from __future__ import annotations
 import binascii
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from agent_tools.audio_store import SCHEME, AudioStore
+from agent_tools.audio_store import SCHEME
 from agent_tools.errors import UriForbidden
 from speech_backend import InvalidArgument, PayloadTooLarge
 
@@ -38,15 +39,18 @@ def decode_base64(text: str, max_bytes: int) -> bytes:
         ) from exc
 
 
-def read_uri(uri: str, store: AudioStore, allowed_roots: tuple[Path, ...], max_bytes: int) -> bytes:
-    """The bytes behind an `audio://` handle or an allowed `file://` path.
+def read_uri(
+    uri: str, read_clip: Callable[[str], bytes], allowed_roots: tuple[Path, ...], max_bytes: int
+) -> bytes:
+    """The bytes behind an `audio://` handle (through `read_clip`, which checks who may read it) or
+    an allowed `file://` path.
 
     Raises:
         UriForbidden: any other scheme, an unknown handle, or a path outside the allowed roots.
         PayloadTooLarge: the file is over `max_bytes`.
     """
     if uri.startswith(SCHEME):
-        return store.resolve(uri).data
+        return read_clip(uri)
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         allowed = "audio:// handles" + (" and file:// paths under the allowed roots" if allowed_roots else "")

@@ -56,6 +56,21 @@ def error_result(exc: BaseException, request_id: str) -> CallToolResult:
     )
 
 
+def mcp_principal(runtime: Runtime) -> Principal:
+    """Who is making an MCP request: the principal of the HTTP bearer token, else the local one.
+
+    Raises:
+        Unauthorized: the token's principal is no longer in the policy.
+    """
+    access = get_access_token()
+    if access is None:
+        return runtime.policy.local()
+    found = runtime.policy.config.principal(access.client_id or "")
+    if found is None:
+        raise Unauthorized("the bearer token's principal is no longer in the policy")
+    return found
+
+
 class ToolCallBoundary:
     """Middleware around every tools/call: gives the call a request id, refuses unknown arguments,
     turns the SDK's own failures (schema validation, unknown tool) into the contract's errors, and
@@ -76,7 +91,7 @@ class ToolCallBoundary:
         self.runtime.calls_in_flight += 1
         principal_token = principal_var.set(None)
         try:
-            principal_var.set(self._principal())
+            principal_var.set(mcp_principal(self.runtime))
             self._check_arguments(tool, ctx.params.get("arguments"))
             result = await call_next(ctx)
             if isinstance(result, dict):  # the chain hands back the serialized result
@@ -94,16 +109,6 @@ class ToolCallBoundary:
             principal_var.reset(principal_token)
         self._count(label, result, time.perf_counter() - started)
         return result
-
-    def _principal(self) -> Principal:
-        """Who is calling: the principal of the HTTP bearer token, else the local principal."""
-        access = get_access_token()
-        if access is None:
-            return self.runtime.policy.local()
-        found = self.runtime.policy.config.principal(access.client_id or "")
-        if found is None:
-            raise Unauthorized("the bearer token's principal is no longer in the policy")
-        return found
 
     def _audit(self, tool: str, request_id: str, result: Any, seconds: float, arguments: object) -> None:
         """One audit line: who, which tool, the decision and sizes; never the text or audio."""

@@ -3,16 +3,26 @@
 No I/O except the audit sink and the quota store it is handed.
 """
 
-from policies.audit import AuditRecord, AuditSink, MemoryAuditSink, RotatingFileAuditSink
+from policies.audit import AuditFileError, AuditRecord, AuditSink, MemoryAuditSink, RotatingFileAuditSink
 from policies.auth import authenticate, token_hash
 from policies.config import PolicyConfig, PolicyFileError, Principal, Quota, load_policy
-from policies.errors import Forbidden, PolicyDenied, PolicyError, RateLimited, TextOverLimit, Unauthorized
+from policies.errors import (
+    AuditUnavailable,
+    Forbidden,
+    PolicyDenied,
+    PolicyError,
+    RateLimited,
+    TextOverLimit,
+    Unauthorized,
+)
 from policies.policy import Policy
 from policies.quota_store import MemoryQuotaStore, QuotaStore, SqliteQuotaStore
 
 __all__ = [
+    "AuditFileError",
     "AuditRecord",
     "AuditSink",
+    "AuditUnavailable",
     "Forbidden",
     "MemoryAuditSink",
     "MemoryQuotaStore",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 Decision = Literal["allow", "deny", "error"]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,19 +57,62 @@ class MemoryAuditSink:
         self.records.append(record)
 
 
+class AuditFileError(ValueError):
+    """The audit file cannot be opened for writing (at start-up)."""
+
+
+class _StrictRotatingHandler(logging.handlers.RotatingFileHandler):
+    """A rotating file handler whose write errors reach the caller instead of stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        raise  # called from inside logging's `except`: re-raise what failed
+
+
 class RotatingFileAuditSink:
-    """JSON lines in a file that rotates at `max_bytes`, keeping `backups` old files."""
+    """JSON lines in a file that rotates at `max_bytes`, keeping `backups` old files.
+
+    A failed write (a full disk, a removed folder) is not raised: the sink turns unwritable, logs it
+    once, counts each record lost, and tries again with the next record; the first record that is
+    written again makes it writable (logged once too). Callers decide what an unwritable audit
+    trail means for the calls they serve (`writable`).
+    """
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handler = _StrictRotatingHandler(
+                path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+            )
+        except OSError as exc:
+            raise AuditFileError(
+                f"the audit file {path} cannot be opened for writing ({exc.strerror}); fix audit.path in the "
+                "policy file or the folder's permissions"
+            ) from exc
         self._handler.setFormatter(logging.Formatter("%(message)s"))
+        self.path = path
+        self.writable = True
+        self.lost = 0  # records that could not be written
 
     def write(self, record: AuditRecord) -> None:
         """Append the record as one line."""
-        self._handler.handle(logging.LogRecord("audit", logging.INFO, "", 0, record.to_json(), None, None))
+        line = logging.LogRecord("audit", logging.INFO, "", 0, record.to_json(), None, None)
+        try:
+            self._handler.handle(line)
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed under us
+            self.lost += 1
+            if self.writable:
+                self.writable = False
+                logger.error(
+                    "audit file unwritable; audit records are being lost",
+                    extra={
+                        "path": str(self.path),
+                        "error": getattr(exc, "strerror", None) or type(exc).__name__,
+                    },
+                )
+            return
+        if not self.writable:
+            self.writable = True
+            logger.warning("audit file writable again", extra={"path": str(self.path), "lost": self.lost})
 
     def close(self) -> None:
         """Close the file."""

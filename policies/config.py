@@ -45,6 +45,9 @@ class Principal(BaseModel):
     rate_per_minute: int | None = Field(None, ge=1)
     quota: Quota = Quota()
     redact_pii: bool = False
+    shares_audio_with: tuple[str, ...] = Field(
+        (), description="Principals who may read this principal's audio:// clips ('*': all)."
+    )
 
     @field_validator("token_sha256", mode="before")
     @classmethod
@@ -99,6 +102,11 @@ class AuditSettings(BaseModel):
     path: Path | None = Field(None, description="Audit file; relative paths are beside the policy file.")
     max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     backups: int = Field(5, ge=0, le=100)
+    on_failure: Literal["refuse", "continue"] = Field(
+        "refuse",
+        description="While the audit file cannot be written: refuse calls (`backend_unavailable`, "
+        "retryable) or keep serving with records lost. Either way the server reports itself not ready.",
+    )
 
 
 class PolicyConfig(BaseModel):

@@ -5,7 +5,8 @@ PolicyError (code, retryable)
 ├── Forbidden       forbidden      the principal may not use this tool or voice
 ├── PolicyDenied    policy_denied  a content rule refused it (`rule` names the rule)
 ├── OverLimit       text_too_long / audio_too_long  over the principal's per-call limit
-└── RateLimited     rate_limited   over the principal's rate or quota (`retry_after_ms`)
+├── RateLimited     rate_limited   over the principal's rate or quota (`retry_after_ms`)
+└── AuditUnavailable backend_unavailable  the audit file cannot be written (refusing is the policy)
 """
 
 from __future__ import annotations
@@ -69,3 +70,14 @@ class RateLimited(PolicyError):
         super().__init__(message)
         self.retry_after_ms = retry_after_ms
         self.rule = rule
+
+
+class AuditUnavailable(PolicyError):
+    """The audit trail cannot be written and the policy refuses calls that would go unrecorded."""
+
+    code = "backend_unavailable"
+    retryable = True
+
+    def __init__(self, message: str, retry_after_ms: int = 5000) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms

@@ -11,7 +11,7 @@ from policies.audit import AuditRecord, AuditSink
 from policies.auth import authenticate
 from policies.config import PolicyConfig, Principal
 from policies.content import ContentPolicy
-from policies.errors import Forbidden, TextOverLimit, Unauthorized
+from policies.errors import AuditUnavailable, Forbidden, TextOverLimit, Unauthorized
 from policies.limits import Limits
 from policies.quota_store import MemoryQuotaStore, QuotaStore
 from policies.redaction import redact
@@ -74,8 +74,23 @@ class Policy:
             raise Unauthorized(f"principal {principal.id!r} is no longer in the policy")
         return current
 
+    @property
+    def audit_writable(self) -> bool:
+        """False while the audit sink is failing to write (a full disk, say)."""
+        return bool(getattr(self.audit_sink, "writable", True))
+
+    def check_audit(self) -> None:
+        """Raises AuditUnavailable while the audit trail cannot be written and the policy says to refuse."""
+        if not self.audit_writable and self._config.audit.on_failure == "refuse":
+            raise AuditUnavailable(
+                "the server cannot write its audit trail, and its policy refuses calls that would go "
+                "unrecorded; retry later"
+            )
+
     def check_tool(self, principal: Principal, tool: str) -> None:
-        """Raises Forbidden when the principal may not call `tool`."""
+        """Raises Forbidden when the principal may not call `tool`, AuditUnavailable when calls are
+        refused for want of an audit trail."""
+        self.check_audit()
         if not principal.may_use(tool):
             raise Forbidden(f"{principal.id} may not use the {tool} tool")
 
@@ -118,6 +133,14 @@ class Policy:
         """Tool and rate for `list_voices`."""
         self.check_tool(principal, "list_voices")
         self.limits.admit(principal)
+
+    def may_read_audio(self, reader: Principal, owner_id: str) -> bool:
+        """True when `reader` may read an `audio://` clip made by principal `owner_id`: its own, or
+        one whose owner (as the policy now defines it) shares audio with the reader."""
+        if reader.id == owner_id:
+            return True
+        owner = self._config.principal(owner_id)
+        return owner is not None and ("*" in owner.shares_audio_with or reader.id in owner.shares_audio_with)
 
     def allowed_voices(self, principal: Principal, voices: list[str]) -> list[str]:
         """The voice ids the principal may use, in order."""

@@ -76,7 +76,11 @@ class VoiceCatalog:
             if not config.is_file():
                 logger.warning("skipping voice %s: no %s beside it", model.name, config.name)
                 continue
-            voice = read_voice(model, config)
+            try:
+                voice = read_voice(model, config)
+            except ModelNotFound as exc:  # one broken voice must not take the others down
+                logger.error("skipping voice %s: %s", model.name, exc.message)
+                continue
             self._voices.setdefault(voice.id, VoiceFiles(voice, model, config))
 
     def voices(self) -> tuple[Voice, ...]:

@@ -82,3 +82,20 @@ def test_bad_input_is_one_clear_line_on_stderr_and_a_non_zero_exit(args, code):
 def test_a_bad_setting_is_reported_before_anything_loads():
     result = run("voices", env={"SPEECH_TOOLS_ENGINES__DEVICE": "tpu"})
     assert result.returncode == 2 and "invalid_configuration" in result.stderr
+
+
+def test_a_malformed_list_setting_is_invalid_configuration_not_a_traceback():
+    result = run("voices", env={"SPEECH_TOOLS_SERVICE__FILE_ROOTS": "[/tmp"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error [invalid_configuration]") and "Traceback" not in result.stderr
+
+
+def test_an_unwritable_audit_path_stops_serve_with_invalid_configuration(tmp_path: Path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\naudit:\n  path: /dev/null/audit.log\n")
+    result = run("serve", "--port", "0", env={"SPEECH_TOOLS_POLICY_FILE": str(policy)})
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.startswith("error [invalid_configuration]") and "/dev/null/audit.log" in result.stderr
+    )
+    assert "Traceback" not in result.stderr

@@ -349,3 +349,233 @@ async def test_a_seven_bit_wav_is_decode_failed_not_misread(runtime):
         response = await http.post(f"{base}/v1/audio/transcriptions", files={"file": ("a.wav", seven_bit)})
         assert error_of(response) == (400, "decode_failed") and "7-bit" in response.json()["error"]["message"]
         await assert_still_serving(base)
+
+
+# 6. A clip is readable by the principal that made it (or one it shares with), and every read is audited.
+
+CLIP_POLICY = """
+version: 1
+audit:
+  path: audit.log
+principals:
+  - id: alice
+    token_sha256: [{alice}]
+    shares_audio_with: [carol]
+  - id: bob
+    token_sha256: [{bob}]
+  - id: carol
+    token_sha256: [{carol}]
+"""
+
+
+def policy_runtime(service, settings, tmp_path: Path, text: str) -> Runtime:
+    """A runtime over the real engines with the policy file `text` (`{name}` is that name's token hash)."""
+    from agent_tools.runtime import build_policy
+    from policies import token_hash
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(text.format(**{n: token_hash(f"{n}-token") for n in ("alice", "bob", "carol")}))
+    with_policy = settings.model_copy(update={"policy_file": path})
+    runtime = runtime_with(service, with_policy)
+    runtime.policy = build_policy(with_policy)
+    runtime.service.policy = runtime.policy  # type: ignore[union-attr]
+    return runtime
+
+
+@contextlib.asynccontextmanager
+async def mcp_as(base: str, name: str):
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        httpx2.AsyncClient(headers={"authorization": f"Bearer {name}-token"}, timeout=60) as http,
+        Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
+    ):
+        yield client
+
+
+async def test_a_clip_is_readable_only_by_its_maker_and_those_it_is_shared_with(service, settings, tmp_path):
+    from mcp import MCPError
+
+    runtime = policy_runtime(service, settings, tmp_path, CLIP_POLICY)
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        async with mcp_as(base, "alice") as alice:
+            spoken = (await alice.call_tool("speak", {"text": PHRASE, "format": "flac"})).structured_content
+        uri, path = spoken["audio_uri"], spoken["download_path"]
+        async with mcp_as(base, "bob") as bob:
+            stolen = await bob.call_tool("transcribe", {"audio_uri": uri})
+            with pytest.raises(MCPError, match="unknown or has expired"):
+                await bob.read_resource(uri)
+        bob_get = await http.get(base + path, headers={"authorization": "Bearer bob-token"})
+        carol_get = await http.get(base + path, headers={"authorization": "Bearer carol-token"})
+        async with mcp_as(base, "alice") as alice:
+            heard = await alice.call_tool("transcribe", {"audio_uri": uri})
+            read = await alice.read_resource(uri)
+    assert stolen.is_error and stolen.structured_content["error"]["code"] == "uri_forbidden"
+    assert error_of(bob_get) == (403, "uri_forbidden")
+    assert carol_get.status_code == 200 and carol_get.content == base64.b64decode(read.contents[0].blob)
+    assert normalized_wer([PHRASE], [heard.structured_content["text"]]) <= 0.2
+    lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    reads = [
+        (r["principal"], r["decision"], r.get("code"), r["transport"])
+        for r in lines
+        if r["tool"] == "read_audio"
+    ]
+    assert reads == [
+        ("bob", "deny", "uri_forbidden", "mcp"),
+        ("bob", "deny", "uri_forbidden", "mcp"),
+        ("bob", "deny", "uri_forbidden", "http"),
+        ("carol", "allow", None, "http"),
+        ("alice", "allow", None, "mcp"),
+        ("alice", "allow", None, "mcp"),
+    ]
+
+
+# 7. An audit trail that cannot be written is visible, and refused or tolerated as the policy says.
+
+FULL_DISK_POLICY = """
+version: 1
+audit:
+  path: /dev/full
+  on_failure: {mode}
+"""
+
+
+@pytest.mark.parametrize("mode", ["refuse", "continue"])
+async def test_an_audit_file_on_a_full_disk_is_reported_and_handled_as_the_policy_says(
+    service, settings, tmp_path, mode, caplog
+):
+    runtime = policy_runtime(service, settings, tmp_path, FULL_DISK_POLICY.replace("{mode}", mode))
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        assert (await http.get(f"{base}/readyz")).status_code == 200
+        async with Client(f"{base}/mcp") as client:
+            first = await client.call_tool("list_voices", {})  # served; its audit line is lost
+            later = [await client.call_tool("list_voices", {}) for _ in range(3)]
+        ready = await http.get(f"{base}/readyz")
+        metrics = (await http.get(f"{base}/metrics")).text
+        speech = await http.post(
+            f"{base}/v1/audio/speech", json={"input": "Hello.", "response_format": "wav"}
+        )
+        if mode == "continue":
+            await assert_still_serving(base)
+    assert not first.is_error
+    assert ready.status_code == 503 and ready.json()["reason"] == "audit_unwritable"
+    assert "speech_audit_writable 0.0" in metrics and "speech_audit_records_lost_total 4.0" in metrics
+    if mode == "refuse":
+        assert all(r.structured_content["error"]["code"] == "backend_unavailable" for r in later)
+        assert error_of(speech) == (503, "backend_unavailable")
+    else:
+        assert not any(r.is_error for r in later) and speech.status_code == 200
+    unwritable = [r for r in caplog.records if r.getMessage().startswith("audit file unwritable")]
+    assert len(unwritable) == 1  # one line when it breaks, not one per call
+
+
+# 10. One broken voice in an extra folder leaves the others serving; a broken default voice leaves
+# the server live but not ready, saying why.
+
+
+def voice_folder(tmp_path: Path, name: str, *, config: str, model: bytes = b"not an onnx model") -> Path:
+    folder = tmp_path / "voices"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.onnx").write_bytes(model)
+    (folder / f"{name}.onnx.json").write_text(config)
+    return folder
+
+
+def engine_settings_with(settings, **piper: object):
+    engines = settings.engines
+    return settings.model_copy(
+        update={"engines": engines.model_copy(update={"piper": engines.piper.model_copy(update=piper)})}
+    )
+
+
+async def test_a_broken_voice_config_in_an_extra_folder_does_not_make_the_service_unready(settings, tmp_path):
+    from tests.agent_tools.conftest import eventually
+
+    folder = voice_folder(tmp_path, "broken", config="{ not json")
+    runtime = Runtime(engine_settings_with(settings, voice_dirs=(folder,)))
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        await eventually(lambda: runtime.service is not None or runtime.load_error is not None, within=120)
+        assert (await http.get(f"{base}/readyz")).status_code == 200
+        voices = (await http.get(f"{base}/v1/audio/voices")).json()["voices"]
+        assert [v["id"] for v in voices] == ["en_US-joe-medium"]
+        await assert_still_serving(base)
+
+
+async def test_a_corrupt_default_voice_leaves_the_server_live_but_not_ready(settings, tmp_path):
+    from tests.agent_tools.conftest import eventually
+
+    config = json.dumps({"audio": {"sample_rate": 22050}, "language": {"code": "en_US"}})
+    folder = voice_folder(tmp_path, "corrupt", config=config)
+    runtime = Runtime(engine_settings_with(settings, voice_dirs=(folder,), default_voice="corrupt"))
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        await eventually(lambda: runtime.load_error is not None, within=120)
+        live = await http.get(f"{base}/healthz")
+        ready = await http.get(f"{base}/readyz")
+        async with Client(f"{base}/mcp") as client:
+            refused = await client.call_tool("list_voices", {})
+    assert live.status_code == 200
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready" and ready.json()["reason"]
+    assert refused.structured_content["error"]["code"] == "backend_unavailable"
+
+
+# 4. A reload may not switch authentication (and 10: nothing a client puts in a URL is logged).
+
+
+async def test_a_reload_that_would_drop_the_tokens_is_refused_and_a_url_token_is_never_logged(
+    cache_dir, tmp_path
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from policies import token_hash
+    from tests.agent_tools.test_shutdown import free_port, wait_ready
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nprincipals:\n  - id: alice\n    token_sha256: [{token_hash('alice-token')}]\n"
+    )
+    port, log = free_port(), tmp_path / "server.log"
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir),
+        "SPEECH_TOOLS_POLICY_FILE": str(policy),
+    }
+    cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
+    with log.open("wb") as sink:
+        proc = await anyio.open_process(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink)
+    async with proc:
+        try:
+            await wait_ready(base)
+            async with connect(ws_url(base, "/v1/speak/ws?token=alice-token")) as ws:
+                error = await receive(ws)  # a token in the URL is not a credential
+            assert error["code"] == "unauthorized"
+            for weaker in ("", "version: 1\n"):
+                policy.write_text(weaker)
+                refusals = log.read_text().count("policy reload refused")
+                proc.send_signal(signal.SIGHUP)
+                with anyio.fail_after(10):
+                    while log.read_text().count("policy reload refused") == refusals:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+            async with httpx2.AsyncClient() as http:
+                tokenless_route = await http.get(f"{base}/v1/audio/voices")
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+                accept = {"accept": "application/json, text/event-stream"}
+                tokenless_mcp = await http.post(f"{base}/mcp", json=body, headers=accept)
+            async with mcp_as(base, "alice") as alice:
+                spoken = await alice.call_tool("speak", {"text": PHRASE, "format": "flac"})
+                heard = await alice.call_tool(
+                    "transcribe", {"audio_uri": spoken.structured_content["audio_uri"]}
+                )
+        finally:
+            proc.terminate()
+            await proc.wait()
+    assert error_of(tokenless_route) == (401, "unauthorized") and error_of(tokenless_mcp) == (
+        401,
+        "unauthorized",
+    )
+    assert normalized_wer([PHRASE], [heard.structured_content["text"]]) <= 0.2
+    text = log.read_text()
+    assert "WebSocket /v1/speak/ws?[query removed]" in text and "alice-token" not in text

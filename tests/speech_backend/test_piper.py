@@ -93,11 +93,14 @@ def test_a_corrupt_voice_model_is_model_not_found_naming_the_file(tmp_path, synt
     assert "broken-voice.onnx" in info.value.message and "VOICE_DIRS" in info.value.message
 
 
-def test_a_voice_config_that_is_not_json_is_model_not_found(tmp_path):
+def test_a_voice_config_that_is_not_json_is_skipped_and_logged_naming_the_file(tmp_path, caplog):
     (tmp_path / "bad.onnx").write_bytes(b"x")
     (tmp_path / "bad.onnx.json").write_text("{not json")
-    with pytest.raises(ModelNotFound, match="bad.onnx.json"):
-        VoiceCatalog((tmp_path,), include_packages=False)
+    catalog = VoiceCatalog((tmp_path,), include_packages=False)
+    assert catalog.voices() == ()
+    assert any("bad.onnx.json" in record.getMessage() for record in caplog.records)
+    with pytest.raises(VoiceNotFound):
+        catalog.get("bad")
 
 
 def test_a_missing_voice_folder_is_model_not_found_naming_the_setting(tmp_path):
