@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python benchmarks/tool_calls.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/live.py
+	$(BIN)/python benchmarks/hostile.py
 
 # The same time-to-first-audio workload against wyoming-piper, installed in its own virtualenv.
 PEERS ?= .venv-peers

@@ -104,7 +104,7 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
                 tg.cancel_scope.cancel()
         runtime.policy.close()
 
-    gate = SocketGate(runtime, security)
+    gate = SocketGate(runtime)
     routes = [
         *Probes(runtime).routes(),
         *HttpRoutes(runtime).routes(),

@@ -226,8 +226,12 @@ def _progress(description: str, unit: str) -> Any:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import faulthandler
+
     from agent_tools.runtime import Runtime
     from policies import AuditFileError, PolicyFileError
+
+    faulthandler.enable()  # should a native library crash the process, its stack goes to stderr
 
     try:
         runtime = Runtime(settings)

@@ -1,9 +1,10 @@
-"""The one guard in front of every HTTP route: Host and Origin, the bearer token, and the request
-body bounded as it arrives (bytes counted, every read timed). Refusals are the contract's error
-object with its status, whatever route was asked for, MCP's included.
+"""The one guard in front of every route: Host and Origin for HTTP and WebSockets alike; for HTTP
+the bearer token and the request body bounded as it arrives (bytes counted, every read timed).
+Refusals are the contract's error object with its status, whatever route was asked for, MCP's
+included.
 
-WebSocket upgrades pass through to `SocketGate`, which makes the same checks and reports them the
-way a socket can (an error event and a close code).
+A WebSocket's token is checked by `SocketGate` after the handshake, so that the refusal can be
+said the way a socket can (an error event and a close code).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_tools.audit_trail import audit_call
@@ -140,6 +141,12 @@ class RequestGuard:
         self.tools = tools
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            handshake = cast(Request, HTTPConnection(scope))  # the check reads only the headers
+            if await self.security.validate_request(handshake) is not None:
+                # before the handshake completes: the client sees HTTP 403
+                await send({"type": "websocket.close", "code": 4403, "reason": "forbidden"})
+                return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -1,4 +1,4 @@
-"""What every WebSocket route shares: Host/Origin checks, the bearer token, JSON events, bounded
+"""What every WebSocket route shares: the bearer token, JSON events, bounded
 waits on a silent or slow client, and closing with the contract's error object.
 
 A refusal sends `{"type": "error", ...the contract's error object}` and closes with code
@@ -16,9 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import anyio
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from pydantic import ValidationError
-from starlette.requests import Request
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent_tools.audit_trail import audit_call
@@ -118,11 +116,11 @@ SessionHandler = Callable[[SocketSession, Principal | None], Awaitable[None]]
 
 
 class SocketGate:
-    """Admits a WebSocket: Host and Origin as for HTTP, then the bearer token as for every route."""
+    """Admits a WebSocket the request guard let through (Host and Origin): the bearer token as for
+    every route, refused the way a socket can say it."""
 
-    def __init__(self, runtime: Runtime, security: TransportSecuritySettings) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.guard = TransportSecurityMiddleware(security)
 
     async def serve(
         self, websocket: WebSocket, tool: str, handler: SessionHandler, *, audit_each_call: bool = False
@@ -131,10 +129,6 @@ class SocketGate:
         closes the socket with its code; a handler that returns closes it normally. An audit line
         per connection (who, how it ended, the audio it carried), or only for a refused or failed
         connection when the handler audits each call it serves (`audit_each_call`)."""
-        refused = await self.guard.validate_request(cast(Request, websocket))
-        if refused is not None:
-            await websocket.close(4403, "forbidden")  # before accept: the client sees HTTP 403
-            return
         await websocket.accept()
         session = SocketSession(websocket, self.runtime.settings.service.socket_timeout_seconds)
         started = time.perf_counter()
