@@ -158,9 +158,10 @@ class RequestGuard:
             )
             return
         headers = Headers(scope=scope)
+        request_id = new_request_id()
         try:
             if not scope["path"].startswith(PUBLIC_PATHS):
-                scope.setdefault("state", {})["principal"] = self._caller(scope["path"], headers)
+                scope.setdefault("state", {})["principal"] = self._caller(scope["path"], headers, request_id)
             limit = self.limits.of(scope["path"])
             declared = _content_length(headers)
             if declared is not None and declared > limit:
@@ -168,7 +169,7 @@ class RequestGuard:
                     f"the request body is {declared} bytes, over the limit of {limit}; send less"
                 )
         except (SpeechError, PolicyError) as exc:
-            await _reply_error(send, exc)
+            await _reply_error(send, exc, request_id)
             return
         body = BoundedBody(receive, limit, self.timeouts)
         started = False
@@ -183,15 +184,16 @@ class RequestGuard:
         except Exception:
             if body.failure is None or started:
                 raise
-            await _reply_error(send, body.failure)
+            await _reply_error(send, body.failure, request_id)
 
-    def _caller(self, path: str, headers: Headers) -> Principal:
+    def _caller(self, path: str, headers: Headers, request_id: str) -> Principal:
+        """The caller; a refusal is audited under the id its reply carries."""
         try:
             return caller(self.runtime, headers)
         except Unauthorized as exc:
             audit_call(
-                self.runtime.policy, request_id=new_request_id(), principal=None, tool=self.tools.of(path),
-                error=error_body(exc, "-"), seconds=0.0, transport="http",
+                self.runtime.policy, request_id=request_id, principal=None, tool=self.tools.of(path),
+                error=error_body(exc, request_id), seconds=0.0, transport="http",
             )  # fmt: skip
             raise
 
@@ -206,8 +208,8 @@ def _content_length(headers: Headers) -> int | None:
         raise InvalidArgument("the Content-Length header is not a number") from None
 
 
-async def _reply_error(send: Send, exc: SpeechError | PolicyError) -> None:
-    body = error_body(exc, new_request_id())
+async def _reply_error(send: Send, exc: SpeechError | PolicyError, request_id: str) -> None:
+    body = error_body(exc, request_id)
     await _reply(send, http_status(body["code"], exc), body)
 
 
