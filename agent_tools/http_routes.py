@@ -106,6 +106,7 @@ class HttpRoutes:
 
         async def guarded(request: Request) -> Response:
             request_id = new_request_id()
+            request.state.request_id = request_id  # a stream's error event carries it too
             started = time.perf_counter()
             try:
                 response = await handler(request)
@@ -165,7 +166,7 @@ class HttpRoutes:
         service = self.runtime.require()
         voice = self._voice(body.voice)
         if body.stream_format == "sse":
-            return await self._openai_sse(body, voice, principal)
+            return await self._openai_sse(body, voice, principal, request.state.request_id)
         request.state.chars = len(body.input)
         rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
         speech = await service.speak(
@@ -189,7 +190,7 @@ class HttpRoutes:
         return voice
 
     async def _openai_sse(
-        self, body: SpeechRequest, voice: str | None, principal: Principal | None
+        self, body: SpeechRequest, voice: str | None, principal: Principal | None, request_id: str
     ) -> Response:
         service = self.runtime.require()
         plan = await service.start_speech(body.input, voice=voice, speed=body.speed, principal=principal)
@@ -198,9 +199,7 @@ class HttpRoutes:
             async with service.stream_speech(plan) as receive:
                 async for item in receive:
                     if isinstance(item, Exception):
-                        yield {
-                            "data": json.dumps({"type": "error", "error": error_body(item, new_request_id())})
-                        }
+                        yield {"data": json.dumps({"type": "error", "error": error_body(item, request_id)})}
                         return
                     pcm = base64.b64encode(_pcm(item, OPENAI_PCM_RATE)).decode()
                     yield {"data": json.dumps({"type": "speech.audio.delta", "audio": pcm})}
@@ -291,7 +290,10 @@ class HttpRoutes:
             async with service.stream_speech(plan) as receive:
                 async for item in receive:
                     if isinstance(item, Exception):
-                        yield {"event": "error", "data": json.dumps(error_body(item, new_request_id()))}
+                        yield {
+                            "event": "error",
+                            "data": json.dumps(error_body(item, request.state.request_id)),
+                        }
                         return
                     rate = body.sample_rate or item.audio.sample_rate
                     mark = {

@@ -43,11 +43,11 @@ class DrainingServer(uvicorn.Server):
 
     def _drain_then_exit(self, sig: int) -> None:
         deadline = time.monotonic() + self.runtime.settings.server.drain_seconds
-        logger.info("draining", extra={"calls_in_flight": self.runtime.calls_in_flight})
-        while self.runtime.calls_in_flight and time.monotonic() < deadline:
+        logger.info("draining", extra={"calls_in_flight": self.runtime.work_in_flight})
+        while self.runtime.work_in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
-        if self.runtime.calls_in_flight:
-            logger.warning("drain deadline passed", extra={"calls_in_flight": self.runtime.calls_in_flight})
+        if self.runtime.work_in_flight:
+            logger.warning("drain deadline passed", extra={"calls_in_flight": self.runtime.work_in_flight})
         else:
             time.sleep(RESPONSE_GRACE_SECONDS)
         self.should_exit = True  # a drained shutdown is a clean exit (status 0), not death by signal

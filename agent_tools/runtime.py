@@ -56,6 +56,11 @@ class Runtime:
         logger.info("models loaded; ready")
 
     @property
+    def work_in_flight(self) -> int:
+        """MCP tool calls running, and engine work of any surface (streams and sockets included)."""
+        return self.calls_in_flight + (self.service.in_flight if self.service is not None else 0)
+
+    @property
     def auth_required(self) -> bool:
         """True when HTTP callers must present a bearer token (the policy gives principals tokens)."""
         return self.policy.config.has_tokens

@@ -139,6 +139,7 @@ class SpeechService:
         self.synthesis = Admission("synthesis", settings.max_utterances, queue, wait)
         self.sentences = SentenceSlots(settings.synthesis_slots)
         self.recognition = Admission("recognition", settings.recognition_slots, queue, wait)
+        self.in_flight = 0  # calls and streams doing engine work, on every surface (drain waits for 0)
 
     @classmethod
     def from_settings(
@@ -246,9 +247,13 @@ class SpeechService:
         rate = chunks[0].audio.sample_rate
         audio = Audio(np.concatenate([c.audio.samples for c in chunks]), rate)
         engine = str(getattr(self.synthesizer, "engine", "unknown"))
-        data = await anyio.to_thread.run_sync(
-            lambda: encode_audio(audio, fmt, sample_rate, synthetic_metadata(voice_id, engine))
-        )
+        self.in_flight += 1  # encoding is part of the call a drain waits for
+        try:
+            data = await anyio.to_thread.run_sync(
+                lambda: encode_audio(audio, fmt, sample_rate, synthetic_metadata(voice_id, engine))
+            )
+        finally:
+            self.in_flight -= 1
         self.metrics.audio_seconds.labels("out").inc(audio.duration)
         self.policy.record_audio(who, audio.duration)
         logger.info(
@@ -268,15 +273,17 @@ class SpeechService:
         )
 
     def _admit_speech(
-        self, text: str, voice: str | None, speed: float, principal: Principal | None, spoken_chars: int = 0
+        self, text: str, voice: str | None, speed: float, principal: Principal | None, spoken_text: str = ""
     ) -> tuple[str, Principal]:
-        """The checks every utterance passes before synthesis: length, speed, caller and policy."""
+        """The checks every utterance passes before synthesis: length, speed, caller and policy
+        (over the whole utterance: `spoken_text` is what it already had)."""
+        spoken_chars = len(spoken_text)
         self.check_text(text, spoken_chars)
         if not math.isfinite(speed):
             raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
         voice_id = voice or self.default_voice
         who = self.caller(principal)
-        self.policy.check_speak(who, text, voice_id, spoken_chars=spoken_chars)
+        self.policy.check_speak(who, text, voice_id, spoken_chars=spoken_chars, spoken_text=spoken_text)
         return voice_id, who
 
     def _check_spoken(self, seconds: float) -> None:
@@ -295,24 +302,25 @@ class SpeechService:
         speed: float = 1.0,
         deterministic: bool = False,
         principal: Principal | None = None,
-        spoken_chars: int = 0,
+        spoken_text: str = "",
         spoken_seconds: float = 0.0,
     ) -> SpeechPlan:
         """Every check a streamed utterance needs, and the voice loaded, before anything is sent.
 
-        For text arriving in pieces, `spoken_chars` and `spoken_seconds` count the utterance's
-        earlier pieces: the caps apply to the whole, and only the first piece counts as a call.
+        For text arriving in pieces, `spoken_text` and `spoken_seconds` are the utterance's earlier
+        pieces: the caps and content rules apply to the whole, and only the first piece counts as a
+        call.
 
         Raises:
             TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
         """
-        voice_id, who = self._admit_speech(text, voice, speed, principal, spoken_chars)
+        voice_id, who = self._admit_speech(text, voice, speed, principal, spoken_text)
         self._check_spoken(spoken_seconds)
         options = SynthesisOptions(
             speed=speed, deterministic=deterministic or self.settings.deterministic_speech
         )
         chunks = await anyio.to_thread.run_sync(lambda: self.synthesizer.synthesize(text, voice_id, options))
-        first = spoken_chars == 0
+        first = not spoken_text
         return SpeechPlan(chunks, voice_id, who, first=first, spoken_seconds=spoken_seconds)
 
     @asynccontextmanager
@@ -447,7 +455,9 @@ class SpeechService:
         return transcript
 
     async def _run(self, admission: Admission, work: Callable[[], T], deadline_s: float, what: str) -> T:
-        """Run `work` in a thread once admitted, within `deadline_s` seconds of the call's start."""
+        """Run `work` in a thread once admitted, within `deadline_s` seconds of the call's start;
+        counted in flight meanwhile, whichever surface asked."""
+        self.in_flight += 1
         try:
             with anyio.fail_after(deadline_s):
                 async with admission.slot():
@@ -456,3 +466,5 @@ class SpeechService:
             raise DeadlineExceeded(
                 f"{what} did not finish within {deadline_s:g} s and was stopped; retry with less input"
             ) from exc
+        finally:
+            self.in_flight -= 1

@@ -238,7 +238,7 @@ class Conversation:
         started = time.perf_counter()
         delivered: list[str] = []
         audio_ms = 0.0
-        spoken_chars = 0
+        spoken_text = ""  # the utterance's text accepted so far, sentences joined by a space
         sequence = 0
         try:
             if utterance.after is not None:
@@ -248,9 +248,9 @@ class Conversation:
                     async for text in sentences:
                         plan = await self.service.start_speech(
                             text, voice=self.voice, speed=self.params.speed, principal=self.who,
-                            spoken_chars=spoken_chars, spoken_seconds=audio_ms / 1000,
+                            spoken_text=spoken_text, spoken_seconds=audio_ms / 1000,
                         )  # fmt: skip
-                        spoken_chars += len(text)
+                        spoken_text = f"{spoken_text} {text}" if spoken_text else text
                         async with self.service.stream_speech(plan) as receive:
                             async for item in receive:
                                 if isinstance(item, Exception):
@@ -284,7 +284,7 @@ class Conversation:
         body = None if utterance.error is None else error_body(utterance.error, self.session.request_id)
         audit_call(
             self.service.policy, request_id=self.session.request_id, principal=self.who, tool="speak",
-            error=body, seconds=time.perf_counter() - started, chars=spoken_chars,
+            error=body, seconds=time.perf_counter() - started, chars=len(spoken_text),
             audio_seconds=audio_ms / 1000, transport="ws",
         )  # fmt: skip
         if body is not None:

@@ -94,12 +94,15 @@ class Policy:
         if not principal.may_use(tool):
             raise Forbidden(f"{principal.id} may not use the {tool} tool")
 
-    def check_speak(self, principal: Principal, text: str, voice: str, *, spoken_chars: int = 0) -> None:
+    def check_speak(
+        self, principal: Principal, text: str, voice: str, *, spoken_chars: int = 0, spoken_text: str = ""
+    ) -> None:
         """Everything `speak` needs before synthesis: tool, voice, length, content, rate and quota.
 
-        For text arriving in pieces, `spoken_chars` is what the utterance already had: the piece is
-        checked and its characters counted, the length cap applies to the whole, and no further
-        call is counted against the rate.
+        For text arriving in pieces, `spoken_chars` is what the utterance already had: the piece's
+        characters are counted, the length cap applies to the whole, and no further call is counted
+        against the rate. The content rules read `spoken_text` (the utterance's earlier pieces)
+        before the piece, so that a pattern split across pieces is still caught.
 
         Raises:
             Forbidden, TextOverLimit, PolicyDenied, RateLimited.
@@ -116,7 +119,7 @@ class Policy:
                 "split it into several calls",
                 limit=principal.max_text_chars,
             )
-        self._content.check(text)
+        self._content.check(f"{spoken_text} {text}" if spoken_text else text)
         self.limits.admit(principal, chars=len(text), calls=0 if spoken_chars else 1)
 
     def check_transcribe(self, principal: Principal) -> float | None:

@@ -200,3 +200,22 @@ async def test_http_routes_apply_the_same_tokens_and_policy_as_mcp(settings, tmp
     assert (speak.status_code, speak.json()["error"]["code"]) == (403, "forbidden")
     assert [r.status_code for r in listed] == [200, 200]
     assert flooded.status_code == 429 and int(flooded.headers["retry-after"]) >= 1
+
+
+async def test_a_stream_error_event_carries_the_request_id_of_its_audit_line(
+    service, settings, tmp_path, long_text
+):
+    from tests.agent_tools.test_failure_behaviour import policy_runtime
+
+    runtime = policy_runtime(service, settings, tmp_path, "version: 1\naudit:\n  path: audit.log\n")
+    live = runtime.require()
+    live.settings = live.settings.model_copy(update={"max_speech_seconds": 2.0})
+    async with (
+        serve_http(runtime) as base,
+        httpx2.AsyncClient(timeout=60) as http,
+        http.stream("POST", f"{base}/v1/speak/stream", json={"text": long_text}) as response,
+    ):
+        errors = [data async for event, data in read_events(response) if event == "error"]
+    lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert [e["code"] for e in errors] == ["audio_too_long"]
+    assert [line["request_id"] for line in lines if line["tool"] == "speak"] == [errors[0]["request_id"]]

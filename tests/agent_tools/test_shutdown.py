@@ -110,3 +110,50 @@ async def test_sighup_reloads_the_policy_file_without_a_restart(cache_dir, tmp_p
         finally:
             proc.terminate()
             await proc.wait()
+
+
+async def test_sigterm_lets_a_speech_stream_and_an_openai_speech_call_finish(cache_dir, long_text, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir)}
+    cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        proc = await anyio.open_process(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink)
+    async with proc:
+        try:
+            await wait_ready(base)
+            streaming = anyio.Event()
+            stream_events: list[str] = []
+            speech: list[httpx2.Response] = []
+
+            async def stream() -> None:
+                async with (
+                    httpx2.AsyncClient(timeout=120) as http,
+                    http.stream("POST", f"{base}/v1/speak/stream", json={"text": long_text}) as response,
+                ):
+                    async for line in response.aiter_lines():
+                        if line.startswith("event:"):
+                            stream_events.append(line[6:].strip())
+                            streaming.set()
+
+            async def whole_clip() -> None:
+                async with httpx2.AsyncClient(timeout=120) as http:
+                    body = {"input": long_text, "response_format": "mp3"}
+                    speech.append(await http.post(f"{base}/v1/audio/speech", json=body))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(whole_clip)
+                tg.start_soon(stream)
+                with anyio.fail_after(30):
+                    await streaming.wait()
+                proc.send_signal(signal.SIGTERM)
+            with anyio.fail_after(60):
+                code = await proc.wait()
+            tail = log.read_text()[-3000:]
+            assert stream_events[-1] == "done" and stream_events.count("audio") == 15, tail
+            assert speech and speech[0].status_code == 200 and len(speech[0].content) > 100_000, tail
+            assert code == 0, tail
+        finally:
+            if proc.returncode is None:
+                proc.kill()

@@ -316,3 +316,23 @@ async def test_a_client_that_stops_mid_sentence_is_closed_with_timeout(service, 
         await ws.send(json.dumps({"type": "text", "text": "Half a sentence and then"}))  # no end mark
         error, code = await closed_with(ws)
     assert (error["code"], code) == ("timeout", 4504)
+
+
+async def test_a_blocked_pattern_split_across_two_sentences_is_refused_with_its_rule(settings, tmp_path):
+    from tests.agent_tools.test_policy_http import fake_runtime
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\ncontent:\n  blocked_patterns:\n    - {id: no-codes, pattern: 'launch\\W+codes'}\n"
+    )
+    runtime, _ = fake_runtime(settings, policy)
+    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
+        await receive(ws)
+        for piece in ("Please say launch. ", "Codes are next. ", "Then stop."):
+            await ws.send(json.dumps({"type": "text", "text": piece}))
+        await ws.send(json.dumps({"type": "end"}))
+        events = await until_done(ws)
+    assert [e["type"] for e in events] == ["mark", "audio", "error", "done"]
+    assert events[0]["text"] == "Please say launch."
+    assert (events[2]["code"], events[2]["rule"]) == ("policy_denied", "no-codes")
+    assert events[3]["reason"] == "error" and events[3]["text"] == "Please say launch."

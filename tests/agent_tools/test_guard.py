@@ -1,0 +1,52 @@
+"""The one guard: every route and socket in the app's own route table refuses a foreign Host or Origin."""
+
+from __future__ import annotations
+
+import re
+
+import httpx2
+import pytest
+from starlette.routing import Mount, Route, WebSocketRoute
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from agent_tools.app import build_app
+from tests.agent_tools.conftest import serve_http
+from tests.agent_tools.test_sockets import ws_url
+
+pytestmark = pytest.mark.anyio
+FOREIGN = "evil.example"
+
+
+def route_table(runtime) -> tuple[list[tuple[str, str]], list[str]]:
+    """(method, path) of every HTTP route, and the path of every socket, with path parameters filled."""
+    http, sockets = [], []
+    for route in build_app(runtime).routes:
+        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        if isinstance(route, WebSocketRoute):
+            sockets.append(path)
+        elif isinstance(route, Route):
+            http.append((sorted(route.methods or {"GET"})[0], path))
+        elif isinstance(route, Mount):
+            http.append(("POST", path + "/"))
+    return http, sockets
+
+
+async def test_every_route_and_socket_refuses_a_foreign_host_and_origin(runtime):
+    http_routes, sockets = route_table(runtime)
+    assert len(http_routes) >= 10 and sorted(sockets) == ["/v1/speak/ws", "/v1/transcribe/ws"]
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        for method, path in http_routes:
+            host = await http.request(method, base + path, headers={"host": FOREIGN})
+            origin = await http.request(method, base + path, headers={"origin": f"http://{FOREIGN}"})
+            assert host.status_code == 421 and host.json()["error"]["code"] == "forbidden", path
+            assert origin.status_code == 403 and origin.json()["error"]["code"] == "forbidden", path
+        port = int(base.rsplit(":", 1)[1])
+        for path in sockets:
+            foreign_host = connect(f"ws://{FOREIGN}:{port}{path}", host="127.0.0.1", port=port)  # Host: evil
+            foreign_origin = connect(ws_url(base, path), origin=f"http://{FOREIGN}")  # type: ignore[arg-type]
+            for attempt in (foreign_host, foreign_origin):
+                with pytest.raises(InvalidStatus) as refused:
+                    async with attempt:
+                        pass
+                assert refused.value.response.status_code == 403, path
