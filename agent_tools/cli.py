@@ -16,10 +16,10 @@ import anyio
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from agent_tools.core.service import SpeechService
+from agent_tools.core.subtitles import TranscriptFormat, render
 from agent_tools.logs import configure_logging
-from agent_tools.service import SpeechService
 from agent_tools.settings import Settings
-from agent_tools.subtitles import TranscriptFormat, render
 from speech_backend import AUDIO_FORMATS, AudioFormat, SpeechError, build_synthesizer, resolve_device
 
 logger = logging.getLogger("speech_tools")
@@ -228,7 +228,7 @@ def _progress(description: str, unit: str) -> Any:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import faulthandler
 
-    from agent_tools.runtime import Runtime
+    from agent_tools.core.runtime import Runtime
     from policies import AuditFileError, PolicyFileError
 
     faulthandler.enable()  # should a native library crash the process, its stack goes to stderr
@@ -243,7 +243,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_BAD_INPUT
     reload_on_sighup(runtime)
     if args.transport == "stdio":
-        from agent_tools.server import build_server
+        from agent_tools.tools.server import build_server
 
         runtime.load()
         try:
@@ -251,7 +251,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             runtime.policy.close()
         return 0
-    from agent_tools.http_server import serve
+    from agent_tools.web.http_server import serve
 
     server = settings.server.model_copy(
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}

@@ -85,7 +85,7 @@ def run_ours(speech: Path, repeats: int) -> dict[str, float]:
     import anyio
     import numpy as np
 
-    from agent_tools.service import SpeechService
+    from agent_tools.core.service import SpeechService
     from agent_tools.settings import Settings
     from speech_backend import Audio, SynthesisOptions, encode_audio
 

@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from agent_tools.result_audio import result_audio
+from agent_tools.tools.result_audio import result_audio
 from speech_backend import Audio, encode_audio
 
 

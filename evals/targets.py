@@ -13,10 +13,10 @@ import anyio
 import anyio.abc
 import uvicorn
 
-from agent_tools.http_server import uvicorn_config
-from agent_tools.runtime import Runtime
-from agent_tools.service import SpeechService
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.service import SpeechService
 from agent_tools.settings import Settings
+from agent_tools.web.http_server import uvicorn_config
 from evals.scenario import Scenario
 from policies import Policy, PolicyConfig
 

@@ -14,9 +14,9 @@ import anyio
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from agent_tools.langchain import speech_tools
-from agent_tools.runtime import Runtime
+from agent_tools.core.runtime import Runtime
 from agent_tools.settings import Settings
+from agent_tools.tools.langchain import speech_tools
 
 SENTENCE = "The meeting moved to Thursday at three in the afternoon."
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent_tools.service import SpeechService
+from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings
 from speech_backend import (
     Audio,

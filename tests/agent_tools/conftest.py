@@ -10,11 +10,11 @@ import anyio
 import pytest
 import uvicorn
 
-from agent_tools.http_server import uvicorn_config
-from agent_tools.runtime import Runtime
-from agent_tools.server import build_server
-from agent_tools.service import SpeechService
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings, Settings
+from agent_tools.tools.server import build_server
+from agent_tools.web.http_server import uvicorn_config
 
 
 @pytest.fixture

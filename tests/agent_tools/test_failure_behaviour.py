@@ -18,8 +18,8 @@ from mcp.client.sse import sse_client
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from agent_tools.runtime import Runtime
-from agent_tools.speak_socket import MAX_OPEN_UTTERANCES
+from agent_tools.core.runtime import Runtime
+from agent_tools.web.speak_socket import MAX_OPEN_UTTERANCES
 from speech_backend import encode_audio
 from tests.agent_tools.conftest import runtime_with, serve_http
 from tests.agent_tools.test_sockets import receive, until_done, ws_url
@@ -370,7 +370,7 @@ principals:
 
 def policy_runtime(service, settings, tmp_path: Path, text: str) -> Runtime:
     """A runtime over the real engines with the policy file `text` (`{name}` is that name's token hash)."""
-    from agent_tools.runtime import build_policy
+    from agent_tools.core.runtime import build_policy
     from policies import token_hash
 
     path = tmp_path / "policy.yaml"

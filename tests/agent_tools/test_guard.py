@@ -10,7 +10,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from agent_tools.app import build_app
+from agent_tools.web.app import build_app
 from tests.agent_tools.conftest import serve_http
 from tests.agent_tools.test_sockets import ws_url
 

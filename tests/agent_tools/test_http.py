@@ -10,7 +10,7 @@ from mcp import Client, MCPError
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from agent_tools.runtime import Runtime
+from agent_tools.core.runtime import Runtime
 from tests.agent_tools.conftest import eventually, runtime_with, serve_http
 from tests.wer import normalized_wer
 

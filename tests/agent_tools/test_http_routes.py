@@ -14,8 +14,8 @@ import httpx2
 import pytest
 from openai import APIStatusError, OpenAI
 
-from agent_tools.runtime import Runtime
-from agent_tools.service import SpeechService
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings
 from speech_backend import AudioLimits, SpeechChunk
 from speech_backend.fakes import FAKE_VOICE, FakeRecognizer, FakeSynthesizer

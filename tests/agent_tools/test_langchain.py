@@ -12,8 +12,8 @@ import pytest
 from langchain_core.messages import ToolMessage
 from mcp import Client
 
-from agent_tools.langchain import speech_tools
-from agent_tools.server import build_server
+from agent_tools.tools.langchain import speech_tools
+from agent_tools.tools.server import build_server
 from tests.agent_tools.conftest import serve_http
 from tests.wer import normalized_wer
 

@@ -14,8 +14,8 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from agent_tools.runtime import Runtime, build_policy
-from agent_tools.service import SpeechService
+from agent_tools.core.runtime import Runtime, build_policy
+from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings, Settings
 from speech_backend import AudioLimits, SpeechChunk, SynthesisOptions, encode_audio
 from speech_backend.fakes import FAKE_VOICE, FakeRecognizer, FakeSynthesizer
@@ -178,7 +178,7 @@ async def test_sighup_style_reload_changes_decisions_without_a_restart(settings,
 
 
 def test_binding_beyond_loopback_without_tokens_is_a_start_up_error(settings):
-    from agent_tools.app import build_app
+    from agent_tools.web.app import build_app
 
     public = settings.model_copy(update={"server": settings.server.model_copy(update={"host": "0.0.0.0"})})
     with pytest.raises(ValueError, match="bearer tokens"):

@@ -14,10 +14,10 @@ import pytest
 from mcp import Client
 from mcp.types import AudioContent, ResourceLink
 
-from agent_tools.runtime import Runtime
-from agent_tools.server import build_server
-from agent_tools.service import SpeechService
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings
+from agent_tools.tools.server import build_server
 from speech_backend import AudioLimits, SpeechChunk, decode_audio, is_marked_synthetic
 from speech_backend.fakes import FAKE_VOICE, FakeRecognizer, FakeSynthesizer
 from tests.agent_tools.conftest import eventually, runtime_with

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from agent_tools.service import SpeechService
+from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings
 from speech_backend import (
     AudioLimits,

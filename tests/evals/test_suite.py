@@ -65,7 +65,7 @@ class SilentSynthesizer:
 async def test_a_voice_swapped_for_silence_fails_the_suite_with_a_readable_reason(
     settings, service, builtins
 ):
-    from agent_tools.service import SpeechService
+    from agent_tools.core.service import SpeechService
 
     broken = SpeechService(SilentSynthesizer(service.synthesizer), service.recognizer, settings.service,
                            service.audio_limits, service.default_voice)  # fmt: skip

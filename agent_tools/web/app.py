@@ -18,15 +18,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from agent_tools.audio_store import read_clip
-from agent_tools.errors import UriForbidden, error_body, http_status
-from agent_tools.guard import BodyTimeouts, PathTable, RequestGuard
-from agent_tools.http_routes import HttpRoutes
-from agent_tools.runtime import Runtime, new_request_id
-from agent_tools.server import build_server
-from agent_tools.sockets import SocketGate
-from agent_tools.speak_socket import SpeakSocket
-from agent_tools.transcribe_socket import TranscribeSocket
+from agent_tools.core.audio_store import read_clip
+from agent_tools.core.errors import UriForbidden, error_body, http_status
+from agent_tools.core.runtime import Runtime, new_request_id
+from agent_tools.tools.server import build_server
+from agent_tools.web.guard import BodyTimeouts, PathTable, RequestGuard
+from agent_tools.web.http_routes import HttpRoutes
+from agent_tools.web.sockets import SocketGate
+from agent_tools.web.speak_socket import SpeakSocket
+from agent_tools.web.transcribe_socket import TranscribeSocket
 from policies import PolicyError
 
 logger = logging.getLogger(__name__)

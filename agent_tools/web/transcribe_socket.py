@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from agent_tools.runtime import Runtime
-from agent_tools.service import SpeechService
-from agent_tools.sockets import SocketGate, SocketSession
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.service import SpeechService
+from agent_tools.web.sockets import SocketGate, SocketSession
 from policies import Principal
 from speech_backend import Audio, AudioTooLong, InvalidArgument, PayloadTooLarge, RecognitionOptions
 from speech_backend.endpointing import Endpointer, EndpointSettings, SpeechStarted, SpeechStopped

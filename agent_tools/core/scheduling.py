@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from agent_tools.errors import Busy
+from agent_tools.core.errors import Busy
 
 
 class Admission:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-from agent_tools.audio_store import AudioStore
-from agent_tools.metrics import Metrics
-from agent_tools.service import SpeechService
+from agent_tools.core.audio_store import AudioStore
+from agent_tools.core.metrics import Metrics
+from agent_tools.core.service import SpeechService
 from agent_tools.settings import Settings
 from policies import (
     AuditSink,

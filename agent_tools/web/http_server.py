@@ -13,8 +13,8 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from agent_tools.app import build_app
-from agent_tools.runtime import Runtime
+from agent_tools.core.runtime import Runtime
+from agent_tools.web.app import build_app
 
 logger = logging.getLogger(__name__)
 

@@ -13,12 +13,11 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import AudioContent, CallToolResult, ResourceLink, ToolAnnotations
 from pydantic import Field
 
-from agent_tools.audio_store import read_clip
-from agent_tools.errors import UriForbidden
-from agent_tools.runtime import Runtime, new_request_id
-from agent_tools.schemas import SpeakResult, TranscribeResult, VoiceInfo, VoiceList
-from agent_tools.sources import decode_base64, read_uri
-from agent_tools.tool_boundary import (
+from agent_tools.core.audio_store import read_clip
+from agent_tools.core.errors import UriForbidden
+from agent_tools.core.runtime import Runtime, new_request_id
+from agent_tools.core.sources import decode_base64, read_uri
+from agent_tools.tools.boundary import (
     ToolCallBoundary,
     mcp_principal,
     principal_var,
@@ -26,6 +25,7 @@ from agent_tools.tool_boundary import (
     structured,
     typed_errors,
 )
+from agent_tools.tools.schemas import SpeakResult, TranscribeResult, VoiceInfo, VoiceList
 from policies import PolicyError, Unauthorized
 from speech_backend import AUDIO_FORMATS, MIME_TYPES, AudioFormat, InvalidArgument
 

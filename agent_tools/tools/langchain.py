@@ -20,9 +20,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, Tool
 
-from agent_tools.result_audio import result_audio
-from agent_tools.runtime import Runtime
-from agent_tools.server import build_server
+from agent_tools.core.runtime import Runtime
+from agent_tools.tools.result_audio import result_audio
+from agent_tools.tools.server import build_server
 
 Target = Runtime | MCPServer | str
 

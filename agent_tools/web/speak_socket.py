@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from agent_tools.audit_trail import audit_call
-from agent_tools.errors import Busy, error_body
-from agent_tools.runtime import Runtime
-from agent_tools.service import SpeechService
-from agent_tools.sockets import ClientGone, ClientTooSlow, SocketGate, SocketSession
+from agent_tools.core.audit_trail import audit_call
+from agent_tools.core.errors import Busy, error_body
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.service import SpeechService
+from agent_tools.web.sockets import ClientGone, ClientTooSlow, SocketGate, SocketSession
 from policies import Principal
 from speech_backend import SpeechError, VoiceNotFound, resample, to_pcm16
 from speech_backend.text import SentenceAssembler

@@ -21,9 +21,9 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_tools.audit_trail import audit_call
-from agent_tools.errors import DeadlineExceeded, error_body, http_status
-from agent_tools.runtime import Runtime, new_request_id
+from agent_tools.core.audit_trail import audit_call
+from agent_tools.core.errors import DeadlineExceeded, error_body, http_status
+from agent_tools.core.runtime import Runtime, new_request_id
 from policies import PolicyError, Principal, Unauthorized
 from speech_backend import InvalidArgument, PayloadTooLarge, SpeechError
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_tools.service import Speech
+from agent_tools.core.service import Speech
 from policies import Policy, Principal
 from speech_backend import AudioFormat, Transcript, Voice
 

@@ -22,9 +22,9 @@ import anyio.to_thread
 import numpy as np
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from agent_tools.admission import Admission, SentenceSlots
-from agent_tools.errors import DeadlineExceeded
-from agent_tools.metrics import Metrics
+from agent_tools.core.errors import DeadlineExceeded
+from agent_tools.core.metrics import Metrics
+from agent_tools.core.scheduling import Admission, SentenceSlots
 from agent_tools.settings import ServiceSettings, Settings
 from policies import Policy, Principal
 from speech_backend import (

@@ -12,9 +12,9 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
-from agent_tools.audit_trail import audit_call
-from agent_tools.errors import error_body
-from agent_tools.runtime import Runtime, new_request_id
+from agent_tools.core.audit_trail import audit_call
+from agent_tools.core.errors import error_body
+from agent_tools.core.runtime import Runtime, new_request_id
 from policies import PolicyError, Principal, Unauthorized
 from speech_backend import InvalidArgument, SpeechError
 

@@ -19,10 +19,10 @@ import anyio
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from agent_tools.audit_trail import audit_call
-from agent_tools.errors import DeadlineExceeded, error_body, http_status, unwrap
-from agent_tools.guard import caller
-from agent_tools.runtime import Runtime, new_request_id
+from agent_tools.core.audit_trail import audit_call
+from agent_tools.core.errors import DeadlineExceeded, error_body, http_status, unwrap
+from agent_tools.core.runtime import Runtime, new_request_id
+from agent_tools.web.guard import caller
 from policies import Principal
 from speech_backend import InvalidArgument, PayloadTooLarge
 

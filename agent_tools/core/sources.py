@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from agent_tools.audio_store import SCHEME
-from agent_tools.errors import UriForbidden
+from agent_tools.core.audio_store import SCHEME
+from agent_tools.core.errors import UriForbidden
 from speech_backend import InvalidArgument, PayloadTooLarge
 
 _FORBIDDEN_FILE = (

@@ -8,8 +8,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent_tools.audit_trail import audit_call
-from agent_tools.errors import UriForbidden, error_body
+from agent_tools.core.audit_trail import audit_call
+from agent_tools.core.errors import UriForbidden, error_body
 from policies import Policy, Principal
 from speech_backend import PayloadTooLarge
 

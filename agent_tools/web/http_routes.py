@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from agent_tools.audit_trail import audit_call
-from agent_tools.errors import error_body, http_status
-from agent_tools.runtime import Runtime, new_request_id
-from agent_tools.subtitles import TranscriptFormat, render
+from agent_tools.core.audit_trail import audit_call
+from agent_tools.core.errors import error_body, http_status
+from agent_tools.core.runtime import Runtime, new_request_id
+from agent_tools.core.subtitles import TranscriptFormat, render
 from policies import Principal
 from speech_backend import InvalidArgument, PayloadTooLarge, SpeechChunk, VoiceNotFound, resample, to_pcm16
 
@@ -267,7 +267,7 @@ class HttpRoutes:
 
     async def voices(self, request: Request) -> Response:
         """The catalog, as list_voices returns it."""
-        from agent_tools.schemas import VoiceInfo
+        from agent_tools.tools.schemas import VoiceInfo
 
         principal = self.principal(request)
         service = self.runtime.require()
