@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := agent_tools speech_backend policies evals
+PACKAGES := agent_tools speech_backend policies evals speech_errors
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
 .PHONY: install run test check lint format bench bench-peers devset eval clean

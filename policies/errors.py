@@ -1,6 +1,6 @@
 """Policy decisions that refuse a call. Each carries a stable `code` and a message for the caller::
 
-PolicyError (code, retryable)
+PolicyError (code, retryable; a ContractError)
 ├── Unauthorized    unauthorized   no or unknown credentials
 ├── Forbidden       forbidden      the principal may not use this tool or voice
 ├── PolicyDenied    policy_denied  a content rule refused it (`rule` names the rule)
@@ -11,21 +11,13 @@ PolicyError (code, retryable)
 
 from __future__ import annotations
 
-from typing import ClassVar
+from speech_errors import ContractError
 
 
-class PolicyError(Exception):
+class PolicyError(ContractError):
     """Base of every refusal by policy."""
 
-    code: ClassVar[str] = "forbidden"
-    retryable: ClassVar[bool] = False
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"[{self.code}] {self.message}"
+    code = "forbidden"
 
 
 class Unauthorized(PolicyError):
@@ -46,8 +38,7 @@ class PolicyDenied(PolicyError):
     code = "policy_denied"
 
     def __init__(self, message: str, rule: str) -> None:
-        super().__init__(message)
-        self.rule = rule
+        super().__init__(message, rule=rule)
 
 
 class TextOverLimit(PolicyError):
@@ -56,8 +47,7 @@ class TextOverLimit(PolicyError):
     code = "text_too_long"
 
     def __init__(self, message: str, limit: int) -> None:
-        super().__init__(message)
-        self.limit = limit
+        super().__init__(message, limit=limit)
 
 
 class RateLimited(PolicyError):
@@ -67,9 +57,7 @@ class RateLimited(PolicyError):
     retryable = True
 
     def __init__(self, message: str, retry_after_ms: int, rule: str) -> None:
-        super().__init__(message)
-        self.retry_after_ms = retry_after_ms
-        self.rule = rule
+        super().__init__(message, retry_after_ms=retry_after_ms, rule=rule)
 
 
 class AuditUnavailable(PolicyError):
@@ -79,5 +67,4 @@ class AuditUnavailable(PolicyError):
     retryable = True
 
     def __init__(self, message: str, retry_after_ms: int = 5000) -> None:
-        super().__init__(message)
-        self.retry_after_ms = retry_after_ms
+        super().__init__(message, retry_after_ms=retry_after_ms)

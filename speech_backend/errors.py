@@ -3,7 +3,7 @@
 Every error carries a stable ``code`` (see the error contract) and a message written for the caller
 that reads it: what went wrong and what to do instead. The tree::
 
-    SpeechError (code, retryable)
+    SpeechError (code, retryable; a ContractError)
     ├── InvalidArgument        invalid_argument   bad option, empty or unusable text
     ├── PayloadTooLarge        payload_too_large  encoded input over the byte cap
     ├── TextTooLong            text_too_long      text over the character cap
@@ -18,21 +18,11 @@ that reads it: what went wrong and what to do instead. The tree::
 
 from __future__ import annotations
 
-from typing import ClassVar
+from speech_errors import ContractError
 
 
-class SpeechError(Exception):
+class SpeechError(ContractError):
     """Base of every error the backend raises on purpose."""
-
-    code: ClassVar[str] = "internal"
-    retryable: ClassVar[bool] = False
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"[{self.code}] {self.message}"
 
 
 class InvalidArgument(SpeechError, ValueError):

@@ -1,12 +1,14 @@
-"""Errors the service adds to the backend's, and the one mapping of any error to the contract.
+"""The contract's error table, the errors the service adds, and the one mapping of any error to the
+contract's error object.
 
-The tree, beside `speech_backend.errors.SpeechError`'s::
+Every error raised on purpose is a `speech_errors.ContractError` (the backend's `SpeechError` and
+the policy's `PolicyError` both are); the service adds::
 
     SpeechError
-    ├── Busy            busy            queue full or shutting down (retryable, retry_after_ms)
-    ├── DeadlineExceeded timeout        the call ran past its deadline and its work was stopped
-    ├── UriForbidden    uri_forbidden   a scheme, root or file that may not be read
-    └── ...             the backend's codes
+    ├── Busy             busy            queue full or shutting down (retryable, retry_after_ms)
+    ├── DeadlineExceeded timeout         the call ran past its deadline and its work was stopped
+    ├── UriForbidden     uri_forbidden   a scheme, root or file that may not be read
+    └── ...              the backend's codes
 
 Everything else is `internal`: logged with its request id, reported with a generic message.
 """
@@ -14,42 +16,57 @@ Everything else is `internal`: logged with its request id, reported with a gener
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from policies import PolicyError
 from speech_backend import SpeechError
+from speech_errors import ContractError
 
 logger = logging.getLogger(__name__)
 
-HTTP_STATUS: dict[str, int] = {
-    "invalid_argument": 400,
-    "payload_too_large": 413,
-    "text_too_long": 400,
-    "audio_too_long": 400,
-    "unsupported_media": 415,
-    "decode_failed": 400,
-    "uri_forbidden": 403,
-    "voice_not_found": 404,
-    "unauthorized": 401,
-    "forbidden": 403,
-    "policy_denied": 403,
-    "rate_limited": 429,
-    "busy": 503,
-    "timeout": 504,
-    "backend_unavailable": 503,
-    "cancelled": 499,
-    "internal": 500,
+
+@dataclass(frozen=True)
+class ErrorKind:
+    """How one code is reported on every transport."""
+
+    http_status: int
+    retryable: bool
+
+    @property
+    def close_code(self) -> int:
+        """The WebSocket close code: 4000 + the HTTP status (4401 unauthorized, 4504 timeout, ...)."""
+        return 4000 + self.http_status
+
+
+# The one table of the contract's codes (CONTRACT.md section 1), plus the HTTP-only ones.
+ERROR_CODES: dict[str, ErrorKind] = {
+    "invalid_argument": ErrorKind(400, False),
+    "payload_too_large": ErrorKind(413, False),
+    "text_too_long": ErrorKind(400, False),
+    "audio_too_long": ErrorKind(400, False),
+    "unsupported_media": ErrorKind(415, False),
+    "decode_failed": ErrorKind(400, False),
+    "uri_forbidden": ErrorKind(403, False),
+    "voice_not_found": ErrorKind(404, False),
+    "unauthorized": ErrorKind(401, False),
+    "forbidden": ErrorKind(403, False),
+    "policy_denied": ErrorKind(403, False),
+    "rate_limited": ErrorKind(429, True),
+    "busy": ErrorKind(503, True),
+    "timeout": ErrorKind(504, True),
+    "backend_unavailable": ErrorKind(503, True),
+    "cancelled": ErrorKind(499, False),
+    "not_found": ErrorKind(404, False),
+    "method_not_allowed": ErrorKind(405, False),
+    "internal": ErrorKind(500, True),
 }
-
-
-def http_status(code: str, exc: BaseException | None = None) -> int:
-    """The HTTP status of an error code (500 for a code the table does not know), unless the error
-    names a more precise one itself (a request body that stopped arriving is 408, not 504)."""
-    precise = getattr(unwrap(exc), "http_status", None) if exc is not None else None
-    return int(precise) if precise is not None else HTTP_STATUS.get(code, 500)
-
-
+INTERNAL = ERROR_CODES["internal"]
 INTERNAL_MESSAGE = "an internal error occurred; retry, and report the request id if it persists"
+
+
+def error_kind(code: str) -> ErrorKind:
+    """How `code` is reported; a code the table does not know is reported as `internal` is."""
+    return ERROR_CODES.get(code, INTERNAL)
 
 
 class Busy(SpeechError):
@@ -59,8 +76,7 @@ class Busy(SpeechError):
     retryable = True
 
     def __init__(self, message: str, retry_after_ms: int) -> None:
-        super().__init__(message)
-        self.retry_after_ms = retry_after_ms
+        super().__init__(message, retry_after_ms=retry_after_ms)
 
 
 class DeadlineExceeded(SpeechError):
@@ -68,12 +84,22 @@ class DeadlineExceeded(SpeechError):
 
     code = "timeout"
     retryable = True
+    http_status: ClassVar[int] = 504  # a request body that stopped arriving says 408
 
 
 class UriForbidden(SpeechError):
     """The URI names a scheme, root or file this server will not read."""
 
     code = "uri_forbidden"
+
+
+def http_status(code: str, exc: BaseException | None = None) -> int:
+    """The HTTP status of an error code, unless the error names a more precise one itself (a request
+    body that stopped arriving is 408, not 504)."""
+    failure = unwrap(exc) if exc is not None else None
+    if isinstance(failure, DeadlineExceeded):
+        return failure.http_status
+    return error_kind(code).http_status
 
 
 def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
@@ -83,21 +109,14 @@ def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
     is the outcome.
     """
     exc = unwrap(exc)
-    if isinstance(exc, SpeechError | PolicyError):
-        body: dict[str, Any] = {
+    if isinstance(exc, ContractError):
+        return {
             "code": exc.code,
             "message": exc.message,
             "retryable": exc.retryable,
             "request_id": request_id,
+            **exc.details(),
         }
-        retry_after = getattr(exc, "retry_after_ms", None)
-        if retry_after is not None:
-            body["retry_after_ms"] = int(retry_after)
-        for extra in ("limit", "rule"):
-            value = getattr(exc, extra, None)
-            if value is not None:
-                body[extra] = value
-        return body
     logger.error("unexpected error", exc_info=exc, extra={"request_id": request_id})
     return {"code": "internal", "message": INTERNAL_MESSAGE, "retryable": True, "request_id": request_id}
 
@@ -107,7 +126,7 @@ def unwrap(exc: BaseException) -> BaseException:
     if not isinstance(exc, BaseExceptionGroup):
         return exc
     leaves = _leaves(exc)
-    typed = [e for e in leaves if isinstance(e, SpeechError | PolicyError)]
+    typed = [e for e in leaves if isinstance(e, ContractError)]
     return (typed or leaves or [exc])[0]
 
 

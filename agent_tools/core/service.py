@@ -195,12 +195,11 @@ class SpeechService:
         """
         total = spoken_chars + len(text)
         if total > self.settings.max_text_chars:
-            error = TextTooLong(
+            raise TextTooLong(
                 f"text is {total} characters, over the limit of {self.settings.max_text_chars}; "
-                "split it into several calls"
+                "split it into several calls",
+                limit=self.settings.max_text_chars,
             )
-            error.limit = self.settings.max_text_chars  # type: ignore[attr-defined]
-            raise error
 
     async def speak(
         self,

@@ -9,14 +9,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import error_body
 from agent_tools.core.runtime import Runtime, new_request_id
-from policies import PolicyError, Principal, Unauthorized
-from speech_backend import InvalidArgument, SpeechError
+from policies import Principal, Unauthorized
+from speech_backend import InvalidArgument
+from speech_errors import ContractError
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +78,10 @@ class ToolCallBoundary:
     turns the SDK's own failures (schema validation, unknown tool) into the contract's errors, and
     counts the call."""
 
-    def __init__(self, runtime: Runtime, allowed: dict[str, frozenset[str]]) -> None:
+    def __init__(self, runtime: Runtime, tools: dict[str, FuncMetadata]) -> None:
         self.runtime = runtime
-        self.allowed = allowed
+        self.tools = tools
+        self.allowed = {name: frozenset(meta.arg_model.model_fields) for name, meta in tools.items()}
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         if ctx.method != "tools/call" or not isinstance(ctx.params, dict):
@@ -100,7 +103,7 @@ class ToolCallBoundary:
             if failure is not None:
                 result = error_result(failure, request_id)
             self._audit(label, request_id, result, time.perf_counter() - started, ctx.params.get("arguments"))
-        except (SpeechError, PolicyError) as exc:
+        except ContractError as exc:
             result = error_result(exc, request_id)
             self._audit(label, request_id, result, time.perf_counter() - started, None)
         finally:
@@ -157,28 +160,30 @@ class ToolCallBoundary:
                 f"{tool} has no argument {', '.join(map(repr, unknown))}; "
                 f"its arguments are {', '.join(sorted(self.allowed[tool]))}"
             )
+        try:  # as the SDK will, so that a refusal is known by its type, not by the SDK's wording
+            self.tools[tool].validate_arguments(arguments)
+        except ValidationError as exc:
+            raise invalid_arguments(exc) from None
 
 
 def _sdk_failure(result: Any) -> Exception | None:
-    """The error an is_error result of the SDK's own making stands for; None for success or our errors."""
+    """The error an is_error result of the SDK's own making stands for; None for success or our errors.
+
+    Arguments are validated before the SDK sees them, so what is left is a failure with no typed
+    error: `internal`.
+    """
     if not isinstance(result, CallToolResult) or not result.is_error:
         return None
     if result.structured_content and "error" in result.structured_content:
         return None
-    text = " ".join(c.text for c in result.content if isinstance(c, TextContent))
-    if "validation error" in text:
-        return InvalidArgument(_validation_summary(text))
     return RuntimeError("tool failed without a typed error")
 
 
-def _validation_summary(text: str) -> str:
-    """The fields and rules from a pydantic message, without the rejected values."""
-    lines = [
-        line.strip()
-        for line in text.splitlines()[1:]
-        if line.strip() and not line.strip().startswith("For further information")
-    ]
+def invalid_arguments(exc: ValidationError) -> InvalidArgument:
+    """The fields and rules a pydantic validation error names, without the rejected values."""
     pairs = [
-        f"{field}: {rule.split(' [type=')[0]}" for field, rule in zip(lines[::2], lines[1::2], strict=False)
+        f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}" for error in exc.errors()
     ]
-    return "invalid arguments: " + "; ".join(pairs) + ". Fix them to match the tool's input schema."
+    return InvalidArgument(
+        "invalid arguments: " + "; ".join(pairs) + ". Fix them to match the tool's input schema."
+    )

@@ -1,15 +1,16 @@
 """The MCP server: the one place the speech tools and resources are registered."""
 
 import base64
-import inspect
 import json
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.utilities.func_metadata import func_metadata
 from mcp.types import AudioContent, CallToolResult, ResourceLink, ToolAnnotations
 from pydantic import Field
 
@@ -90,21 +91,15 @@ def build_server(runtime: Runtime) -> MCPServer:
     server = MCPServer(
         "speech-tools", version=VERSION, instructions=INSTRUCTIONS, log_level="WARNING", **auth
     )
-    _register_tools(server, runtime)
+    functions = _register_tools(server, runtime)
     _register_resources(server, runtime)
-    allowed = {name: _argument_names(fn) for name, fn in _TOOL_FUNCTIONS.items()}
-    server.middleware.append(ToolCallBoundary(runtime, allowed))
+    tools = {name: func_metadata(fn, skip_names=("ctx",)) for name, fn in functions.items()}
+    server.middleware.append(ToolCallBoundary(runtime, tools))
     return server
 
 
-_TOOL_FUNCTIONS: dict[str, Any] = {}
-
-
-def _argument_names(fn: Any) -> frozenset[str]:
-    return frozenset(p for p in inspect.signature(fn).parameters if p != "ctx")
-
-
-def _register_tools(server: MCPServer, runtime: Runtime) -> None:
+def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[..., Any]]:
+    """Register the tools; returns each tool's function (for the boundary's argument checks)."""
     cfg = runtime.settings.service
 
     @server.tool(
@@ -237,7 +232,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> None:
         )
         return structured(result)
 
-    _TOOL_FUNCTIONS.update(speak=speak, transcribe=transcribe, list_voices=list_voices)
+    return {"speak": speak, "transcribe": transcribe, "list_voices": list_voices}
 
 
 def _register_resources(server: MCPServer, runtime: Runtime) -> None:

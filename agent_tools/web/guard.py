@@ -24,8 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import DeadlineExceeded, error_body, http_status
 from agent_tools.core.runtime import Runtime, new_request_id
-from policies import PolicyError, Principal, Unauthorized
+from policies import Principal, Unauthorized
 from speech_backend import InvalidArgument, PayloadTooLarge, SpeechError
+from speech_errors import ContractError
 
 T = TypeVar("T")
 # Paths anyone on an allowed Host may ask for, tokens or not: probes, metrics, OAuth metadata.
@@ -168,7 +169,7 @@ class RequestGuard:
                 raise PayloadTooLarge(
                     f"the request body is {declared} bytes, over the limit of {limit}; send less"
                 )
-        except (SpeechError, PolicyError) as exc:
+        except ContractError as exc:
             await _reply_error(send, exc, request_id)
             return
         body = BoundedBody(receive, limit, self.timeouts)
@@ -208,7 +209,7 @@ def _content_length(headers: Headers) -> int | None:
         raise InvalidArgument("the Content-Length header is not a number") from None
 
 
-async def _reply_error(send: Send, exc: SpeechError | PolicyError, request_id: str) -> None:
+async def _reply_error(send: Send, exc: ContractError, request_id: str) -> None:
     body = error_body(exc, request_id)
     await _reply(send, http_status(body["code"], exc), body)
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent_tools.core.audit_trail import audit_call
-from agent_tools.core.errors import DeadlineExceeded, error_body, http_status, unwrap
+from agent_tools.core.errors import DeadlineExceeded, error_body, error_kind, unwrap
 from agent_tools.core.runtime import Runtime, new_request_id
 from agent_tools.web.guard import caller
 from policies import Principal
@@ -102,7 +102,7 @@ class SocketSession:
         body = error_body(exc, self.request_id)
         with contextlib.suppress(ClientGone, DeadlineExceeded):
             await self.send({"type": "error", **body})
-        await self.close(4000 + http_status(body["code"]), body["code"])
+        await self.close(error_kind(body["code"]).close_code, body["code"])
         return body
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
