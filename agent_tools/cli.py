@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from agent_tools.core.service import SpeechService
+from agent_tools.core.sources import AudioSource
 from agent_tools.core.subtitles import TranscriptFormat, render
 from agent_tools.logs import configure_logging
 from agent_tools.settings import Settings
@@ -156,7 +157,7 @@ def _voices(args: argparse.Namespace, settings: Settings) -> int:
 def _speak(args: argparse.Namespace, settings: Settings) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
     fmt: AudioFormat = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower(), "wav")
-    service = SpeechService.from_settings(settings, transcribe=False)
+    service = _local_service(settings, speak=True)
     with _progress("speaking", unit="sentence") as bar:
 
         async def advance(done: float, total: float | None, message: str) -> None:
@@ -164,10 +165,15 @@ def _speak(args: argparse.Namespace, settings: Settings) -> int:
 
         speech = anyio.run(
             lambda: service.speak(
-                text, voice=args.voice, fmt=fmt, speed=args.speed, sample_rate=args.sample_rate,
-                deterministic=args.deterministic, progress=advance,
+                text,
+                voice=args.voice,
+                fmt=fmt,
+                speed=args.speed,
+                sample_rate=args.sample_rate,
+                deterministic=args.deterministic,
+                progress=advance,
             )
-        )  # fmt: skip
+        )
     if str(args.output) == "-":
         sys.stdout.buffer.write(speech.data)
     else:
@@ -179,7 +185,7 @@ def _speak(args: argparse.Namespace, settings: Settings) -> int:
 
 def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
     data = _read_audio(args.file, settings.engines.audio.max_bytes)
-    service = SpeechService.from_settings(settings, speak=False)
+    service = _local_service(settings, speak=False)
     with _progress("transcribing", unit="s") as bar:
 
         async def advance(done: float, total: float | None, message: str) -> None:
@@ -189,7 +195,11 @@ def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
         transcript = anyio.run(
             lambda: service.transcribe(
-                data, language=args.language, word_timestamps=args.words, prompt=args.prompt, progress=advance
+                AudioSource(data=data),
+                language=args.language,
+                word_timestamps=args.words,
+                prompt=args.prompt,
+                progress=advance,
             )
         )
     body = render(transcript, args.format)
@@ -206,6 +216,16 @@ def reload_on_sighup(runtime: Any) -> None:
 
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda signum, frame: runtime.reload_policy())
+
+
+def _local_service(settings: Settings, *, speak: bool) -> SpeechService:
+    """The service with only the engine a one-shot command needs, called as the local principal."""
+    from agent_tools.core.engines import Engines
+    from agent_tools.core.runtime import Runtime
+    from policies import Policy
+
+    engines = Engines.load(settings.engines, speak=speak, transcribe=not speak)
+    return Runtime.build(settings, engines, policy=Policy()).service
 
 
 def _read_audio(path: Path, max_bytes: int) -> bytes:
@@ -233,8 +253,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     faulthandler.enable()  # should a native library crash the process, its stack goes to stderr
 
+    if args.transport != "stdio":
+        server = settings.server.model_copy(
+            update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        )
+        settings = settings.model_copy(update={"server": server})
     try:
-        runtime = Runtime(settings)
+        runtime = Runtime.build(settings)
     except PolicyFileError as exc:
         print(f"error [invalid_policy]: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -253,11 +278,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from agent_tools.web.http_server import serve
 
-    server = settings.server.model_copy(
-        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    )
-    settings = settings.model_copy(update={"server": server})
-    runtime.settings = settings
     try:
         serve(runtime)
     except ValueError as exc:

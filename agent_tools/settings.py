@@ -28,6 +28,9 @@ class ServiceSettings(BaseModel):
     recognition_slots: int = Field(
         2, ge=1, le=64, description="Recognitions run at once; keep at or below the Whisper worker count."
     )
+    voice_activity_slots: int = Field(
+        2, ge=1, le=64, description="Live-transcription frames judged for voice activity at once."
+    )
     deterministic_speech: bool = Field(
         False, description="Synthesize without sampling noise: the same text always gives the same audio."
     )

@@ -85,34 +85,40 @@ def run_ours(speech: Path, repeats: int) -> dict[str, float]:
     import anyio
     import numpy as np
 
-    from agent_tools.core.service import SpeechService
+    from agent_tools.core.engines import Engines
+    from agent_tools.core.runtime import Runtime
+    from agent_tools.core.sources import AudioSource
     from agent_tools.settings import Settings
+    from policies import Policy
     from speech_backend import Audio, SynthesisOptions, encode_audio
 
     settings = Settings()
     out: dict[str, float] = {}
     start = time.perf_counter()
-    service = SpeechService.from_settings(settings, transcribe=False)
+    speaking = Engines.load(settings.engines, transcribe=False)
     out["tts_load_s"] = time.perf_counter() - start
+    service = Runtime.build(settings, speaking, policy=Policy()).service
     voice = settings.engines.piper.default_voice
     audio_s = anyio.run(lambda: service.speak(TEXT, deterministic=True)).duration
     took = median_time(lambda: anyio.run(lambda: service.speak(TEXT, deterministic=True)), repeats)
     out["tts_rtf"] = took / audio_s
     options = SynthesisOptions(deterministic=True)
     first = median_time(
-        lambda: next(iter(service.synthesizer.synthesize(FIRST_SENTENCE_TEXT, voice, options))), repeats
+        lambda: next(iter(speaking.synthesizer.synthesize(FIRST_SENTENCE_TEXT, voice, options))), repeats
     )
     out["tts_first_s"] = first
 
     start = time.perf_counter()
-    recognizer = SpeechService.from_settings(settings, speak=False).recognizer
+    hearing = Engines.load(settings.engines, speak=False)
     out["asr_load_s"] = time.perf_counter() - start
-    service.recognizer = recognizer
+    service = Runtime.build(settings, hearing, policy=Policy()).service
     samples = np.load(speech)
     for seconds in ASR_LENGTHS:
         wav = encode_audio(Audio(samples[: int(seconds * 16000)], 16000), "wav")
         n = repeats if seconds < 60 else max(1, repeats // 2)
-        took = median_time(lambda wav=wav: anyio.run(lambda: service.transcribe(wav, language="en")), n)
+        took = median_time(
+            lambda wav=wav: anyio.run(lambda: service.transcribe(AudioSource(data=wav), language="en")), n
+        )
         out[f"asr_rtf_{seconds:g}s"] = took / seconds
     out["peak_mib"] = _peak_mib()
     return out
@@ -144,14 +150,26 @@ def main() -> None:
         raw = child("raw", speech, args.repeats)
         ours = child("ours", speech, args.repeats)
         two_threads = child(
-            "ours", speech, args.repeats, {"SPEECH_TOOLS_ENGINES__WHISPER__CPU_THREADS": "2",
-                                           "SPEECH_TOOLS_ENGINES__WHISPER__NUM_WORKERS": "1"}
-        )  # fmt: skip
+            "ours",
+            speech,
+            args.repeats,
+            {
+                "SPEECH_TOOLS_ENGINES__WHISPER__CPU_THREADS": "2",
+                "SPEECH_TOOLS_ENGINES__WHISPER__NUM_WORKERS": "1",
+            },
+        )
     rows = [("metric", "raw engine", "ours", "ours/raw", "ours, whisper 2 threads x 1 worker")]
     for key in raw:
         if key in ours:
-            rows.append((key, f"{raw[key]:.3f}", f"{ours[key]:.3f}", f"{ours[key] / raw[key]:.2f}",
-                         f"{two_threads[key]:.3f}"))  # fmt: skip
+            rows.append(
+                (
+                    key,
+                    f"{raw[key]:.3f}",
+                    f"{ours[key]:.3f}",
+                    f"{ours[key] / raw[key]:.2f}",
+                    f"{two_threads[key]:.3f}",
+                )
+            )
     rows.append(("asr_rtf_120s_batched (raw)", f"{raw['asr_rtf_120s_batched']:.3f}", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     print(f"repeats={args.repeats} (medians), cores={os.cpu_count()}")

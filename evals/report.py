@@ -42,9 +42,12 @@ def render_html(result: SuiteResult, baseline: Summary | None = None) -> str:
     )
     template = env.get_template("report.html.j2")
     return template.render(
-        result=result, s=result.summary, baseline=baseline, plots=_plots(result),
+        result=result,
+        s=result.summary,
+        baseline=baseline,
+        plots=_plots(result),
         worst=worst_turns(result.scenarios, TextScorer()),
-    )  # fmt: skip
+    )
 
 
 def render_markdown(result: SuiteResult) -> str:

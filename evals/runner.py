@@ -123,11 +123,15 @@ class ScenarioRunner:
             item = json.loads(line)
             path = Path(item["path"])
             path = path if path.is_absolute() else manifest.parent / path
-            turns.append(Turn.model_validate({
-                "name": item["id"],
-                "transcribe": {"audio": {"file": str(path)}},
-                "expect": {"wer_against": item["reference"], "max_wer": item_wer},
-            }))  # fmt: skip
+            turns.append(
+                Turn.model_validate(
+                    {
+                        "name": item["id"],
+                        "transcribe": {"audio": {"file": str(path)}},
+                        "expect": {"wer_against": item["reference"], "max_wer": item_wer},
+                    }
+                )
+            )
         return turns
 
     async def _turn(
@@ -166,8 +170,14 @@ class ScenarioRunner:
 
     def _judged(self, index: int, turn: Turn, outcome: Outcome) -> TurnResult:
         """A turn that never reached its tool, judged on how it was refused."""
-        result = TurnResult(index=index, name=turn.name or turn.action, action=turn.action, ok=False,
-                            code=outcome.code, message=outcome.message)  # fmt: skip
+        result = TurnResult(
+            index=index,
+            name=turn.name or turn.action,
+            action=turn.action,
+            ok=False,
+            code=outcome.code,
+            message=outcome.message,
+        )
         result.failures = self._judge(turn.expect, outcome, "", result)
         return result
 
@@ -261,8 +271,10 @@ class ScenarioRunner:
                 f"first audio after {first} ms, over the budget of {expect.first_audio_within_ms:g} ms"
             )
         expected: list[tuple[str, object]] = [
-            ("language", expect.language), ("reason", expect.reason), ("untrusted_content", expect.untrusted)
-        ]  # fmt: skip
+            ("language", expect.language),
+            ("reason", expect.reason),
+            ("untrusted_content", expect.untrusted),
+        ]
         for key, wanted in expected:
             if wanted is not None and structured.get(key) != wanted:
                 failures.append(f"{key} is {structured.get(key)!r}, expected {wanted!r}")

@@ -13,8 +13,8 @@ import anyio
 import anyio.abc
 import uvicorn
 
+from agent_tools.core.engines import Engines
 from agent_tools.core.runtime import Runtime
-from agent_tools.core.service import SpeechService
 from agent_tools.settings import Settings
 from agent_tools.web.http_server import uvicorn_config
 from evals.scenario import Scenario
@@ -61,9 +61,9 @@ class InProcessTarget:
 
     token: str | None = None
 
-    def __init__(self, settings: Settings, service: SpeechService, tg: anyio.abc.TaskGroup) -> None:
+    def __init__(self, settings: Settings, engines: Engines, tg: anyio.abc.TaskGroup) -> None:
         self.settings = settings
-        self.service = service
+        self.engines = engines
         self.name = "in-process"
         self._tg = tg
         self._servers: dict[str, str] = {}
@@ -73,13 +73,13 @@ class InProcessTarget:
     @classmethod
     @asynccontextmanager
     async def start(
-        cls, settings: Settings, service: SpeechService | None = None
+        cls, settings: Settings, engines: Engines | None = None
     ) -> AsyncIterator[InProcessTarget]:
         """Load the engines (unless given) and serve on demand until the block ends."""
-        if service is None:
-            service = await anyio.to_thread.run_sync(lambda: SpeechService.from_settings(settings))
+        if engines is None:
+            engines = await anyio.to_thread.run_sync(lambda: Engines.load(settings.engines))
         async with anyio.create_task_group() as tg:
-            target = cls(settings, service, tg)
+            target = cls(settings, engines, tg)
             try:
                 yield target
             finally:
@@ -105,10 +105,7 @@ class InProcessTarget:
 
     async def _serve(self, policy: dict[str, Any] | None) -> str:
         config = PolicyConfig.model_validate(policy) if policy is not None else PolicyConfig()
-        engines = self.service
-        service = SpeechService(engines.synthesizer, engines.recognizer, self.settings.service,
-                                engines.audio_limits, engines.default_voice)  # fmt: skip
-        runtime = Runtime(self.settings, service=service, policy=Policy(config))
+        runtime = Runtime.build(self.settings, self.engines, policy=Policy(config))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

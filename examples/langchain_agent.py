@@ -32,7 +32,7 @@ def scripted_replies(history: list[BaseMessage]) -> Iterator[AIMessage]:
 
 
 async def main() -> None:
-    runtime = Runtime(Settings())
+    runtime = Runtime.build(Settings())
     await anyio.to_thread.run_sync(runtime.load)
     tools = {tool.name: tool for tool in await speech_tools(runtime)}
     history: list[BaseMessage] = [HumanMessage(content="Say the meeting time out loud, then check it.")]

@@ -27,10 +27,23 @@ from speech_backend.results import Audio, Samples
 ALLOWED_DEMUXERS = ("wav", "flac", "mp3", "ogg", "matroska", "mov")
 ALLOWED_CODECS = frozenset(
     {
-        "pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le", "pcm_f64le", "pcm_u8", "pcm_mulaw", "pcm_alaw",
-        "flac", "mp3", "mp3float", "vorbis", "opus", "libopus", "aac",
+        "pcm_s16le",
+        "pcm_s24le",
+        "pcm_s32le",
+        "pcm_f32le",
+        "pcm_f64le",
+        "pcm_u8",
+        "pcm_mulaw",
+        "pcm_alaw",
+        "flac",
+        "mp3",
+        "mp3float",
+        "vorbis",
+        "opus",
+        "libopus",
+        "aac",
     }
-)  # fmt: skip
+)
 MAX_STREAMS = 16
 _MAGIC = (
     (0, b"RIFF", "WAV"),

@@ -33,12 +33,16 @@ class FakeSynthesizer:
         """The single fake voice."""
         return (FAKE_VOICE,)
 
-    def synthesize(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
-        """One tone per sentence."""
+    def load(self, voice_id: str) -> None:
+        """Nothing to load; an unknown voice is refused."""
         if voice_id != FAKE_VOICE.id:
             raise VoiceNotFound(
                 f"no voice with id {voice_id!r}; call list_voices (available: {FAKE_VOICE.id})"
             )
+
+    def synthesize(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
+        """One tone per sentence."""
+        self.load(voice_id)
         if not 0.5 <= options.speed <= 2.0:
             raise InvalidArgument(f"speed must be between 0.5 and 2.0; got {options.speed:g}")
         sentences = split_sentences(normalize_text(text))

@@ -37,6 +37,19 @@ class RecognitionOptions:
 class Synthesizer(Protocol):
     """Turns text into speech, one sentence at a time."""
 
+    @property
+    def engine(self) -> str:
+        """The engine's name, written into the synthetic-speech marker of every file."""
+        ...
+
+    def load(self, voice_id: str) -> None:
+        """Load a voice ahead of its first use (blocking), so the first call does not pay for it.
+
+        Raises:
+            VoiceNotFound: `voice_id` is not in the catalog.
+        """
+        ...
+
     def voices(self) -> tuple[Voice, ...]:
         """The voices this synthesizer can speak with."""
         ...

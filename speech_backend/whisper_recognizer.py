@@ -58,8 +58,12 @@ class WhisperRecognizer:
         self._id = model.id
         logger.info(
             "loaded whisper %s on %s (%s, %d workers x %d threads)",
-            model.id, device.kind, compute_type, settings.num_workers, settings.cpu_threads,
-        )  # fmt: skip
+            model.id,
+            device.kind,
+            compute_type,
+            settings.num_workers,
+            settings.cpu_threads,
+        )
 
     @property
     def model_id(self) -> str:

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent_tools.core.engines import Engines
+from agent_tools.core.runtime import Runtime
 from agent_tools.core.service import SpeechService
-from agent_tools.settings import ServiceSettings
+from agent_tools.settings import ServiceSettings, Settings
+from policies import Policy
 from speech_backend import (
     Audio,
     Device,
@@ -22,6 +25,7 @@ from speech_backend import (
     build_synthesizer,
     resolve_device,
 )
+from speech_backend.vad import VadSession
 
 DEFAULT_VOICE = "en_US-joe-medium"
 
@@ -54,12 +58,17 @@ def recognizer(engine_settings: EngineSettings, cpu: Device) -> Recognizer:
 
 
 @pytest.fixture(scope="session")
-def service(
-    synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings
-) -> SpeechService:
+def engines(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings) -> Engines:
+    """The real engines, loaded once: Piper, Whisper and the live-transcription VAD."""
+    return Engines(synthesizer, recognizer, DEFAULT_VOICE, engine_settings.audio, VadSession())
+
+
+@pytest.fixture
+def service(engines: Engines, engine_settings: EngineSettings) -> SpeechService:
+    """The service over the real engines, as the local principal (its state fresh per test)."""
     # Deterministic speech: round-trip word error rates then do not depend on sampling noise.
-    settings = ServiceSettings(deterministic_speech=True)
-    return SpeechService(synthesizer, recognizer, settings, engine_settings.audio, DEFAULT_VOICE)
+    settings = Settings(engines=engine_settings, service=ServiceSettings(deterministic_speech=True))
+    return Runtime.build(settings, engines, policy=Policy()).service
 
 
 @pytest.fixture(scope="session")

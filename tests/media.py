@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -21,7 +22,10 @@ def container_bytes(
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=muxer) as out:
         options = {"strict": "experimental"} if codec == "vorbis" else {}
-        outs = [out.add_stream(codec, rate=rate, layout=layout, options=options) for _ in range(streams)]
+        outs = [
+            cast(av.AudioStream, out.add_stream(codec, rate=rate, layout=layout, options=options))
+            for _ in range(streams)
+        ]
         interleaved = np.repeat(pcm, channels)
         step = 1024 * channels
         for start in range(0, len(interleaved), step):
@@ -44,13 +48,11 @@ def wav_header(*, rate: int, channels: int, bits: int = 16, data_size: int, fmt_
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, rate * block, block, bits)
     riff_size = min(0xFFFFFFFF, 4 + 8 + len(fmt) + 8 + data_size)
-    return (
-        b"RIFF" + struct.pack("<I", riff_size) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-        + b"data" + struct.pack("<I", data_size)
-    )  # fmt: skip
+    chunks = [b"RIFF", struct.pack("<I", riff_size), b"WAVE", b"fmt ", struct.pack("<I", len(fmt)), fmt]
+    return b"".join([*chunks, b"data", struct.pack("<I", data_size)])
 
 
-def wav_bytes(samples: np.ndarray, rate: int, channels: int = 1) -> bytes:
+def wav_bytes(samples: np.ndarray[Any, Any], rate: int, channels: int = 1) -> bytes:
     """A valid 16-bit PCM WAV of interleaved `samples`."""
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    pcm: bytes = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
     return wav_header(rate=rate, channels=channels, data_size=len(pcm)) + pcm

@@ -116,9 +116,14 @@ def read_clip(
     elif not policy.may_read_audio(reader, clip.owner):
         refusal = {**error_body(UriForbidden(UNKNOWN_CLIP), request_id), "rule": OWNER_RULE}
     audit_call(
-        policy, request_id=request_id, principal=reader, tool="read_audio", error=refusal,
-        seconds=time.perf_counter() - started, transport=transport,
-    )  # fmt: skip
+        policy,
+        request_id=request_id,
+        principal=reader,
+        tool="read_audio",
+        error=refusal,
+        seconds=time.perf_counter() - started,
+        transport=transport,
+    )
     if clip is None or refusal is not None:
         raise UriForbidden(UNKNOWN_CLIP)
     return clip

@@ -14,22 +14,45 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.calls = Counter("speech_tool_calls", "Tool calls by tool and outcome.", ["tool", "outcome"],
-                             registry=self.registry)  # fmt: skip
-        self.errors = Counter("speech_tool_errors", "Tool errors by tool and code.", ["tool", "code"],
-                              registry=self.registry)  # fmt: skip
-        self.latency = Histogram("speech_tool_latency_seconds", "Tool call latency.", ["tool"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
-        self.queue_depth = Gauge("speech_engine_queue_depth", "Calls waiting for an engine slot.", ["engine"],
-                                 registry=self.registry)  # fmt: skip
-        self.in_use = Gauge("speech_engine_slots_in_use", "Engine slots running work.", ["engine"],
-                            registry=self.registry)  # fmt: skip
-        self.audio_seconds = Counter("speech_audio_seconds", "Audio seconds heard (in) and spoken (out).",
-                                     ["direction"], registry=self.registry)  # fmt: skip
-        self.audit_writable = Gauge("speech_audit_writable", "1 while audit records are written, 0 while "
-                                    "they cannot be.", registry=self.registry)  # fmt: skip
-        self.audit_lost = Counter("speech_audit_records_lost", "Audit records that could not be written.",
-                                  registry=self.registry)  # fmt: skip
+        self.calls = Counter(
+            "speech_tool_calls",
+            "Tool calls by tool and outcome.",
+            ["tool", "outcome"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "speech_tool_errors", "Tool errors by tool and code.", ["tool", "code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "speech_tool_latency_seconds",
+            "Tool call latency.",
+            ["tool"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "speech_engine_queue_depth",
+            "Calls waiting for an engine slot.",
+            ["engine"],
+            registry=self.registry,
+        )
+        self.in_use = Gauge(
+            "speech_engine_slots_in_use", "Engine slots running work.", ["engine"], registry=self.registry
+        )
+        self.audio_seconds = Counter(
+            "speech_audio_seconds",
+            "Audio seconds heard (in) and spoken (out).",
+            ["direction"],
+            registry=self.registry,
+        )
+        self.audit_writable = Gauge(
+            "speech_audit_writable",
+            "1 while audit records are written, 0 while they cannot be.",
+            registry=self.registry,
+        )
+        self.audit_lost = Counter(
+            "speech_audit_records_lost", "Audit records that could not be written.", registry=self.registry
+        )
         self._audit_lost_seen = 0
 
     def sample_audit(self, policy: Policy) -> None:

@@ -1,13 +1,17 @@
-"""What every surface shares: settings, the service once its models load, the audio store, metrics."""
+"""The composition root: everything one server process shares, built once and never rewired."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 
 from agent_tools.core.audio_store import AudioStore
+from agent_tools.core.engines import Engines, EngineState
 from agent_tools.core.metrics import Metrics
+from agent_tools.core.scheduler import Scheduler
 from agent_tools.core.service import SpeechService
+from agent_tools.core.streams import SpeechStreams
 from agent_tools.settings import Settings
 from policies import (
     AuditSink,
@@ -19,46 +23,56 @@ from policies import (
     SqliteQuotaStore,
     load_policy,
 )
-from speech_backend import BackendUnavailable
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class Runtime:
     """The shared state of one server process, passed to every surface that needs it."""
 
-    def __init__(
-        self, settings: Settings, service: SpeechService | None = None, policy: Policy | None = None
-    ) -> None:
-        self.settings = settings
-        self.metrics = service.metrics if service is not None else Metrics()
-        self.policy = policy or (service.policy if service is not None else build_policy(settings))
-        if service is not None:
-            service.policy = self.policy
-        self.service = service
-        self.load_error: str | None = None
-        self.calls_in_flight = 0
+    settings: Settings
+    policy: Policy
+    metrics: Metrics
+    store: AudioStore
+    engines: EngineState
+    scheduler: Scheduler
+    service: SpeechService
+    streams: SpeechStreams
+
+    @classmethod
+    def build(
+        cls, settings: Settings, engines: Engines | None = None, policy: Policy | None = None
+    ) -> Runtime:
+        """The runtime of `settings`: over `engines` when given, else engines still to `load`; under
+        `policy` when given, else the settings' policy file (or the default local policy).
+
+        Raises:
+            PolicyFileError: the policy file is invalid.
+            AuditFileError: the audit file cannot be opened.
+        """
         cfg = settings.service
-        self.store = AudioStore(
-            cfg.audio_store_max_items, cfg.audio_store_max_bytes, cfg.audio_store_ttl_seconds
-        )
+        policy = policy or build_policy(settings)
+        metrics = Metrics()
+        store = AudioStore(cfg.audio_store_max_items, cfg.audio_store_max_bytes, cfg.audio_store_ttl_seconds)
+        state = EngineState(engines)
+        scheduler = Scheduler(cfg)
+        service = SpeechService(state, cfg, policy, metrics, store, scheduler)
+        return cls(settings, policy, metrics, store, state, scheduler, service, SpeechStreams(service))
 
     def load(self) -> None:
-        """Load the models (blocking); on failure the server stays live but not ready."""
-        try:
-            service = SpeechService.from_settings(self.settings, policy=self.policy)
-        except Exception as exc:  # any failure here must leave a live server that says why it is not ready
-            self.load_error = getattr(exc, "code", "internal")
-            logger.error("models failed to load", exc_info=exc)
-            return
-        service.metrics = self.metrics
-        self.service = service
-        logger.info("models loaded; ready")
+        """Load every model (blocking); on failure the server stays live but not ready."""
+        self.engines.load(lambda: Engines.load(self.settings.engines))
+
+    @property
+    def ready(self) -> bool:
+        """Every model loaded (voice, recognizer, voice activity) and the audit trail writable."""
+        return self.engines.loaded is not None and self.policy.audit_writable
 
     @property
     def work_in_flight(self) -> int:
-        """MCP tool calls running, and engine work of any surface (streams and sockets included)."""
-        return self.calls_in_flight + (self.service.in_flight if self.service is not None else 0)
+        """Calls and engine work of every surface (streams and sockets included)."""
+        return self.scheduler.in_flight
 
     @property
     def auth_required(self) -> bool:
@@ -87,17 +101,6 @@ class Runtime:
         self.policy.reload(config)
         logger.info("policy reloaded", extra={"principals": len(config.principals)})
         return True
-
-    def require(self) -> SpeechService:
-        """The service, or `backend_unavailable` while models load or after they failed."""
-        if self.service is None:
-            why = (
-                "failed to load; see the server log"
-                if self.load_error
-                else "still loading; retry in a few seconds"
-            )
-            raise BackendUnavailable(f"the speech models are {why}")
-        return self.service
 
 
 def new_request_id() -> str:

@@ -6,10 +6,11 @@ import binascii
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from agent_tools.core.audio_store import SCHEME
+from agent_tools.core.audio_store import SCHEME, StoredAudio
 from agent_tools.core.errors import UriForbidden
 from speech_backend import InvalidArgument, PayloadTooLarge
 
@@ -17,6 +18,36 @@ _FORBIDDEN_FILE = (
     "that file:// path is not readable by this server (outside the allowed roots, missing, or not a "
     "regular file); send the audio inline as audio_base64"
 )
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    """Where the audio to transcribe comes from: exactly one of raw bytes (an upload), standard
+    base64, or a URI (`audio://` handle or allowed `file://` path)."""
+
+    data: bytes | None = None
+    base64: str | None = None
+    uri: str | None = None
+
+    def __post_init__(self) -> None:
+        if sum(x is not None for x in (self.data, self.base64, self.uri)) != 1:
+            raise InvalidArgument("send exactly one of audio_base64 or audio_uri")
+
+
+def source_bytes(
+    source: AudioSource, read_clip: Callable[[str], StoredAudio], roots: tuple[Path, ...], max_bytes: int
+) -> bytes:
+    """The bytes of `source`: an upload as it came, base64 decoded, or what a URI names (a clip through
+    `read_clip`, which checks who may read it and audits the read).
+
+    Raises:
+        PayloadTooLarge, InvalidArgument, UriForbidden.
+    """
+    if source.data is not None:
+        return source.data
+    if source.base64 is not None:
+        return decode_base64(source.base64, max_bytes)
+    return read_uri(source.uri or "", lambda uri: read_clip(uri).data, roots, max_bytes)
 
 
 def decode_base64(text: str, max_bytes: int) -> bytes:

@@ -89,28 +89,33 @@ class ToolCallBoundary:
         tool = str(ctx.params.get("name", ""))
         label = tool if tool in self.allowed else "unknown"
         request_id = new_request_id()
-        token = request_id_var.set(request_id)
         started = time.perf_counter()
-        self.runtime.calls_in_flight += 1
-        principal_token = principal_var.set(None)
+        token, principal_token = request_id_var.set(request_id), principal_var.set(None)
         try:
-            principal_var.set(mcp_principal(self.runtime))
-            self._check_arguments(tool, ctx.params.get("arguments"))
-            result = await call_next(ctx)
-            if isinstance(result, dict):  # the chain hands back the serialized result
-                result = CallToolResult.model_validate(result)
-            failure = _sdk_failure(result)
-            if failure is not None:
-                result = error_result(failure, request_id)
-            self._audit(label, request_id, result, time.perf_counter() - started, ctx.params.get("arguments"))
-        except ContractError as exc:
-            result = error_result(exc, request_id)
-            self._audit(label, request_id, result, time.perf_counter() - started, None)
+            with self.runtime.scheduler.track():  # a drain waits for the whole call
+                result = await self._call(ctx, call_next, tool, label, request_id, started)
         finally:
-            self.runtime.calls_in_flight -= 1
             request_id_var.reset(token)
             principal_var.reset(principal_token)
         self._count(label, result, time.perf_counter() - started)
+        return result
+
+    async def _call(
+        self, ctx: Any, call_next: Any, tool: str, label: str, request_id: str, started: float
+    ) -> CallToolResult:
+        arguments = ctx.params.get("arguments")
+        try:
+            principal_var.set(mcp_principal(self.runtime))
+            self._check_arguments(tool, arguments)
+            answer = await call_next(ctx)
+            # the chain hands back the serialized result
+            result = answer if isinstance(answer, CallToolResult) else CallToolResult.model_validate(answer)
+            failure = _sdk_failure(result)
+            if failure is not None:
+                result = error_result(failure, request_id)
+        except ContractError as exc:
+            result, arguments = error_result(exc, request_id), None
+        self._audit(label, request_id, result, time.perf_counter() - started, arguments)
         return result
 
     def _audit(self, tool: str, request_id: str, result: Any, seconds: float, arguments: object) -> None:
@@ -126,9 +131,15 @@ class ToolCallBoundary:
         )
         audio = structured.get("duration_seconds") if structured and error is None else None
         audit_call(
-            self.runtime.policy, request_id=request_id, principal=principal_var.get(), tool=tool, error=error,
-            seconds=seconds, chars=chars, audio_seconds=audio,
-        )  # fmt: skip
+            self.runtime.policy,
+            request_id=request_id,
+            principal=principal_var.get(),
+            tool=tool,
+            error=error,
+            seconds=seconds,
+            chars=chars,
+            audio_seconds=audio,
+        )
 
     def _count(self, tool: str, result: Any, seconds: float) -> None:
         metrics = self.runtime.metrics

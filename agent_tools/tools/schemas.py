@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_tools.core.service import Speech
-from policies import Policy, Principal
+from agent_tools.core.outputs import Speech
 from speech_backend import AudioFormat, Transcript, Voice
 
 
@@ -100,10 +99,10 @@ class TranscribeResult(_Model):
     )
 
     @classmethod
-    def of(cls, transcript: Transcript, model: str, policy: Policy, principal: Principal) -> TranscribeResult:
-        """Describe `transcript` as `principal` may receive it (PII redacted when its policy says so)."""
+    def of(cls, transcript: Transcript, model: str) -> TranscribeResult:
+        """Describe `transcript` (as the service returns it: already redacted for the caller)."""
         return cls(
-            text=policy.redact_text(principal, transcript.text),
+            text=transcript.text,
             language=transcript.language,
             language_probability=round(transcript.language_probability, 4),
             duration_seconds=round(transcript.duration, 3),
@@ -112,7 +111,7 @@ class TranscribeResult(_Model):
                 SegmentInfo(
                     start=round(s.start, 3),
                     end=round(s.end, 3),
-                    text=policy.redact_text(principal, s.text),
+                    text=s.text,
                     avg_logprob=round(s.avg_logprob, 4),
                     no_speech_prob=round(s.no_speech_prob, 4),
                 )
@@ -120,7 +119,7 @@ class TranscribeResult(_Model):
             ],
             words=[
                 WordInfo(
-                    word=policy.redact_word(principal, w.text),
+                    word=w.text,
                     start=round(w.start, 3),
                     end=round(w.end, 3),
                     probability=round(w.probability, 4),
@@ -147,10 +146,16 @@ class VoiceInfo(_Model):
     def of(cls, voice: Voice) -> VoiceInfo:
         """Describe `voice` (no filesystem paths)."""
         return cls(
-            id=voice.id, name=voice.name, language=voice.language, sample_rate=voice.sample_rate,
-            quality=voice.quality, speakers=list(voice.speakers), licence=voice.licence,
-            attribution=voice.attribution, engine=voice.engine,
-        )  # fmt: skip
+            id=voice.id,
+            name=voice.name,
+            language=voice.language,
+            sample_rate=voice.sample_rate,
+            quality=voice.quality,
+            speakers=list(voice.speakers),
+            licence=voice.licence,
+            attribution=voice.attribution,
+            engine=voice.engine,
+        )
 
 
 class VoiceList(_Model):

@@ -17,7 +17,7 @@ from pydantic import Field
 from agent_tools.core.audio_store import read_clip
 from agent_tools.core.errors import UriForbidden
 from agent_tools.core.runtime import Runtime, new_request_id
-from agent_tools.core.sources import decode_base64, read_uri
+from agent_tools.core.sources import AudioSource
 from agent_tools.tools.boundary import (
     ToolCallBoundary,
     mcp_principal,
@@ -28,7 +28,7 @@ from agent_tools.tools.boundary import (
 )
 from agent_tools.tools.schemas import SpeakResult, TranscribeResult, VoiceInfo, VoiceList
 from policies import PolicyError, Unauthorized
-from speech_backend import AUDIO_FORMATS, MIME_TYPES, AudioFormat, InvalidArgument
+from speech_backend import AUDIO_FORMATS, MIME_TYPES, AudioFormat
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +105,10 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
     @server.tool(
         title="Speak",
         description=SPEAK_DESCRIPTION,
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
-                                    open_world_hint=False),
-    )  # fmt: skip
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
+        ),
+    )
     @typed_errors
     async def speak(
         text: Annotated[
@@ -131,9 +132,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
         ] = None,
     ) -> Annotated[CallToolResult, SpeakResult]:
         """Speak text aloud (see SPEAK_DESCRIPTION)."""
-        service = runtime.require()
-
-        speech = await service.speak(
+        speech = await runtime.service.speak(
             text,
             voice=voice,
             fmt=format,
@@ -143,8 +142,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
             principal=principal_var.get(),
         )
         ext = EXTENSIONS[speech.format]
-        owner = service.caller(principal_var.get()).id
-        clip = runtime.store.put(speech.data, speech.mime_type, owner, suffix=ext)
+        clip = runtime.store.put(speech.data, speech.mime_type, speech.owner, suffix=ext)
         inline = len(speech.data) <= cfg.inline_audio_max_bytes
         result = SpeakResult.of(
             speech, clip.uri, "inline" if inline else "resource_link", cfg.audio_store_ttl_seconds
@@ -188,33 +186,17 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
         ] = None,
     ) -> Annotated[CallToolResult, TranscribeResult]:
         """Transcribe audio (see TRANSCRIBE_DESCRIPTION)."""
-        service = runtime.require()
-        who = service.caller(principal_var.get())
-        service.policy.check_tool(who, "transcribe")  # before any bytes are decoded or read
-        limits = service.audio_limits
-        if (audio_base64 is None) == (audio_uri is None):
-            raise InvalidArgument("send exactly one of audio_base64 or audio_uri")
-        if audio_base64 is not None:
-            data = decode_base64(audio_base64, limits.max_bytes)
-        else:
-
-            def clip_bytes(uri: str) -> bytes:
-                clip = read_clip(runtime.store, service.policy, uri, who, request_id=request_id_var.get(),
-                                 transport="mcp")  # fmt: skip
-                return clip.data
-
-            data = read_uri(audio_uri or "", clip_bytes, cfg.file_roots, limits.max_bytes)
-
+        service = runtime.service
         transcript = await service.transcribe(
-            data,
+            AudioSource(base64=audio_base64, uri=audio_uri),
             language=language,
             word_timestamps=word_timestamps,
             prompt=prompt,
             progress=ctx.report_progress,
-            principal=who,
+            principal=principal_var.get(),
+            request_id=request_id_var.get(),
         )
-        result = TranscribeResult.of(transcript, service.recognizer.model_id, service.policy, who)
-        return structured(result)
+        return structured(TranscribeResult.of(transcript, service.require().recognizer.model_id))
 
     @server.tool(title="List voices", description=LIST_VOICES_DESCRIPTION, annotations=_READ_ONLY)
     @typed_errors
@@ -225,10 +207,10 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
         ] = None,
     ) -> Annotated[CallToolResult, VoiceList]:
         """List voices (see LIST_VOICES_DESCRIPTION)."""
-        service = runtime.require()
+        service = runtime.service
         result = VoiceList(
             voices=[VoiceInfo.of(v) for v in service.voices(language, principal=principal_var.get())],
-            default_voice=service.default_voice,
+            default_voice=service.require().default_voice,
         )
         return structured(result)
 
@@ -239,23 +221,37 @@ def _register_resources(server: MCPServer, runtime: Runtime) -> None:
     for fmt in AUDIO_FORMATS:
         _register_clip_template(server, runtime, fmt)
 
-    @server.resource("voices://catalog", name="voices", mime_type="application/json",
-                     description="The installed voices, as list_voices returns them.")  # fmt: skip
+    @server.resource(
+        "voices://catalog",
+        name="voices",
+        mime_type="application/json",
+        description="The installed voices, as list_voices returns them.",
+    )
     def voices_catalog() -> str:
-        service = runtime.require()
-        return json.dumps({"voices": [VoiceInfo.of(v).model_dump() for v in service.voices()]})
+        voices = runtime.service.voices(principal=mcp_principal(runtime))
+        return json.dumps({"voices": [VoiceInfo.of(v).model_dump() for v in voices]})
 
 
 def _register_clip_template(server: MCPServer, runtime: Runtime, fmt: AudioFormat) -> None:
     ext = EXTENSIONS[fmt]
 
-    @server.resource(f"audio://{{clip_id}}.{ext}", name=f"speech-{ext}", mime_type=MIME_TYPES[fmt],
-                     description=f"Speech made by speak, as {fmt}; readable until it expires.")  # fmt: skip
+    @server.resource(
+        f"audio://{{clip_id}}.{ext}",
+        name=f"speech-{ext}",
+        mime_type=MIME_TYPES[fmt],
+        description=f"Speech made by speak, as {fmt}; readable until it expires.",
+    )
     def clip(clip_id: str) -> bytes:
         try:
             reader = mcp_principal(runtime)
-            found = read_clip(runtime.store, runtime.policy, f"{clip_id}.{ext}", reader,
-                              request_id=new_request_id(), transport="mcp")  # fmt: skip
+            found = read_clip(
+                runtime.store,
+                runtime.policy,
+                f"{clip_id}.{ext}",
+                reader,
+                request_id=new_request_id(),
+                transport="mcp",
+            )
         except (UriForbidden, PolicyError) as exc:
             raise ResourceError(f"[{exc.code}] {exc.message}") from exc
         return found.data

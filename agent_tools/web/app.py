@@ -16,18 +16,17 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
-from agent_tools.core.audio_store import read_clip
-from agent_tools.core.errors import UriForbidden, error_body, http_status
 from agent_tools.core.runtime import Runtime, new_request_id
 from agent_tools.tools.server import build_server
 from agent_tools.web.guard import BodyTimeouts, PathTable, RequestGuard
-from agent_tools.web.http_routes import HttpRoutes
+from agent_tools.web.openai_routes import OpenAIRoutes
+from agent_tools.web.probes import Probes
+from agent_tools.web.route_boundary import ApiRoute, RouteBoundary
 from agent_tools.web.sockets import SocketGate
 from agent_tools.web.speak_socket import SpeakSocket
+from agent_tools.web.speech_stream import SpeechStreamRoute
 from agent_tools.web.transcribe_socket import TranscribeSocket
-from policies import PolicyError
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +76,22 @@ def body_limits(runtime: Runtime) -> PathTable[int]:
     return PathTable(prefixes, default=64 * 1024)
 
 
-def audit_labels() -> PathTable[str]:
+def api_routes(runtime: Runtime) -> list[ApiRoute]:
+    """Every API route beside MCP, with the tool its audit lines name."""
+    return [*OpenAIRoutes(runtime).api(), *SpeechStreamRoute(runtime).api()]
+
+
+def audit_labels(api: list[ApiRoute]) -> PathTable[str]:
     """The tool name an audit line gives a request the guard refuses."""
     mcp = [("/mcp", "mcp"), ("/sse", "mcp"), ("/messages/", "mcp")]
-    return PathTable([*HttpRoutes.tools(), *mcp, ("/audio/", "read_audio")], default="http")
+    sockets = [("/v1/speak/ws", "speak"), ("/v1/transcribe/ws", "transcribe")]
+    return PathTable(
+        [*((r.path, r.tool) for r in api), *sockets, *mcp, ("/audio/", "read_audio")], default="http"
+    )
 
 
 def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
-    """The app over `runtime`; when it has no service yet, the models load in the background at start-up."""
+    """The app over `runtime`; engines not loaded yet load in the background at start-up."""
     server = server or build_server(runtime)
     security = transport_security(runtime)
     limit = body_limit(runtime)
@@ -94,20 +101,20 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg, server.session_manager.run():
-            if runtime.service is None:
+            if runtime.engines.loaded is None:
                 tg.start_soon(lambda: anyio.to_thread.run_sync(runtime.load))
             try:
                 yield
             finally:
-                if runtime.service is not None:
-                    runtime.service.shutdown()
+                runtime.scheduler.shutdown()
                 tg.cancel_scope.cancel()
         runtime.policy.close()
 
     gate = SocketGate(runtime)
+    api = api_routes(runtime)
     routes = [
         *Probes(runtime).routes(),
-        *HttpRoutes(runtime).routes(),
+        *RouteBoundary(runtime).routes(api),
         *SpeakSocket(runtime, gate).routes(),
         *TranscribeSocket(runtime, gate).routes(),
         *sse.routes,
@@ -120,7 +127,7 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
         security=security,
         limits=body_limits(runtime),
         timeouts=BodyTimeouts(timing.body_read_timeout_seconds, timing.body_timeout_seconds),
-        tools=audit_labels(),
+        tools=audit_labels(api),
     )
     # The guard first; then the MCP app's own middleware (the SDK's view of the bearer token).
     return Starlette(
@@ -141,55 +148,3 @@ async def no_route(request: Request, exc: Exception) -> Response:
     )
     body = {"code": code, "message": message, "retryable": False, "request_id": new_request_id()}
     return JSONResponse({"error": body}, status_code=status)
-
-
-class Probes:
-    """The plain HTTP routes beside MCP: liveness, readiness, metrics and audio downloads."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def routes(self) -> list[BaseRoute]:
-        """The routes, to mount before the MCP ones."""
-        return [
-            Route("/healthz", self.healthz),
-            Route("/readyz", self.readyz),
-            Route("/metrics", self.metrics),
-            Route("/audio/{clip_id}", self.audio),
-        ]
-
-    async def healthz(self, request: Request) -> JSONResponse:
-        """Live: the process answers."""
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(self, request: Request) -> JSONResponse:
-        """Ready: the models are loaded."""
-        runtime = self.runtime
-        if runtime.service is None:
-            return JSONResponse(
-                {"status": "not_ready", "reason": runtime.load_error or "loading"}, status_code=503
-            )
-        if not runtime.policy.audit_writable:
-            return JSONResponse({"status": "not_ready", "reason": "audit_unwritable"}, status_code=503)
-        return JSONResponse({"status": "ready", "recognizer": runtime.service.recognizer.model_id})
-
-    async def metrics(self, request: Request) -> Response:
-        """Prometheus text, with queue gauges sampled now."""
-        runtime = self.runtime
-        if runtime.service is not None:
-            for admission in (runtime.service.synthesis, runtime.service.recognition):
-                runtime.metrics.queue_depth.labels(admission.name).set(admission.waiting)
-                runtime.metrics.in_use.labels(admission.name).set(admission.in_use)
-        runtime.metrics.sample_audit(runtime.policy)
-        return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    async def audio(self, request: Request) -> Response:
-        """The raw bytes behind an `audio://` handle, while it lives."""
-        request_id = new_request_id()
-        try:
-            clip = read_clip(self.runtime.store, self.runtime.policy, request.path_params["clip_id"],
-                             request.state.principal, request_id=request_id, transport="http")  # fmt: skip
-        except (UriForbidden, PolicyError) as exc:
-            body = error_body(exc, request_id)
-            return JSONResponse({"error": body}, status_code=http_status(body["code"], exc))
-        return Response(clip.data, media_type=clip.mime_type, headers={"cache-control": "no-store"})

@@ -148,6 +148,11 @@ class RequestGuard:
                 # before the handshake completes: the client sees HTTP 403
                 await send({"type": "websocket.close", "code": 4403, "reason": "forbidden"})
                 return
+            state = scope.setdefault("state", {})
+            try:
+                state["principal"] = caller(self.runtime, Headers(scope=scope))
+            except ContractError as exc:  # the socket reports it once open, as a close code a client reads
+                state["refusal"] = exc
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -193,9 +198,14 @@ class RequestGuard:
             return caller(self.runtime, headers)
         except Unauthorized as exc:
             audit_call(
-                self.runtime.policy, request_id=request_id, principal=None, tool=self.tools.of(path),
-                error=error_body(exc, request_id), seconds=0.0, transport="http",
-            )  # fmt: skip
+                self.runtime.policy,
+                request_id=request_id,
+                principal=None,
+                tool=self.tools.of(path),
+                error=error_body(exc, request_id),
+                seconds=0.0,
+                transport="http",
+            )
             raise
 
 

@@ -37,8 +37,7 @@ class DrainingServer(uvicorn.Server):
             super().handle_exit(sig, frame)
             return
         self._draining = True
-        if self.runtime.service is not None:
-            self.runtime.service.shutdown()
+        self.runtime.scheduler.shutdown()
         threading.Thread(target=self._drain_then_exit, args=(sig,), daemon=True, name="drain").start()
 
     def _drain_then_exit(self, sig: int) -> None:

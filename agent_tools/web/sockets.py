@@ -22,7 +22,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import DeadlineExceeded, error_body, error_kind, unwrap
 from agent_tools.core.runtime import Runtime, new_request_id
-from agent_tools.web.guard import caller
 from policies import Principal
 from speech_backend import InvalidArgument, PayloadTooLarge
 
@@ -112,6 +111,21 @@ class SocketSession:
                 await self.websocket.close(code, reason)
 
 
+def guarded_caller(websocket: WebSocket) -> Principal:
+    """The caller the request guard found for this socket.
+
+    Raises:
+        Unauthorized: the guard refused the bearer token (reported now that the socket is open).
+    """
+    state = websocket.scope.get("state", {})
+    refusal = state.get("refusal")
+    if refusal is not None:
+        raise refusal
+    found = state.get("principal")
+    assert isinstance(found, Principal), "the request guard runs before every socket"
+    return found
+
+
 SessionHandler = Callable[[SocketSession, Principal | None], Awaitable[None]]
 
 
@@ -135,8 +149,8 @@ class SocketGate:
         principal: Principal | None = None
         error: dict[str, Any] | None = None
         try:
-            principal = caller(self.runtime, websocket.headers)
-            self.runtime.require()
+            principal = guarded_caller(websocket)
+            self.runtime.engines.require()
             await handler(session, principal)
             await session.close()
         except Exception as exc:  # refused or failed: the error object says why
@@ -146,7 +160,13 @@ class SocketGate:
         finally:
             if error is not None or not audit_each_call:
                 audit_call(
-                self.runtime.policy, request_id=session.request_id, principal=principal, tool=tool,
-                error=error, seconds=time.perf_counter() - started, chars=session.chars or None,
-                audio_seconds=session.audio_seconds or None, transport="ws",
-            )  # fmt: skip
+                    self.runtime.policy,
+                    request_id=session.request_id,
+                    principal=principal,
+                    tool=tool,
+                    error=error,
+                    seconds=time.perf_counter() - started,
+                    chars=session.chars or None,
+                    audio_seconds=session.audio_seconds or None,
+                    transport="ws",
+                )

@@ -12,10 +12,9 @@ milliseconds of audio were delivered; refusals of one utterance arrive as `error
 
 from __future__ import annotations
 
-import base64
 import time
 from collections import deque
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -25,11 +24,12 @@ from starlette.websockets import WebSocket
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import Busy, error_body
+from agent_tools.core.outputs import SpeechFrames
 from agent_tools.core.runtime import Runtime
-from agent_tools.core.service import SpeechService
+from agent_tools.core.streams import SpeechStreams
 from agent_tools.web.sockets import ClientGone, ClientTooSlow, SocketGate, SocketSession
 from policies import Principal
-from speech_backend import SpeechError, VoiceNotFound, resample, to_pcm16
+from speech_backend import SpeechError
 from speech_backend.text import SentenceAssembler
 
 # Utterances a connection may have open (being spoken or waiting their turn); a client that
@@ -135,25 +135,23 @@ class SpeakSocket:
         await self.gate.serve(websocket, "speak", self._session, audit_each_call=True)
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
-        websocket = session.websocket
-        params = SpeakParams.model_validate(dict(websocket.query_params))
-        service = self.runtime.require()
+        params = SpeakParams.model_validate(dict(session.websocket.query_params))
+        service = self.runtime.service
         who = service.caller(principal)
-        voice = params.voice or service.default_voice
         service.policy.check_tool(who, "speak")
-        if voice not in {v.id for v in service.synthesizer.voices()}:
-            raise VoiceNotFound(f"no voice with id {voice!r}; GET /v1/audio/voices lists them")
+        voice = service.check_voice(params.voice)
         await session.send({"type": "ready", "voice": voice, "sample_rate": params.sample_rate or 22050})
-        await Conversation(service, session, who, voice, params).run()
+        await Conversation(self.runtime.streams, session, who, voice, params).run()
 
 
 class Conversation:
     """The utterances of one connection, spoken one after another."""
 
     def __init__(
-        self, service: SpeechService, session: SocketSession, who: Principal, voice: str, params: SpeakParams
+        self, streams: SpeechStreams, session: SocketSession, who: Principal, voice: str, params: SpeakParams
     ) -> None:
-        self.service = service
+        self.streams = streams
+        self.service = streams.service
         self.session = session
         self.who = who
         self.voice = voice
@@ -235,38 +233,31 @@ class Conversation:
 
     async def _speak(self, utterance: Utterance) -> None:
         """Speak the utterance's sentences as they come, then report what was delivered."""
-        started = time.perf_counter()
-        delivered: list[str] = []
-        audio_ms = 0.0
+        frames = SpeechFrames(self.params.sample_rate)
         spoken_text = ""  # the utterance's text accepted so far, sentences joined by a space
-        sequence = 0
+        tag = {"utterance": utterance.index}
         try:
             if utterance.after is not None:
                 await utterance.after.wait()  # utterances play in order
             with utterance.scope:
                 async with utterance.sentences[1] as sentences:
                     async for text in sentences:
-                        plan = await self.service.start_speech(
-                            text, voice=self.voice, speed=self.params.speed, principal=self.who,
-                            spoken_text=spoken_text, spoken_seconds=audio_ms / 1000,
-                        )  # fmt: skip
+                        plan = await self.streams.start(
+                            text,
+                            voice=self.voice,
+                            speed=self.params.speed,
+                            principal=self.who,
+                            spoken_text=spoken_text,
+                            spoken_seconds=frames.audio_seconds,
+                        )
                         spoken_text = f"{spoken_text} {text}" if spoken_text else text
-                        async with self.service.stream_speech(plan) as receive:
+                        async with self.streams.frames(plan, frames) as receive:
                             async for item in receive:
                                 if isinstance(item, Exception):
                                     raise item
-                                rate = self.params.sample_rate or item.audio.sample_rate
-                                pcm = to_pcm16(resample(item.audio, rate).samples).tobytes()
-                                mark = {"type": "mark", "utterance": utterance.index, "index": len(delivered),
-                                        "text": item.text, "offset_ms": round(audio_ms)}  # fmt: skip
-                                await self.session.send(mark)
-                                await self.session.send({
-                                    "type": "audio", "utterance": utterance.index, "sequence": sequence,
-                                    "sample_rate": rate, "pcm16": base64.b64encode(pcm).decode(),
-                                })  # fmt: skip
-                                sequence += 1
-                                delivered.append(item.text)
-                                audio_ms += item.audio.duration * 1000
+                                await self.session.send({"type": "mark", **tag, **item.mark()})
+                                await self.session.send({"type": "audio", **tag, **item.audio()})
+                                frames.sent(item)
                         utterance.queued -= 1
         except (ClientGone, ClientTooSlow):
             raise
@@ -283,20 +274,16 @@ class Conversation:
                 self.open.remove(utterance)
         body = None if utterance.error is None else error_body(utterance.error, self.session.request_id)
         audit_call(
-            self.service.policy, request_id=self.session.request_id, principal=self.who, tool="speak",
-            error=body, seconds=time.perf_counter() - started, chars=len(spoken_text),
-            audio_seconds=audio_ms / 1000, transport="ws",
-        )  # fmt: skip
+            self.service.policy,
+            request_id=self.session.request_id,
+            principal=self.who,
+            tool="speak",
+            error=body,
+            seconds=time.perf_counter() - frames.started,
+            chars=len(spoken_text),
+            audio_seconds=frames.audio_seconds,
+            transport="ws",
+        )
         if body is not None:
-            await self.session.send({"type": "error", "utterance": utterance.index, **body})
-        done: dict[str, Any] = {
-            "type": "done",
-            "utterance": utterance.index,
-            "reason": utterance.reason,
-            "sentences": len(delivered),
-            "text": " ".join(delivered),
-            "audio_ms": round(audio_ms),
-            "elapsed_ms": round((time.perf_counter() - started) * 1000),
-            "synthetic": True,
-        }
-        await self.session.send(done)
+            await self.session.send({"type": "error", **tag, **body})
+        await self.session.send({"type": "done", **tag, "reason": utterance.reason, **frames.summary()})

@@ -10,11 +10,14 @@ import anyio
 import pytest
 import uvicorn
 
+from agent_tools.core.engines import Engines
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings, Settings
 from agent_tools.tools.server import build_server
 from agent_tools.web.http_server import uvicorn_config
+from speech_backend import AudioLimits, Recognizer, Synthesizer
+from speech_backend.fakes import FAKE_VOICE, FakeRecognizer
 
 
 @pytest.fixture
@@ -34,12 +37,10 @@ def server(runtime: Runtime):
 
 
 def runtime_with(service: SpeechService, settings: Settings, **service_settings: object) -> Runtime:
-    """A runtime whose service settings differ, over the same engines."""
+    """A runtime of `settings` (its policy file included) whose service settings differ, over the same
+    engines as `service`."""
     changed = service.settings.model_copy(update=service_settings)
-    fresh = SpeechService(
-        service.synthesizer, service.recognizer, changed, service.audio_limits, service.default_voice
-    )
-    return Runtime(settings.model_copy(update={"service": changed}), service=fresh)
+    return Runtime.build(settings.model_copy(update={"service": changed}), service.require())
 
 
 @asynccontextmanager
@@ -76,3 +77,16 @@ def long_text() -> Iterator[str]:
         f"This is sentence number {i} of a long passage that is read aloud for the listener."
         for i in range(1, 16)
     )
+
+
+def fake_runtime(
+    settings: Settings,
+    synthesizer: Synthesizer,
+    recognizer: Recognizer | None = None,
+    audio_limits: AudioLimits | None = None,
+) -> Runtime:
+    """A runtime of `settings` (its policy file included) over contract-test engines (no VAD)."""
+    engines = Engines(
+        synthesizer, recognizer or FakeRecognizer(), FAKE_VOICE.id, audio_limits or AudioLimits()
+    )
+    return Runtime.build(settings, engines)

@@ -183,8 +183,8 @@ async def test_a_live_transcription_past_its_deadline_closes_with_timeout(servic
         async with connect(ws_url(base, "/v1/transcribe/ws?partial_interval_ms=0")) as ws:
             await receive(ws)
             assert await refused_while_streaming(ws, phrase_pcm) == ("timeout", 4504)
-        live = runtime.require()
-        live.settings = live.settings.model_copy(update={"transcribe_timeout_seconds": 300.0})
+        service = runtime.service
+        service.settings = service.settings.model_copy(update={"transcribe_timeout_seconds": 300.0})
         await assert_still_serving(base)
 
 
@@ -192,7 +192,7 @@ async def test_a_live_transcription_during_shutdown_closes_with_busy(runtime, ph
     url = "/v1/transcribe/ws?partial_interval_ms=0"
     async with serve_http(runtime) as base, connect(ws_url(base, url)) as ws:
         await receive(ws)
-        runtime.require().shutdown()
+        runtime.scheduler.shutdown()
         assert await refused_while_streaming(ws, phrase_pcm) == ("busy", 4503)
 
 
@@ -296,12 +296,10 @@ async def test_mcp_without_a_token_gets_the_contract_401(settings, tmp_path):
 
 
 def timed_runtime(service, settings) -> Runtime:
-    runtime = runtime_with(service, settings)
     server = settings.server.model_copy(
         update={"header_timeout_seconds": 0.5, "body_read_timeout_seconds": 0.5}
     )
-    runtime.settings = runtime.settings.model_copy(update={"server": server})
-    return runtime
+    return runtime_with(service, settings.model_copy(update={"server": server}))
 
 
 def read_all(sock: socket.socket) -> bytes:
@@ -370,16 +368,12 @@ principals:
 
 def policy_runtime(service, settings, tmp_path: Path, text: str) -> Runtime:
     """A runtime over the real engines with the policy file `text` (`{name}` is that name's token hash)."""
-    from agent_tools.core.runtime import build_policy
     from policies import token_hash
 
     path = tmp_path / "policy.yaml"
     path.write_text(text.format(**{n: token_hash(f"{n}-token") for n in ("alice", "bob", "carol")}))
     with_policy = settings.model_copy(update={"policy_file": path})
-    runtime = runtime_with(service, with_policy)
-    runtime.policy = build_policy(with_policy)
-    runtime.service.policy = runtime.policy  # type: ignore[union-attr]
-    return runtime
+    return runtime_with(service, with_policy)
 
 
 @contextlib.asynccontextmanager
@@ -492,9 +486,11 @@ async def test_a_broken_voice_config_in_an_extra_folder_does_not_make_the_servic
     from tests.agent_tools.conftest import eventually
 
     folder = voice_folder(tmp_path, "broken", config="{ not json")
-    runtime = Runtime(engine_settings_with(settings, voice_dirs=(folder,)))
+    runtime = Runtime.build(engine_settings_with(settings, voice_dirs=(folder,)))
     async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
-        await eventually(lambda: runtime.service is not None or runtime.load_error is not None, within=120)
+        await eventually(
+            lambda: runtime.engines.loaded is not None or runtime.engines.error is not None, within=120
+        )
         assert (await http.get(f"{base}/readyz")).status_code == 200
         voices = (await http.get(f"{base}/v1/audio/voices")).json()["voices"]
         assert [v["id"] for v in voices] == ["en_US-joe-medium"]
@@ -506,9 +502,9 @@ async def test_a_corrupt_default_voice_leaves_the_server_live_but_not_ready(sett
 
     config = json.dumps({"audio": {"sample_rate": 22050}, "language": {"code": "en_US"}})
     folder = voice_folder(tmp_path, "corrupt", config=config)
-    runtime = Runtime(engine_settings_with(settings, voice_dirs=(folder,), default_voice="corrupt"))
+    runtime = Runtime.build(engine_settings_with(settings, voice_dirs=(folder,), default_voice="corrupt"))
     async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
-        await eventually(lambda: runtime.load_error is not None, within=120)
+        await eventually(lambda: runtime.engines.error is not None, within=120)
         live = await http.get(f"{base}/healthz")
         ready = await http.get(f"{base}/readyz")
         async with Client(f"{base}/mcp") as client:

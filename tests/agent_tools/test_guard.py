@@ -22,7 +22,7 @@ def route_table(runtime) -> tuple[list[tuple[str, str]], list[str]]:
     """(method, path) of every HTTP route, and the path of every socket, with path parameters filled."""
     http, sockets = [], []
     for route in build_app(runtime).routes:
-        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        path = re.sub(r"\{[^}]+\}", "x", getattr(route, "path", ""))
         if isinstance(route, WebSocketRoute):
             sockets.append(path)
         elif isinstance(route, Route):

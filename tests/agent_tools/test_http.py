@@ -12,6 +12,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agent_tools.core.runtime import Runtime
 from tests.agent_tools.conftest import eventually, runtime_with, serve_http
+from tests.typed import blob
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +51,7 @@ async def test_a_large_speak_over_http_is_a_resource_link_readable_by_resources_
         and got.headers["content-type"] == "audio/wav"
         and len(got.content) == meta["bytes"]
     )
-    assert base64.b64decode(read.contents[0].blob) == got.content
+    assert base64.b64decode(blob(read)) == got.content
 
 
 async def test_a_mid_sized_clip_reads_back_through_resources_read_within_the_default_event_limit(
@@ -61,7 +62,7 @@ async def test_a_mid_sized_clip_reads_back_through_resources_read_within_the_def
         spoken = await client.call_tool("speak", {"text": "A clip of a few seconds.", "format": "wav"})
         read = await client.read_resource(spoken.structured_content["audio_uri"])
     assert spoken.structured_content["delivery"] == "resource_link"
-    assert len(base64.b64decode(read.contents[0].blob)) == spoken.structured_content["bytes"]
+    assert len(base64.b64decode(blob(read))) == spoken.structured_content["bytes"]
 
 
 async def test_an_unknown_download_path_is_refused(runtime):
@@ -93,10 +94,8 @@ async def test_audio_above_the_sdk_default_body_limit_is_accepted(runtime, speak
 async def test_a_body_over_the_limit_is_refused_and_the_server_keeps_serving(settings, service):
     from speech_backend import AudioLimits
 
-    small = runtime_with(service, settings)
-    small.settings = small.settings.model_copy(
-        update={"engines": small.settings.engines.model_copy(update={"audio": AudioLimits(max_bytes=1000)})}
-    )
+    engines = settings.engines.model_copy(update={"audio": AudioLimits(max_bytes=1000)})
+    small = runtime_with(service, settings.model_copy(update={"engines": engines}))
     async with serve_http(small) as base:
         async with Client(f"{base}/mcp") as client:
             with pytest.raises(MCPError):
@@ -132,13 +131,14 @@ async def test_probes_and_metrics(runtime):
 
 
 async def test_readyz_is_not_ready_while_models_load_and_ready_after(settings):
-    runtime = Runtime(settings)
+    runtime = Runtime.build(settings)
     async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
         first = await http.get(f"{base}/readyz")
-        await eventually(lambda: runtime.service is not None, within=60)
+        await eventually(lambda: runtime.engines.loaded is not None, within=60)
         second = await http.get(f"{base}/readyz")
     assert first.status_code == 503 and first.json() == {"status": "not_ready", "reason": "loading"}
     assert second.status_code == 200 and second.json()["status"] == "ready"
+    assert second.json()["vad"] == "silero" and second.json()["voice"] == "en_US-joe-medium"
 
 
 async def test_custom_headers_reach_the_server_through_an_explicit_transport(runtime):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -15,10 +16,8 @@ import pytest
 from openai import APIStatusError, OpenAI
 
 from agent_tools.core.runtime import Runtime
-from agent_tools.core.service import SpeechService
-from agent_tools.settings import ServiceSettings
-from speech_backend import AudioLimits, SpeechChunk
-from speech_backend.fakes import FAKE_VOICE, FakeRecognizer, FakeSynthesizer
+from speech_backend import SpeechChunk
+from speech_backend.fakes import FakeSynthesizer
 from tests.agent_tools.conftest import eventually, serve_http
 from tests.wer import normalized_wer
 
@@ -29,7 +28,7 @@ async def test_the_openai_client_round_trips_speech_and_transcription(runtime, t
     text = "The official client works against this server without changes. Speech goes out, text comes back."
     async with serve_http(runtime) as base:
 
-        def use_client() -> dict[str, object]:
+        def use_client() -> dict[str, Any]:
             client = OpenAI(base_url=f"{base}/v1", api_key="unused")
             mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input=text).read()
             path = tmp_path / "speech.mp3"
@@ -72,14 +71,16 @@ async def test_openai_client_errors_carry_the_contract_codes_and_statuses(runtim
         def failures() -> list[tuple[int, str]]:
             client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
             out = []
-            for kwargs in (
+            cases: tuple[dict[str, Any], ...] = (
                 {"voice": "no-such-voice", "input": "hi"},
                 {"voice": "alloy", "input": "x" * 5001},
                 {"voice": "alloy", "input": "hi", "speed": 7.0},
-            ):
+            )
+            for kwargs in cases:
                 try:
                     client.audio.speech.create(model="tts-1", **kwargs)
                 except APIStatusError as exc:
+                    assert isinstance(exc.body, dict)
                     out.append((exc.status_code, exc.body["code"]))
             return out
 
@@ -121,12 +122,13 @@ class GatedSynthesizer(FakeSynthesizer):
 
 
 def gated(settings) -> tuple[Runtime, GatedSynthesizer]:
+    from tests.agent_tools.conftest import fake_runtime
+
     engine = GatedSynthesizer()
-    service = SpeechService(engine, FakeRecognizer(), ServiceSettings(), AudioLimits(), FAKE_VOICE.id)
-    return Runtime(settings, service=service), engine
+    return fake_runtime(settings, engine), engine
 
 
-async def read_events(response: httpx2.Response) -> Iterator[tuple[str, dict[str, object]]]:
+async def read_events(response: httpx2.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     event = ""
     async for line in response.aiter_lines():
         if line.startswith("event:"):
@@ -164,7 +166,7 @@ async def test_a_listener_who_hangs_up_stops_synthesis_within_a_sentence(setting
                     break  # barge-in: stop listening after the first sentence
         for _ in range(50):
             engine.allowed.release()
-        await eventually(lambda: runtime.service.synthesis.in_use == 0)
+        await eventually(lambda: runtime.scheduler.synthesis.in_use == 0)
     assert engine.sentences <= 3
 
 
@@ -208,8 +210,8 @@ async def test_a_stream_error_event_carries_the_request_id_of_its_audit_line(
     from tests.agent_tools.test_failure_behaviour import policy_runtime
 
     runtime = policy_runtime(service, settings, tmp_path, "version: 1\naudit:\n  path: audit.log\n")
-    live = runtime.require()
-    live.settings = live.settings.model_copy(update={"max_speech_seconds": 2.0})
+    service = runtime.service
+    service.settings = service.settings.model_copy(update={"max_speech_seconds": 2.0})
     async with (
         serve_http(runtime) as base,
         httpx2.AsyncClient(timeout=60) as http,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -28,7 +29,7 @@ BAD_CALLS = [
 ]
 
 
-async def call(tool, args: dict[str, object], call_id: str = "1") -> ToolMessage:
+async def call(tool, args: Mapping[str, object], call_id: str = "1") -> ToolMessage:
     message = await tool.ainvoke({"type": "tool_call", "id": call_id, "name": tool.name, "args": args})
     assert isinstance(message, ToolMessage)
     return message

@@ -14,11 +14,10 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from agent_tools.core.runtime import Runtime, build_policy
-from agent_tools.core.service import SpeechService
-from agent_tools.settings import ServiceSettings, Settings
-from speech_backend import AudioLimits, SpeechChunk, SynthesisOptions, encode_audio
-from speech_backend.fakes import FAKE_VOICE, FakeRecognizer, FakeSynthesizer
+from agent_tools.core.runtime import Runtime
+from agent_tools.settings import Settings
+from speech_backend import SpeechChunk, SynthesisOptions, encode_audio
+from speech_backend.fakes import FakeRecognizer, FakeSynthesizer
 from tests.agent_tools.conftest import serve_http
 from tests.conftest import tone
 
@@ -71,12 +70,11 @@ def policy_file(tmp_path: Path) -> Path:
 
 
 def fake_runtime(settings: Settings, policy_file: Path) -> tuple[Runtime, CountingSynthesizer]:
+    from tests.agent_tools import conftest
+
     settings = settings.model_copy(update={"policy_file": policy_file})
     engine = CountingSynthesizer()
-    service = SpeechService(
-        engine, FakeRecognizer(SPOKEN_PII), ServiceSettings(), AudioLimits(), FAKE_VOICE.id
-    )
-    return Runtime(settings, service=service, policy=build_policy(settings)), engine
+    return conftest.fake_runtime(settings, engine, FakeRecognizer(SPOKEN_PII)), engine
 
 
 @asynccontextmanager
@@ -182,7 +180,7 @@ def test_binding_beyond_loopback_without_tokens_is_a_start_up_error(settings):
 
     public = settings.model_copy(update={"server": settings.server.model_copy(update={"host": "0.0.0.0"})})
     with pytest.raises(ValueError, match="bearer tokens"):
-        build_app(Runtime(public))
+        build_app(Runtime.build(public))
 
 
 async def test_the_data_plane_writes_the_same_audit_lines(settings, policy_file):

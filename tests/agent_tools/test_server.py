@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -15,14 +17,14 @@ from mcp import Client
 from mcp.types import AudioContent, ResourceLink
 
 from agent_tools.core.runtime import Runtime
-from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings
 from agent_tools.tools.server import build_server
 from speech_backend import AudioLimits, SpeechChunk, decode_audio, is_marked_synthetic
-from speech_backend.fakes import FAKE_VOICE, FakeRecognizer, FakeSynthesizer
-from tests.agent_tools.conftest import eventually, runtime_with
+from speech_backend.fakes import FakeSynthesizer
+from tests.agent_tools.conftest import eventually, fake_runtime, runtime_with
 from tests.conftest import tone
 from tests.media import container_bytes
+from tests.typed import blob, first_text, text
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -79,7 +81,7 @@ async def test_a_large_speak_is_a_resource_link_that_resources_read_returns_whol
         assert [c.type for c in spoken.content] == ["resource_link", "text"]
         link = next(c for c in spoken.content if isinstance(c, ResourceLink))
         read = await client.read_resource(str(link.uri))
-    data = base64.b64decode(read.contents[0].blob)
+    data = base64.b64decode(blob(read))
     assert len(data) == meta["bytes"] and read.contents[0].mime_type == "audio/wav"
     assert decode_audio(data, AudioLimits()).audio.duration == pytest.approx(
         meta["duration_seconds"], abs=0.01
@@ -108,7 +110,7 @@ async def test_list_voices_and_the_catalog_resource_describe_the_bundled_voice_w
         listed = (await client.call_tool("list_voices", {})).structured_content
         english = (await client.call_tool("list_voices", {"language": "en"})).structured_content
         german = (await client.call_tool("list_voices", {"language": "de"})).structured_content
-        catalog = json.loads((await client.read_resource("voices://catalog")).contents[0].text)
+        catalog = json.loads(text(await client.read_resource("voices://catalog")))
     assert listed["default_voice"] == "en_US-joe-medium" and listed["voices"] == english["voices"]
     assert german["voices"] == [] and catalog["voices"] == listed["voices"]
     assert listed["voices"][0]["licence"] == "CC0"
@@ -128,7 +130,7 @@ def test_the_tool_list_and_schemas_match_the_snapshot(server):
     assert current == json.loads(path.read_text())
 
 
-BAD_CALLS = [
+BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("speak", {"text": ""}, "invalid_argument"),
     ("speak", {}, "invalid_argument"),
     ("speak", {"text": "hi", "colour": "blue"}, "invalid_argument"),
@@ -166,7 +168,7 @@ async def test_every_bad_call_gets_its_typed_error_and_the_server_keeps_serving(
     async with Client(server, mode=mode) as client:
         for tool, args, code in BAD_CALLS:
             result = await client.call_tool(tool, args)
-            assert error_code(result) == code, (tool, args, result.content[0].text)
+            assert error_code(result) == code, (tool, args, first_text(result))
         await assert_still_serving(client)
 
 
@@ -178,8 +180,9 @@ async def test_error_codes_match_the_snapshot():
 
 
 async def test_audio_over_the_decoded_cap_is_audio_too_long(runtime, settings, service):
-    small = runtime_with(service, settings)
-    small.service.audio_limits = AudioLimits(max_seconds=1.0)
+    small = Runtime.build(
+        settings, dataclasses.replace(service.require(), audio_limits=AudioLimits(max_seconds=1.0))
+    )
     clip = container_bytes(tone(2.0, rate=16000), "flac", "flac")
     async with Client(build_server(small)) as client:
         result = await client.call_tool("transcribe", {"audio_base64": base64.b64encode(clip).decode()})
@@ -187,8 +190,9 @@ async def test_audio_over_the_decoded_cap_is_audio_too_long(runtime, settings, s
 
 
 async def test_base64_over_the_byte_cap_is_payload_too_large_before_decoding(runtime, settings, service):
-    small = runtime_with(service, settings)
-    small.service.audio_limits = AudioLimits(max_bytes=1000)
+    small = Runtime.build(
+        settings, dataclasses.replace(service.require(), audio_limits=AudioLimits(max_bytes=1000))
+    )
     async with Client(build_server(small)) as client:
         result = await client.call_tool("transcribe", {"audio_base64": "A" * 4000})
     assert error_code(result) == "payload_too_large"
@@ -247,8 +251,7 @@ class GatedSynthesizer(FakeSynthesizer):
 def gated_runtime(settings, **service_settings: object) -> tuple[Runtime, GatedSynthesizer]:
     engine = GatedSynthesizer()
     config = ServiceSettings(**service_settings)
-    service = SpeechService(engine, FakeRecognizer(), config, AudioLimits(), FAKE_VOICE.id)
-    return Runtime(settings.model_copy(update={"service": config}), service=service), engine
+    return fake_runtime(settings.model_copy(update={"service": config}), engine), engine
 
 
 async def test_a_full_queue_answers_busy_at_once_with_retry_after_and_then_serves(settings):
@@ -275,7 +278,7 @@ async def test_cancelling_a_call_stops_synthesis_and_frees_the_slot(settings, mo
         with anyio.move_on_after(0.5):
             await client.call_tool("speak", {"text": "One. Two. Three. Four. Five. Six."})
         engine.gate.set()
-        await eventually(lambda: runtime.service.synthesis.in_use == 0)
+        await eventually(lambda: runtime.scheduler.synthesis.in_use == 0)
         assert engine.sentences <= 2
         assert not (await client.call_tool("speak", {"text": "Next caller."})).is_error
 
@@ -286,12 +289,12 @@ async def test_a_call_past_its_deadline_is_timeout_and_its_work_stops(settings):
         result = await client.call_tool("speak", {"text": "One. Two. Three. Four."})
         assert error_code(result) == "timeout"
         engine.gate.set()
-        await eventually(lambda: runtime.service.synthesis.in_use == 0)
+        await eventually(lambda: runtime.scheduler.synthesis.in_use == 0)
     assert engine.sentences <= 1
 
 
 async def test_before_the_models_load_calls_are_backend_unavailable_and_retryable(settings):
-    runtime = Runtime(settings)
+    runtime = Runtime.build(settings)
     async with Client(build_server(runtime)) as client:
         result = await client.call_tool("list_voices", {})
     assert error_code(result) == "backend_unavailable" and result.structured_content["error"]["retryable"]
@@ -302,8 +305,7 @@ async def test_an_unexpected_failure_is_internal_with_no_details_leaked(settings
         def voices(self):
             raise RuntimeError("secret internal detail /srv/models/x.onnx")
 
-    service = SpeechService(Exploding(), FakeRecognizer(), ServiceSettings(), AudioLimits(), FAKE_VOICE.id)
-    async with Client(build_server(Runtime(settings, service=service))) as client:
+    async with Client(build_server(fake_runtime(settings, Exploding()))) as client:
         result = await client.call_tool("list_voices", {})
     assert error_code(result) == "internal"
-    assert "secret" not in result.content[0].text and "/srv" not in json.dumps(result.structured_content)
+    assert "secret" not in first_text(result) and "/srv" not in json.dumps(result.structured_content)

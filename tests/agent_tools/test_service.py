@@ -7,8 +7,10 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
+from agent_tools.core.outputs import SpeechFrame, SpeechFrames
 from agent_tools.core.service import SpeechService
-from agent_tools.settings import ServiceSettings
+from agent_tools.core.sources import AudioSource
+from agent_tools.settings import ServiceSettings, Settings
 from speech_backend import (
     AudioLimits,
     AudioTooLong,
@@ -21,7 +23,7 @@ from speech_backend import (
     decode_audio,
     is_marked_synthetic,
 )
-from speech_backend.fakes import FAKE_VOICE, FakeRecognizer, FakeSynthesizer
+from speech_backend.fakes import FakeSynthesizer
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -42,9 +44,9 @@ class CountingSynthesizer(FakeSynthesizer):
 
 
 def fake_service(synthesizer: FakeSynthesizer, **settings: object) -> SpeechService:
-    return SpeechService(
-        synthesizer, FakeRecognizer(), ServiceSettings(**settings), AudioLimits(), default_voice=FAKE_VOICE.id
-    )
+    from tests.agent_tools.conftest import fake_runtime
+
+    return fake_runtime(Settings(service=ServiceSettings(**settings)), synthesizer).service
 
 
 async def test_speak_over_the_text_limit_is_text_too_long_without_running_the_engine():
@@ -91,7 +93,7 @@ async def test_speak_returns_marked_audio_with_sentence_timings(service):
 async def test_speak_then_transcribe_round_trips_the_words(service):
     text = "The quick brown fox jumps over the lazy dog."
     speech = await service.speak(text, fmt="mp3", deterministic=True)
-    transcript = await service.transcribe(speech.data, word_timestamps=True)
+    transcript = await service.transcribe(AudioSource(data=speech.data), word_timestamps=True)
     assert normalized_wer([text], [transcript.text]) <= 0.1
     assert transcript.words
 
@@ -106,9 +108,9 @@ async def test_an_unknown_voice_is_voice_not_found(service):
 )
 async def test_bad_audio_gets_its_typed_error_and_the_service_keeps_serving(service, data, error):
     with pytest.raises(error):
-        await service.transcribe(data)
+        await service.transcribe(AudioSource(data=data))
     speech = await service.speak("Still here.", deterministic=True)
-    assert "here" in (await service.transcribe(speech.data)).text.lower()
+    assert "here" in (await service.transcribe(AudioSource(data=speech.data))).text.lower()
 
 
 async def test_voices_filter_by_language_prefix(service):
@@ -126,17 +128,17 @@ async def test_a_new_stream_speaks_before_the_rest_of_a_whole_clip_already_speak
     heard: list[str] = []
 
     async def stream() -> None:
-        plan = await service.start_speech("New one. New two.")
-        async with service.stream_speech(plan) as receive:
-            heard.extend([item.text async for item in receive])  # type: ignore[union-attr]
+        plan = await runtime.streams.start("New one. New two.")
+        async with runtime.streams.frames(plan, SpeechFrames()) as receive:
+            heard.extend([item.text async for item in receive if isinstance(item, SpeechFrame)])
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: service.speak("Old one. Old two. Old three. Old four."))
         engine.allowed.release()
         await eventually(lambda: engine.sentences == 1)  # the clip's second sentence now holds the slot
         tg.start_soon(stream)
-        await eventually(lambda: service.sentences.waiting == 1)
+        await eventually(lambda: runtime.scheduler.sentences.waiting == 1)
         for _ in range(6):
             engine.allowed.release()
     assert engine.spoken[:4] == ["Old one.", "Old two.", "New one.", "Old three."]
-    assert heard == ["New one.", "New two."] and service.synthesis.in_use == 0
+    assert heard == ["New one.", "New two."] and runtime.scheduler.synthesis.in_use == 0

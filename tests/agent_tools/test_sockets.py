@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from agent_tools.core.sources import AudioSource
 from policies import token_hash
 from speech_backend import Audio, AudioLimits, decode_audio, resample
 from tests.agent_tools.conftest import eventually, runtime_with, serve_http
@@ -60,7 +61,7 @@ async def test_text_fed_in_pieces_is_spoken_sentence_by_sentence(runtime, servic
             await ws.send(json.dumps({"type": "text", "text": token + " "}))
         await ws.send(json.dumps({"type": "end"}))
         events = await until_done(ws)
-    assert ready == {"type": "ready", "voice": service.default_voice, "sample_rate": 16000}
+    assert ready == {"type": "ready", "voice": service.require().default_voice, "sample_rate": 16000}
     assert [e["type"] for e in events] == ["mark", "audio"] * 3 + ["done"]
     marks = [e["text"] for e in events if e["type"] == "mark"]
     assert marks == [
@@ -72,7 +73,7 @@ async def test_text_fed_in_pieces_is_spoken_sentence_by_sentence(runtime, servic
     assert done["reason"] == "end" and done["sentences"] == 3 and done["text"] == text
     pcm = pcm_of(events)
     assert done["audio_ms"] == pytest.approx(len(pcm) / 2 / 16, abs=5)
-    heard = await service.transcribe(_wav(pcm, 16000))
+    heard = await service.transcribe(AudioSource(data=_wav(pcm, 16000)))
     assert normalized_wer([text], [heard.text]) <= 0.15
 
 
@@ -94,7 +95,7 @@ async def test_cancel_stops_within_a_sentence_and_reports_what_was_delivered(set
         assert done["sentences"] == len(audio) <= 2  # at most the sentence being synthesized
         assert done["text"] == " ".join(e["text"] for e in events if e["type"] == "mark")
         assert engine.sentences <= len(audio) + 1
-        await eventually(lambda: runtime.service.synthesis.in_use == 0)
+        await eventually(lambda: runtime.scheduler.synthesis.in_use == 0)
         # the slot is free and the socket open: the next turn speaks
         await ws.send(json.dumps({"type": "text", "text": "Next turn."}))
         await ws.send(json.dumps({"type": "end"}))
@@ -222,7 +223,7 @@ async def test_live_transcription_sends_partials_while_speech_goes_on(runtime, c
             await anyio.sleep(0.1)
         await ws.send(json.dumps({"type": "end"}))
         events = await until_done(ws)
-    order = {}
+    order: dict[tuple[str, object], int] = {}
     for i, event in enumerate(events):
         order.setdefault((event["type"], event.get("utterance")), i)
     partials = [e for e in events if e["type"] == "partial"]
@@ -264,7 +265,7 @@ async def test_live_transcription_refusals_are_typed(runtime):
 def _wav(pcm: bytes, rate: int) -> bytes:
     from speech_backend import encode_audio
 
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+    samples = (np.frombuffer(pcm, dtype="<i2") / 32768).astype(np.float32)
     return encode_audio(Audio(samples, rate), "wav")
 
 

@@ -23,8 +23,14 @@ def test_a_run_writes_reports_and_a_worse_run_than_the_baseline_fails(tmp_path, 
         "        speak: {text: Good morning to you all.}\n"
         "    expect: {wer_against: Good morning to you all., max_wer: 0.5}\n"
     )
-    first = run(str(scenario), str(SCENARIOS / "policy-cases.yaml"), "--report", str(tmp_path / "r.html"),
-                "--save-baseline", str(tmp_path / "base.json"))  # fmt: skip
+    first = run(
+        str(scenario),
+        str(SCENARIOS / "policy-cases.yaml"),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--save-baseline",
+        str(tmp_path / "base.json"),
+    )
     assert first.returncode == 0, first.stderr
     assert "# speech-tools eval: PASS" in first.stdout
     for suffix in (".html", ".md", ".json"):

@@ -32,8 +32,13 @@ def test_percentiles_by_nearest_rank():
 
 
 def summary(wer: float, p50: float) -> Summary:
-    return Summary(passed=1, failed=0, skipped=0, wer_by_voice={"v": wer},
-                   latency_ms={"speak": Percentiles(p50=p50, p95=p50, n=3)})  # fmt: skip
+    return Summary(
+        passed=1,
+        failed=0,
+        skipped=0,
+        wer_by_voice={"v": wer},
+        latency_ms={"speak": Percentiles(p50=p50, p95=p50, n=3)},
+    )
 
 
 def test_a_worse_wer_or_a_much_slower_tool_is_a_regression():

@@ -24,18 +24,27 @@ def test_every_starter_scenario_loads(builtins):
 @pytest.mark.parametrize(
     ("text", "line", "says"),
     [
-        ("name: x\nturns:\n  - speak: {text: hi}\n    transcribe: {audio: {previous: true}}\n", 3,
-         "exactly one of speak, transcribe, list_voices or stream"),
-        ("name: x\nturns:\n  - speak: {text: hi}\n  - speak: {text: hi, pitch: 3}\n", 4,
-         "turns.1.speak.pitch"),
-        ("name: x\nturns:\n  - transcribe:\n      audio: {file: a.wav, previous: true}\n", 4,
-         "exactly one of file, speak or previous"),
+        (
+            "name: x\nturns:\n  - speak: {text: hi}\n    transcribe: {audio: {previous: true}}\n",
+            3,
+            "exactly one of speak, transcribe, list_voices or stream",
+        ),
+        (
+            "name: x\nturns:\n  - speak: {text: hi}\n  - speak: {text: hi, pitch: 3}\n",
+            4,
+            "turns.1.speak.pitch",
+        ),
+        (
+            "name: x\nturns:\n  - transcribe:\n      audio: {file: a.wav, previous: true}\n",
+            4,
+            "exactly one of file, speak or previous",
+        ),
         ("name: x\nturns:\n  - speak: {text: hi}\n    expect: {max_wer: -1}\n", 4, "max_wer"),
         ("name: x\nturns:\n  - speak: {text: 'hi ${who}'}\n", 3, "unknown variable ${who}"),
         ("name: x\nturns: [\n", 3, "not valid YAML"),
         ("name: x\n", 1, "give turns, or a dataset"),
     ],
-)  # fmt: skip
+)
 def test_errors_name_the_file_and_line(tmp_path, builtins, text, line, says):
     path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as info:
@@ -51,8 +60,9 @@ def test_variables_and_relative_recordings(tmp_path, builtins):
     )
     scenario = load_scenario(path, builtins)
     assert scenario.turns[0].speak is not None and scenario.turns[0].speak.text == "Hello Ada."
-    audio = scenario.turns[1].transcribe.audio.file  # type: ignore[union-attr]
-    assert scenario.resolve(audio) == tmp_path / "rec" / "a.wav"
+    heard = scenario.turns[1].transcribe
+    assert heard is not None and heard.audio.file is not None
+    assert scenario.resolve(heard.audio.file) == tmp_path / "rec" / "a.wav"
 
 
 def test_a_missing_path_is_named(tmp_path, builtins):

@@ -24,7 +24,7 @@ async def test_the_starter_scenarios_pass_in_process_and_the_report_is_written(
     settings, service, builtins, tmp_path
 ):
     scenarios = load_scenarios([SCENARIOS], builtins)
-    async with InProcessTarget.start(settings, service) as target:
+    async with InProcessTarget.start(settings, service.require()) as target:
         result = await ScenarioRunner(target, concurrency=2).run(scenarios)
     failures = [f"{s.name}: {f}" for s in result.scenarios for f in s.all_failures()]
     assert result.ok, failures
@@ -56,6 +56,9 @@ class SilentSynthesizer:
     def voices(self):
         return self.real.voices()
 
+    def load(self, voice_id: str) -> None:
+        self.real.load(voice_id)
+
     def synthesize(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
         for chunk in self.real.synthesize(text, voice_id, options):
             silent = replace(chunk.audio, samples=np.zeros_like(chunk.audio.samples))
@@ -65,10 +68,8 @@ class SilentSynthesizer:
 async def test_a_voice_swapped_for_silence_fails_the_suite_with_a_readable_reason(
     settings, service, builtins
 ):
-    from agent_tools.core.service import SpeechService
-
-    broken = SpeechService(SilentSynthesizer(service.synthesizer), service.recognizer, settings.service,
-                           service.audio_limits, service.default_voice)  # fmt: skip
+    engines = service.require()
+    broken = replace(engines, synthesizer=SilentSynthesizer(engines.synthesizer))
     scenario = load_scenario(SCENARIOS / "customer-support.yaml", builtins)
     async with InProcessTarget.start(settings, broken) as target:
         result = await ScenarioRunner(target).run([scenario])

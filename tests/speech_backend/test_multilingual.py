@@ -6,6 +6,7 @@ import pytest
 
 from speech_backend import EngineSettings, RecognitionOptions, WhisperSettings, build_recognizer, resample
 from speech_backend.multilingual import MODEL_DIR_NAME, joined_model_dir, part_dirs
+from tests.typed import present
 
 pytestmark = [
     pytest.mark.multilingual,
@@ -14,9 +15,9 @@ pytestmark = [
 
 
 def test_the_parts_are_joined_once_to_their_combined_size(tmp_path):
-    first, second = part_dirs()
+    first, second = present(part_dirs())
     expected = (first / "model.bin.part1").stat().st_size + (second / "model.bin.part2").stat().st_size
-    folder = joined_model_dir(tmp_path)
+    folder = present(joined_model_dir(tmp_path))
     assert folder == tmp_path / MODEL_DIR_NAME
     assert (folder / "model.bin").stat().st_size == expected
     mtime = (folder / "model.bin").stat().st_mtime_ns
@@ -26,11 +27,11 @@ def test_the_parts_are_joined_once_to_their_combined_size(tmp_path):
 
 
 def test_a_half_written_join_is_redone(tmp_path):
-    folder = joined_model_dir(tmp_path)
+    folder = present(joined_model_dir(tmp_path))
     size = (folder / "model.bin").stat().st_size
     with (folder / "model.bin").open("r+b") as f:
         f.truncate(size // 3)
-    assert (joined_model_dir(tmp_path) / "model.bin").stat().st_size == size
+    assert (present(joined_model_dir(tmp_path)) / "model.bin").stat().st_size == size
 
 
 def test_the_base_model_detects_the_language(tmp_path, cpu, speak):

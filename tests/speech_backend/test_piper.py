@@ -18,6 +18,7 @@ from speech_backend import (
 from speech_backend.catalog import VoiceCatalog
 from speech_backend.piper_synthesizer import PiperSynthesizer
 from tests.conftest import DEFAULT_VOICE
+from tests.typed import present
 
 DETERMINISTIC = SynthesisOptions(deterministic=True)
 
@@ -84,7 +85,7 @@ def test_voice_metadata_comes_from_the_voice_config_and_model_card(synthesizer):
 def test_a_corrupt_voice_model_is_model_not_found_naming_the_file(tmp_path, synthesizer, cpu):
     from speech_backend.catalog import VOICE_PACKAGES, package_dir
 
-    source = package_dir(VOICE_PACKAGES[0]) / "data"
+    source = present(package_dir(VOICE_PACKAGES[0])) / "data"
     shutil.copy(source / f"{DEFAULT_VOICE}.onnx.json", tmp_path / "broken-voice.onnx.json")
     (tmp_path / "broken-voice.onnx").write_bytes(b"not an onnx model")
     engine = PiperSynthesizer(VoiceCatalog((tmp_path,), include_packages=False), PiperSettings(), cpu)
@@ -111,7 +112,7 @@ def test_a_missing_voice_folder_is_model_not_found_naming_the_setting(tmp_path):
 def test_an_extra_voice_folder_adds_its_voices_to_the_catalog(tmp_path):
     from speech_backend.catalog import VOICE_PACKAGES, package_dir
 
-    source = package_dir(VOICE_PACKAGES[0]) / "data"
+    source = present(package_dir(VOICE_PACKAGES[0])) / "data"
     config = json.loads((source / f"{DEFAULT_VOICE}.onnx.json").read_text())
     config["language"]["code"] = "en_GB"
     (tmp_path / "en_GB-copy-medium.onnx").symlink_to(source / f"{DEFAULT_VOICE}.onnx")

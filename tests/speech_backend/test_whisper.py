@@ -19,6 +19,7 @@ from speech_backend import (
     resample,
 )
 from speech_backend.catalog import BUNDLED_WHISPER_PACKAGE, package_dir
+from tests.typed import present
 from tests.wer import normalized_wer
 
 SENTENCE = "The weather is lovely today, so we will walk to the park."
@@ -99,7 +100,7 @@ def test_an_unknown_model_id_is_model_not_found_listing_what_is_installed(engine
 
 def test_a_model_folder_with_a_corrupt_model_bin_is_model_not_found(tmp_path, cpu, cache_dir):
     folder = tmp_path / "corrupt"
-    shutil.copytree(package_dir(BUNDLED_WHISPER_PACKAGE) / "model", folder)
+    shutil.copytree(present(package_dir(BUNDLED_WHISPER_PACKAGE)) / "model", folder)
     (folder / "model.bin").write_bytes(b"\0" * 1024)
     settings = EngineSettings(
         cache_dir=cache_dir, whisper=WhisperSettings(model="corrupt", model_dirs=(folder,))
@@ -111,7 +112,7 @@ def test_a_model_folder_with_a_corrupt_model_bin_is_model_not_found(tmp_path, cp
 def test_a_configured_model_folder_loads_by_its_name(tmp_path, cpu, cache_dir, sentence_audio):
     folder = tmp_path / "my-tiny.en"
     folder.mkdir()
-    for f in (package_dir(BUNDLED_WHISPER_PACKAGE) / "model").iterdir():
+    for f in (present(package_dir(BUNDLED_WHISPER_PACKAGE)) / "model").iterdir():
         (folder / f.name).symlink_to(f)
     settings = EngineSettings(
         cache_dir=cache_dir, whisper=WhisperSettings(model="my-tiny.en", model_dirs=(folder,))

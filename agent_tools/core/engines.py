@@ -1,0 +1,121 @@
+"""The engines one process serves with, and whether they have loaded.
+
+Loading is blocking and slow (models from disk onto a device), so a server starts live but not
+ready, loads in the background, and answers `backend_unavailable` until every model it serves with
+— the voice, the recognizer and the live-transcription VAD — is in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from speech_backend import (
+    Audio,
+    AudioLimits,
+    BackendUnavailable,
+    EngineSettings,
+    ProgressHook,
+    RecognitionOptions,
+    Recognizer,
+    Synthesizer,
+    Transcript,
+    build_recognizer,
+    build_synthesizer,
+    resolve_device,
+)
+from speech_backend.vad import VadSession
+
+logger = logging.getLogger(__name__)
+
+
+class NotLoadedRecognizer:
+    """Stands in when this process was started without recognition."""
+
+    model_id = "none"
+    multilingual = False
+
+    def check_options(self, options: RecognitionOptions) -> None:
+        """Nothing to check: every call is refused."""
+
+    def transcribe(
+        self, audio: Audio, options: RecognitionOptions, progress: ProgressHook | None = None
+    ) -> Transcript:
+        """Always refuses."""
+        raise BackendUnavailable("recognition is not loaded in this process; start it with transcription on")
+
+
+@dataclass(frozen=True)
+class Engines:
+    """Loaded engines: synthesis, recognition and voice activity (None: live transcription is off)."""
+
+    synthesizer: Synthesizer
+    recognizer: Recognizer
+    default_voice: str
+    audio_limits: AudioLimits
+    vad: VadSession | None = None
+
+    @classmethod
+    def load(cls, settings: EngineSettings, *, speak: bool = True, transcribe: bool = True) -> Engines:
+        """Resolve the device and load the engines asked for (blocking: call at start-up). An engine not
+        asked for answers `backend_unavailable`.
+
+        Raises:
+            ModelNotFound, VoiceNotFound: a configured model or voice is missing or broken.
+        """
+        device = resolve_device(settings.device)
+        logger.info(
+            "device resolved", extra={"device": device.kind, "providers": list(device.onnx_providers)}
+        )
+        synthesizer = build_synthesizer(settings, device)
+        if speak:
+            synthesizer.load(settings.piper.default_voice)
+        recognizer = build_recognizer(settings, device) if transcribe else NotLoadedRecognizer()
+        vad = VadSession() if transcribe else None
+        return cls(synthesizer, recognizer, settings.piper.default_voice, settings.audio, vad)
+
+    def require_vad(self) -> VadSession:
+        """The VAD model of live transcription.
+
+        Raises:
+            BackendUnavailable: this process was started without recognition.
+        """
+        if self.vad is None:
+            raise BackendUnavailable("live transcription is not loaded in this process")
+        return self.vad
+
+
+class EngineState:
+    """The engines of a process: loading until `load` returns, then ready, or failed with its reason."""
+
+    def __init__(self, engines: Engines | None = None) -> None:
+        self._engines = engines
+        self.error: str | None = None
+
+    def load(self, build: Callable[[], Engines]) -> None:
+        """Load the engines with `build` (blocking); on failure the server stays live but not ready."""
+        try:
+            engines = build()
+        except Exception as exc:  # any failure here must leave a live server that says why it is not ready
+            self.error = getattr(exc, "code", "internal")
+            logger.error("models failed to load", exc_info=exc)
+            return
+        self._engines = engines
+        logger.info("models loaded; ready")
+
+    @property
+    def loaded(self) -> Engines | None:
+        """The engines, once loaded."""
+        return self._engines
+
+    def require(self) -> Engines:
+        """The engines, or `backend_unavailable` while they load or after they failed."""
+        if self._engines is None:
+            why = (
+                "failed to load; see the server log"
+                if self.error
+                else "still loading; retry in a few seconds"
+            )
+            raise BackendUnavailable(f"the speech models are {why}")
+        return self._engines

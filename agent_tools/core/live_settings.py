@@ -1,0 +1,24 @@
+"""How one live transcription is run: the frames' rate, the language, partials, and endpointing."""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field
+
+from speech_backend.endpointing import EndpointSettings
+
+
+class LiveSettings(EndpointSettings):
+    """How one stream is transcribed, fixed for the stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sample_rate: int = Field(16000, ge=8000, le=48000, description="Rate of the PCM16 frames sent.")
+    language: str | None = Field(None, description="Language hint; omitted, English-only models use en.")
+    partial_interval_ms: int = Field(
+        750, ge=0, le=10_000, description="New audio between partial results; 0 sends none."
+    )
+    word_timestamps: bool = Field(True, description="Words with their times in each `final`.")
+
+    def endpointing(self) -> EndpointSettings:
+        """The endpointing thresholds alone."""
+        return EndpointSettings.model_validate(self.model_dump(include=set(EndpointSettings.model_fields)))

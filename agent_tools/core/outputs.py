@@ -1,0 +1,128 @@
+"""The shapes every surface emits, built once: encoded speech, speech frames (resampled, PCM16,
+base64, with their offsets and sequence) and transcripts as a principal may receive them (PII
+redacted by policy)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from policies import Policy, Principal
+from speech_backend import AudioFormat, SpeechChunk, Transcript, resample, to_pcm16
+
+
+@dataclass(frozen=True)
+class SentenceTiming:
+    """Where one sentence of the spoken text sits in the audio."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Encoded synthetic speech and what describes it."""
+
+    data: bytes
+    format: AudioFormat
+    mime_type: str
+    sample_rate: int
+    duration: float
+    voice: str
+    engine: str
+    sentences: tuple[SentenceTiming, ...]
+    owner: str  # the principal that asked for it
+    synthetic: bool = True
+
+
+@dataclass(frozen=True)
+class SpeechFrame:
+    """One sentence of a stream: where it sits, and its audio as base64 PCM16."""
+
+    index: int  # the sentence's place in the utterance
+    text: str
+    offset_ms: int  # where its audio starts in the utterance's audio
+    sequence: int  # the audio frame's number in the utterance
+    sample_rate: int
+    pcm16: str
+    duration_ms: float
+
+    def mark(self) -> dict[str, Any]:
+        """The sentence boundary a listener aligns text with."""
+        return {"index": self.index, "text": self.text, "offset_ms": self.offset_ms}
+
+    def audio(self) -> dict[str, Any]:
+        """The audio of the sentence."""
+        return {"sequence": self.sequence, "sample_rate": self.sample_rate, "pcm16": self.pcm16}
+
+
+class SpeechFrames:
+    """The frames of one utterance, and what was delivered: exactly the text and audio the listener
+    was sent (a frame built but never sent, because the listener barged in, is not counted)."""
+
+    def __init__(self, sample_rate: int | None = None) -> None:
+        self.sample_rate = sample_rate  # None: each sentence at its voice's rate
+        self.delivered: list[str] = []
+        self.audio_ms = 0.0  # delivered
+        self.started = time.perf_counter()
+        self._built = 0
+        self._built_ms = 0.0
+
+    def frame(self, chunk: SpeechChunk) -> SpeechFrame:
+        """The next frame, for a synthesized sentence."""
+        rate = self.sample_rate or chunk.audio.sample_rate
+        pcm = to_pcm16(resample(chunk.audio, rate).samples).tobytes()
+        frame = SpeechFrame(
+            index=self._built,
+            text=chunk.text,
+            offset_ms=round(self._built_ms),
+            sequence=self._built,
+            sample_rate=rate,
+            pcm16=base64.b64encode(pcm).decode(),
+            duration_ms=chunk.audio.duration * 1000,
+        )
+        self._built += 1
+        self._built_ms += frame.duration_ms
+        return frame
+
+    def sent(self, frame: SpeechFrame) -> None:
+        """Count `frame` as delivered: the listener was sent all of it."""
+        self.delivered.append(frame.text)
+        self.audio_ms += frame.duration_ms
+
+    @property
+    def audio_seconds(self) -> float:
+        """Audio delivered so far."""
+        return self.audio_ms / 1000
+
+    def summary(self) -> dict[str, Any]:
+        """What the utterance delivered: sentences, their text, audio and elapsed milliseconds."""
+        return {
+            "sentences": len(self.delivered),
+            "text": " ".join(self.delivered),
+            "audio_ms": round(self.audio_ms),
+            "elapsed_ms": round((time.perf_counter() - self.started) * 1000),
+            "synthetic": True,
+        }
+
+
+def redacted(transcript: Transcript, policy: Policy, principal: Principal) -> Transcript:
+    """The transcript as `principal` may receive it: text, segments and words redacted when its policy
+    says so (the one place redaction is applied)."""
+    if not principal.redact_pii:
+        return transcript
+
+    def text(value: str) -> str:
+        return policy.redact_text(principal, value)
+
+    def words(items: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(dataclasses.replace(w, text=policy.redact_word(principal, w.text)) for w in items)
+
+    segments = tuple(
+        dataclasses.replace(s, text=text(s.text), words=words(s.words)) for s in transcript.segments
+    )
+    return dataclasses.replace(transcript, text=text(transcript.text), segments=segments)

@@ -1,0 +1,113 @@
+"""Speech streamed sentence by sentence: the use case behind `/v1/speak/stream`, OpenAI's SSE speech
+and `/v1/speak/ws`. Every check happens before the first byte; frames come out as sentences are
+synthesized; leaving early (barge-in, a client gone) stops synthesis at the next sentence."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from agent_tools.core.outputs import SpeechFrame, SpeechFrames
+from agent_tools.core.service import SpeechService
+from policies import Principal
+from speech_backend import SpeechChunk
+from speech_errors import ContractError
+
+StreamItem = SpeechFrame | ContractError
+
+
+@dataclass(frozen=True)
+class SpeechPlan:
+    """A checked piece of an utterance, ready to stream."""
+
+    chunks: Iterator[SpeechChunk]
+    voice: str
+    principal: Principal
+    first: bool = True  # the utterance's first text: its first sentence goes ahead of later ones
+    spoken_seconds: float = 0.0  # audio the utterance already has: the output cap is on the whole
+
+
+class SpeechStreams:
+    """Streamed speech over the service's checks and the scheduler's slots."""
+
+    def __init__(self, service: SpeechService) -> None:
+        self.service = service
+
+    async def start(
+        self,
+        text: str,
+        *,
+        voice: str | None = None,
+        speed: float = 1.0,
+        deterministic: bool = False,
+        principal: Principal | None = None,
+        spoken_text: str = "",
+        spoken_seconds: float = 0.0,
+    ) -> SpeechPlan:
+        """Every check a streamed piece of text needs, and the voice loaded, before anything is sent.
+
+        For text arriving in pieces, `spoken_text` and `spoken_seconds` are the utterance's earlier
+        pieces: the caps and content rules apply to the whole, and only the first piece counts as a
+        call.
+
+        Raises:
+            TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
+        """
+        service = self.service
+        voice_id, who = service.admit_speech(text, voice, speed, principal, spoken_text)
+        service.check_spoken(spoken_seconds)
+        options = service.synthesis_options(speed, deterministic)
+        synthesizer = service.require().synthesizer
+        chunks = await anyio.to_thread.run_sync(lambda: synthesizer.synthesize(text, voice_id, options))
+        return SpeechPlan(chunks, voice_id, who, first=not spoken_text, spoken_seconds=spoken_seconds)
+
+    @asynccontextmanager
+    async def frames(
+        self, plan: SpeechPlan, frames: SpeechFrames
+    ) -> AsyncIterator[MemoryObjectReceiveStream[StreamItem]]:
+        """Synthesize a started piece; the block receives each sentence's frame as soon as it is ready
+        (`frames` numbers them across the pieces of one utterance).
+
+        A failure midway arrives as a `ContractError` item (anything unexpected as `internal`'s), after
+        which the stream ends. Leaving the block early stops synthesis at the next sentence and frees
+        the slot. Enter and leave it in the same task.
+        """
+        service, scheduler = self.service, self.service.scheduler
+        send, receive = anyio.create_memory_object_stream[StreamItem](max_buffer_size=1)
+
+        def work() -> float:
+            total = 0.0
+            for chunk in scheduler.sentence_by_sentence(plan.chunks, first=plan.first):
+                total += chunk.audio.duration
+                service.check_spoken(plan.spoken_seconds + total)
+                frame = frames.frame(chunk)
+                try:
+                    anyio.from_thread.run(send.send, frame)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    break  # the listener is gone: stop at this sentence
+            return total
+
+        async def produce() -> None:
+            async with send:
+                try:
+                    timeout = service.settings.speak_timeout_seconds
+                    spoken = await scheduler.run(scheduler.synthesis, work, timeout, "speak")
+                except ContractError as exc:
+                    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        await send.send(exc)
+                    return
+                service.spoke(plan.principal, spoken)
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(produce)
+            try:
+                yield receive
+            finally:
+                tg.cancel_scope.cancel()

@@ -1,0 +1,111 @@
+"""The boundary around every HTTP API route: a request id, the caller the guard found, one typed
+error object with its HTTP status for any failure, and an audit line per call."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from agent_tools.core.audit_trail import audit_call
+from agent_tools.core.errors import error_body, http_status
+from agent_tools.core.runtime import Runtime, new_request_id
+from policies import Principal
+from speech_backend import InvalidArgument
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One API route: its path, method, handler, and the tool its audit lines name."""
+
+    path: str
+    method: str
+    handler: Handler
+    tool: str
+
+
+class RouteBoundary:
+    """Wraps API handlers so that every failure is the contract's error object and every call audited."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def routes(self, api: list[ApiRoute]) -> list[BaseRoute]:
+        """Starlette routes for `api`, each inside the boundary."""
+        return [Route(r.path, self.wrap(r.handler, r.tool), methods=[r.method]) for r in api]
+
+    def wrap(self, handler: Handler, tool: str) -> Handler:
+        """`handler` inside the boundary (a stream's audit line says it started, not how it ended)."""
+
+        async def guarded(request: Request) -> Response:
+            request_id = new_request_id()
+            request.state.request_id = request_id  # a stream's error event carries it too
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+            except ValidationError as exc:
+                fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+                error: Exception = InvalidArgument(f"invalid request body: check {', '.join(fields)}")
+            except Exception as exc:  # the boundary: one typed error for anything
+                error = exc
+            else:
+                self._audit(request, request_id, tool, None, started)
+                return response
+            body = error_body(error, request_id)
+            self._audit(request, request_id, tool, body, started)
+            body["type"] = body["code"]  # OpenAI clients read error.type
+            headers = {"www-authenticate": "Bearer"} if body["code"] == "unauthorized" else {}
+            if "retry_after_ms" in body:
+                headers["retry-after"] = str(max(1, round(body["retry_after_ms"] / 1000)))
+            return JSONResponse(
+                {"error": body}, status_code=http_status(body["code"], error), headers=headers
+            )
+
+        return guarded
+
+    def _audit(
+        self, request: Request, request_id: str, tool: str, error: dict[str, Any] | None, started: float
+    ) -> None:
+        state = request.state
+        audit_call(
+            self.runtime.policy,
+            request_id=request_id,
+            principal=getattr(state, "principal", None),
+            tool=tool,
+            error=error,
+            seconds=time.perf_counter() - started,
+            chars=getattr(state, "chars", None),
+            audio_seconds=getattr(state, "audio_seconds", None),
+            transport="http",
+        )
+
+
+def principal(request: Request) -> Principal:
+    """The caller, as the guard found it (and kept on the request for its audit line)."""
+    found = request.state.principal
+    assert isinstance(found, Principal), "the request guard runs before every API route"
+    return found
+
+
+async def json_body(request: Request) -> Any:
+    """The JSON body (its size bounded by the guard as it arrives).
+
+    Raises:
+        InvalidArgument: not JSON, or nested too deeply to parse.
+    """
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidArgument("the request body is not valid JSON") from exc
+    except RecursionError as exc:
+        raise InvalidArgument("the request body nests JSON too deeply; send a flat object") from exc

@@ -1,0 +1,65 @@
+"""`POST /v1/speak/stream`: speech as server-sent events, first audio after the first sentence.
+
+Events: `mark` (a sentence, where its audio starts), `audio` (its base64 PCM16), then `done` (what
+was delivered), or `error` (the contract's error object, with the request's id) in place of `done`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agent_tools.core.errors import error_body
+from agent_tools.core.outputs import SpeechFrames
+from agent_tools.core.runtime import Runtime
+from agent_tools.web.route_boundary import ApiRoute, json_body, principal
+
+
+class StreamRequest(BaseModel):
+    """The body of `POST /v1/speak/stream`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    voice: str | None = None
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+    sample_rate: int | None = Field(None, ge=8000, le=48000)
+
+
+class SpeechStreamRoute:
+    """The streaming speech route over one runtime."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def api(self) -> list[ApiRoute]:
+        """The route, with the tool its audit lines name."""
+        return [ApiRoute("/v1/speak/stream", "POST", self.speak_stream, "speak")]
+
+    async def speak_stream(self, request: Request) -> Response:
+        """Speech as SSE: `mark` and `audio` per sentence, then `done`; or `error`."""
+        who = principal(request)
+        body = StreamRequest.model_validate(await json_body(request))
+        request.state.chars = len(body.text)
+        streams = self.runtime.streams
+        plan = await streams.start(body.text, voice=body.voice, speed=body.speed, principal=who)
+        request_id = request.state.request_id
+
+        async def events() -> AsyncIterator[dict[str, str]]:
+            frames = SpeechFrames(body.sample_rate)
+            async with streams.frames(plan, frames) as receive:
+                async for item in receive:
+                    if isinstance(item, Exception):
+                        yield {"event": "error", "data": json.dumps(error_body(item, request_id))}
+                        return
+                    yield {"event": "mark", "data": json.dumps({"type": "sentence", **item.mark()})}
+                    yield {"event": "audio", "data": json.dumps(item.audio())}
+                    frames.sent(item)
+            yield {"event": "done", "data": json.dumps(frames.summary())}
+
+        return EventSourceResponse(events(), ping=15)
