@@ -40,6 +40,17 @@ class SpeechStreams:
     def __init__(self, service: SpeechService) -> None:
         self.service = service
 
+    def open(self, principal: Principal | None, voice: str | None) -> tuple[Principal, str]:
+        """The caller and voice of a connection that will stream several utterances: the caller may
+        speak, and the voice exists (each utterance is checked in full when it starts).
+
+        Raises:
+            Forbidden, Unauthorized, VoiceNotFound, BackendUnavailable.
+        """
+        who = self.service.caller(principal)
+        self.service.policy.check_tool(who, "speak")
+        return who, self.service.check_voice(voice)
+
     async def start(
         self,
         text: str,

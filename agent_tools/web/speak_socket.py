@@ -136,10 +136,7 @@ class SpeakSocket:
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
         params = SpeakParams.model_validate(dict(session.websocket.query_params))
-        service = self.runtime.service
-        who = service.caller(principal)
-        service.policy.check_tool(who, "speak")
-        voice = service.check_voice(params.voice)
+        who, voice = self.runtime.streams.open(principal, params.voice)
         await session.send({"type": "ready", "voice": voice, "sample_rate": params.sample_rate or 22050})
         await Conversation(self.runtime.streams, session, who, voice, params).run()
 
