@@ -10,9 +10,9 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
+from agent_tools.core.admission import Admission, SentenceSlots
 from agent_tools.core.errors import DeadlineExceeded
 from agent_tools.core.metrics import Metrics
-from agent_tools.core.scheduling import Admission, SentenceSlots
 from agent_tools.settings import ServiceSettings
 from speech_backend import SpeechChunk
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from agent_tools.core.admission import Admission, SentenceSlots
 from agent_tools.core.errors import Busy
-from agent_tools.core.scheduling import Admission, SentenceSlots
 
 pytestmark = pytest.mark.anyio
 
