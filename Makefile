@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals speech_errors
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install run test check lint format bench bench-peers devset eval clean
+.PHONY: install clients run test check lint format bench bench-peers devset eval clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,23 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The TypeScript MCP SDK and MCP Inspector, the clients most MCP hosts are built on (tests drive them).
+TS_CLIENTS := clients/typescript
+TS_STAMP := $(TS_CLIENTS)/node_modules/.installed
+$(TS_STAMP): $(TS_CLIENTS)/package.json $(TS_CLIENTS)/package-lock.json
+	cd $(TS_CLIENTS) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(TS_STAMP)
+
+# Python clients that pin versions our own environment cannot take, in their own virtualenv.
+CLIENTS_VENV ?= .venv-clients
+CLIENTS_STAMP := $(CLIENTS_VENV)/.installed
+$(CLIENTS_STAMP): clients/python/requirements.txt
+	test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r clients/python/requirements.txt
+	touch $(CLIENTS_STAMP)
+
+clients: $(TS_STAMP) $(CLIENTS_STAMP)
 
 # Recorded speech for the eval suite, from Debian's and npm's registries (never committed).
 DEVSET ?= .cache/devset
@@ -27,7 +44,7 @@ devset: $(DEVSET)/manifest.jsonl
 run: install
 	$(BIN)/speech-tools serve
 
-test: install devset
+test: install devset clients
 	$(BIN)/python -m pytest
 
 eval: install devset
@@ -60,4 +77,4 @@ bench-peers: install
 	$(BIN)/python benchmarks/peers.py --peer-python $(PEERS)/bin/python
 
 clean:
-	rm -rf $(VENV) $(PEERS) .cache .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(PEERS) $(CLIENTS_VENV) .cache .mypy_cache .ruff_cache .pytest_cache $(TS_CLIENTS)/node_modules

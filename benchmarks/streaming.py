@@ -1,5 +1,6 @@
-"""Time to first audio: streamed speech (`/v1/speak/stream`) against the whole-clip call, and the
-streamed p50/p95 with 1, 2 and 4 concurrent streams. Server in a subprocess on loopback.
+"""Time to first audio: streamed speech (`/v1/speak/stream`), OpenAI's `/v1/audio/speech` (time to
+its first byte and to its last, as pcm and mp3), and the streamed p50/p95 with 1, 2 and 4
+concurrent streams. Server in a subprocess on loopback.
 
     python benchmarks/streaming.py [--rounds N]
 """
@@ -28,11 +29,19 @@ async def first_audio_streamed(http: httpx2.AsyncClient, base: str) -> float:
     return first
 
 
-async def whole_clip(http: httpx2.AsyncClient, base: str) -> float:
+async def openai_speech(http: httpx2.AsyncClient, base: str, fmt: str) -> tuple[float, float]:
+    """Seconds to the first byte of `/v1/audio/speech`'s body, and to its last."""
     start = time.perf_counter()
-    response = await http.post(f"{base}/v1/audio/speech", json={"input": NEWS, "response_format": "wav"})
-    response.raise_for_status()
-    return time.perf_counter() - start
+    first = None
+    body = {"model": "tts-1", "voice": "alloy", "input": NEWS, "response_format": fmt}
+    async with http.stream("POST", f"{base}/v1/audio/speech", json=body) as response:
+        response.raise_for_status()
+        async for chunk in response.aiter_bytes():
+            if first is None and chunk:
+                first = time.perf_counter() - start
+    if first is None:
+        raise RuntimeError("the response had no body")
+    return first, time.perf_counter() - start
 
 
 def p95(values: list[float]) -> float:
@@ -44,13 +53,13 @@ async def run(base: str, rounds: int) -> None:
     async with httpx2.AsyncClient(timeout=120) as http:
         await first_audio_streamed(http, base)
         streamed = [await first_audio_streamed(http, base) for _ in range(rounds)]
-        whole = [await whole_clip(http, base) for _ in range(rounds)]
         print(f"rounds={rounds}; text of {len(NEWS)} characters (6 sentences)")
-        s50, w50 = statistics.median(streamed), statistics.median(whole)
-        print(
-            f"time to first audio, 1 client: streamed p50 {s50:.3f} s, "
-            f"whole clip p50 {w50:.3f} s ({w50 / s50:.1f}x)"
-        )
+        print(f"time to first audio, 1 client: /v1/speak/stream p50 {statistics.median(streamed):.3f} s")
+        for fmt in ("pcm", "mp3"):
+            timings = [await openai_speech(http, base, fmt) for _ in range(rounds)]
+            first = statistics.median(t[0] for t in timings)
+            last = statistics.median(t[1] for t in timings)
+            print(f"/v1/audio/speech {fmt}: first byte p50 {first:.3f} s, last byte p50 {last:.3f} s")
         print("streams   TTFA p50   TTFA p95")
         for streams in (1, 2, 4):
             samples: list[float] = []

@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from agent_tools.tools.result_audio import result_audio
+from agent_tools.tools.client_results import result_audio, result_error
 from speech_backend import Audio, encode_audio
 
 
@@ -62,11 +62,10 @@ class EvalClient:
         result = await self.client.call_tool(tool, {k: v for k, v in arguments.items() if v is not None})
         latency = time.perf_counter() - started
         structured = result.structured_content or {}
-        if result.is_error:
-            error = structured.get("error") or {}
-            text = " ".join(getattr(c, "text", "") for c in result.content)
-            code, message = str(error.get("code", "unknown")), str(error.get("message", text))
-            return Outcome(False, code, message, structured, latency_s=latency)
+        error = result_error(result)
+        if error is not None:
+            code, message = str(error["code"]), str(error["message"])
+            return Outcome(False, code, message, {"error": error}, latency_s=latency)
         return Outcome(
             True, structured=structured, audio=await result_audio(self.client, result), latency_s=latency
         )

@@ -25,7 +25,7 @@ MIME_TYPES: dict[AudioFormat, str] = {
     "pcm": "audio/L16",
 }
 # (muxer, codec, accepted sample rates or None for any in 8..192 kHz)
-_CODECS: dict[AudioFormat, tuple[str, str, tuple[int, ...] | None]] = {
+CODECS: dict[AudioFormat, tuple[str, str, tuple[int, ...] | None]] = {
     "wav": ("wav", "pcm_s16le", None),
     "flac": ("flac", "flac", None),
     "mp3": ("mp3", "libmp3lame", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
@@ -59,7 +59,7 @@ def output_rate(fmt: AudioFormat, source_rate: int, requested: int | None) -> in
     Raises:
         InvalidArgument: the codec cannot take the requested rate.
     """
-    allowed = _CODECS[fmt][2] if fmt in _CODECS else None
+    allowed = CODECS[fmt][2] if fmt in CODECS else None
     if requested is not None:
         if not 8000 <= requested <= 192000 or (allowed is not None and requested not in allowed):
             choices = ", ".join(map(str, allowed)) if allowed else "8000..192000"
@@ -86,7 +86,7 @@ def encode_audio(
     pcm = to_pcm16(resample(audio, rate).samples)
     if fmt == "pcm":
         return pcm.tobytes()
-    muxer, codec, _ = _CODECS[fmt]
+    muxer, codec, _ = CODECS[fmt]
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=muxer) as container:
         container.metadata.update(dict(metadata or {}))

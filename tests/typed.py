@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mcp.types import (
     BlobResourceContents,
@@ -40,3 +40,10 @@ def text(read: ReadResourceResult) -> str:
     contents = read.contents[0]
     assert isinstance(contents, TextResourceContents), contents
     return contents.text
+
+
+def tool_error(result: CallToolResult) -> dict[str, Any]:
+    """The error object of a tool result that must be an error."""
+    from agent_tools.tools.client_results import result_error
+
+    return present(result_error(result))

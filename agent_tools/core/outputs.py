@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from policies import Policy, Principal
-from speech_backend import AudioFormat, SpeechChunk, Transcript, resample, to_pcm16
+from speech_backend import Audio, AudioFormat, SpeechChunk, Transcript, resample, to_pcm16
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,15 @@ class SpeechFrame:
     text: str
     offset_ms: int  # where its audio starts in the utterance's audio
     sequence: int  # the audio frame's number in the utterance
-    sample_rate: int
-    pcm16: str
+    sample_rate: int  # of the frame's PCM16
+    sentence_audio: Audio  # the sentence as synthesized, at the voice's rate
     duration_ms: float
+
+    @functools.cached_property
+    def pcm16(self) -> str:
+        """The audio as base64 little-endian PCM16 at `sample_rate`."""
+        pcm = to_pcm16(resample(self.sentence_audio, self.sample_rate).samples).tobytes()
+        return base64.b64encode(pcm).decode()
 
     def mark(self) -> dict[str, Any]:
         """The sentence boundary a listener aligns text with."""
@@ -74,15 +81,13 @@ class SpeechFrames:
 
     def frame(self, chunk: SpeechChunk) -> SpeechFrame:
         """The next frame, for a synthesized sentence."""
-        rate = self.sample_rate or chunk.audio.sample_rate
-        pcm = to_pcm16(resample(chunk.audio, rate).samples).tobytes()
         frame = SpeechFrame(
             index=self._built,
             text=chunk.text,
             offset_ms=round(self._built_ms),
             sequence=self._built,
-            sample_rate=rate,
-            pcm16=base64.b64encode(pcm).decode(),
+            sample_rate=self.sample_rate or chunk.audio.sample_rate,
+            sentence_audio=chunk.audio,
             duration_ms=chunk.audio.duration * 1000,
         )
         self._built += 1

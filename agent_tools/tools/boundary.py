@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import error_body
 from agent_tools.core.runtime import Runtime, new_request_id
+from agent_tools.tools.client_results import ERROR_META, result_error
 from policies import Principal, Unauthorized
 from speech_backend import InvalidArgument
 from speech_errors import ContractError
@@ -49,11 +50,14 @@ def structured(result: BaseModel, *content: Any) -> CallToolResult:
 
 
 def error_result(exc: BaseException, request_id: str) -> CallToolResult:
-    """The tool result for a failure: `[code] message` text and the structured `error` object."""
+    """The tool result for a failure: `[code] message` text for the model, and the error object in
+    `_meta`. No `structuredContent`: SDKs (the TypeScript one and every host on it) check structured
+    content against the tool's output schema even on errors, and an error is not a result."""
     body = error_body(exc, request_id)
+    retry = f"retry after {body['retry_after_ms']} ms; " if "retry_after_ms" in body else ""
     return CallToolResult(
-        content=[TextContent(text=f"[{body['code']}] {body['message']} (request {request_id})")],
-        structured_content={"error": body},
+        content=[TextContent(text=f"[{body['code']}] {body['message']} ({retry}request {request_id})")],
+        meta={ERROR_META: body},
         is_error=True,
     )
 
@@ -120,9 +124,7 @@ class ToolCallBoundary:
 
     def _audit(self, tool: str, request_id: str, result: Any, seconds: float, arguments: object) -> None:
         """One audit line: who, which tool, the decision and sizes; never the text or audio."""
-        error = None
-        if isinstance(result, CallToolResult) and result.is_error and result.structured_content:
-            error = result.structured_content.get("error")
+        error = result_error(result) if isinstance(result, CallToolResult) else None
         structured = result.structured_content if isinstance(result, CallToolResult) else None
         chars = (
             len(arguments["text"])
@@ -144,9 +146,7 @@ class ToolCallBoundary:
     def _count(self, tool: str, result: Any, seconds: float) -> None:
         metrics = self.runtime.metrics
         metrics.latency.labels(tool).observe(seconds)
-        error = None
-        if isinstance(result, CallToolResult) and result.is_error and result.structured_content:
-            error = result.structured_content.get("error")
+        error = result_error(result) if isinstance(result, CallToolResult) else None
         if error is None:
             metrics.calls.labels(tool, "ok").inc()
             return
@@ -185,7 +185,7 @@ def _sdk_failure(result: Any) -> Exception | None:
     """
     if not isinstance(result, CallToolResult) or not result.is_error:
         return None
-    if result.structured_content and "error" in result.structured_content:
+    if result.meta and ERROR_META in result.meta:
         return None
     return RuntimeError("tool failed without a typed error")
 

@@ -21,7 +21,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, Tool
 
 from agent_tools.core.runtime import Runtime
-from agent_tools.tools.result_audio import result_audio
+from agent_tools.tools.client_results import result_audio
 from agent_tools.tools.server import build_server
 
 Target = Runtime | MCPServer | str

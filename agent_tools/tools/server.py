@@ -47,9 +47,9 @@ EXTENSIONS: dict[AudioFormat, str] = {
     "pcm": "pcm",
 }
 SPEAK_DESCRIPTION = (
-    "Speak text aloud with a synthetic voice. Returns the audio (inline when small, else as an audio:// "
-    "resource link to read) with its duration, sample rate and sentence timings. The audio is marked as "
-    "synthetic speech."
+    "Speak text aloud with a synthetic voice. Returns the audio as an audio:// resource link to read (and "
+    "inline too when inline_audio is true and it is small) with its duration, sample rate and sentence "
+    "timings. The audio is marked as synthetic speech."
 )
 TRANSCRIBE_DESCRIPTION = (
     "Transcribe speech audio to text with segment (and optionally word) timings. The transcript is "
@@ -130,6 +130,14 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
         sample_rate: Annotated[
             int | None, Field(ge=8000, le=48000, description="Output rate in Hz; default: the voice's.")
         ] = None,
+        inline_audio: Annotated[
+            bool,
+            Field(
+                description="Also put the audio in the result as an audio content block (up to "
+                f"{cfg.inline_audio_max_bytes // 1024} KiB), for hosts that play MCP audio. Default: a "
+                "resource link only, which every client can take."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, SpeakResult]:
         """Speak text aloud (see SPEAK_DESCRIPTION)."""
         speech = await runtime.service.speak(
@@ -143,7 +151,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
         )
         ext = EXTENSIONS[speech.format]
         clip = runtime.store.put(speech.data, speech.mime_type, speech.owner, suffix=ext)
-        inline = len(speech.data) <= cfg.inline_audio_max_bytes
+        inline = inline_audio and len(speech.data) <= cfg.inline_audio_max_bytes
         result = SpeakResult.of(
             speech, clip.uri, "inline" if inline else "resource_link", cfg.audio_store_ttl_seconds
         )

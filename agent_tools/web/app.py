@@ -14,6 +14,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -21,6 +22,7 @@ from agent_tools.core.runtime import Runtime, new_request_id
 from agent_tools.tools.server import build_server
 from agent_tools.web.guard import BodyTimeouts, PathTable, RequestGuard
 from agent_tools.web.openai_routes import OpenAIRoutes
+from agent_tools.web.openai_speech import OpenAISpeechRoute
 from agent_tools.web.probes import Probes
 from agent_tools.web.route_boundary import ApiRoute, RouteBoundary
 from agent_tools.web.sockets import SocketGate
@@ -58,6 +60,29 @@ def transport_security(runtime: Runtime) -> TransportSecuritySettings:
     )
 
 
+LOOPBACK_ORIGINS = r"http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?"
+
+
+def cors(runtime: Runtime) -> Middleware:
+    """Cross-origin access for pages on loopback and the configured origins, the same ones the guard
+    lets through; a preflight from any other origin is refused."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=list(runtime.settings.server.allowed_origins),
+        allow_origin_regex=LOOPBACK_ORIGINS,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "authorization",
+            "content-type",
+            "mcp-session-id",
+            "mcp-protocol-version",
+            "last-event-id",
+        ],
+        expose_headers=["mcp-session-id", "retry-after", "www-authenticate", "x-synthetic-speech"],
+        max_age=600,
+    )
+
+
 def body_limit(runtime: Runtime) -> int:
     """The largest request body: the biggest audio, base64-encoded, plus room for the JSON around it."""
     return math.ceil(runtime.settings.engines.audio.max_bytes * 4 / 3) + ENVELOPE_BYTES
@@ -78,7 +103,11 @@ def body_limits(runtime: Runtime) -> PathTable[int]:
 
 def api_routes(runtime: Runtime) -> list[ApiRoute]:
     """Every API route beside MCP, with the tool its audit lines name."""
-    return [*OpenAIRoutes(runtime).api(), *SpeechStreamRoute(runtime).api()]
+    return [
+        *OpenAISpeechRoute(runtime).api(),
+        *OpenAIRoutes(runtime).api(),
+        *SpeechStreamRoute(runtime).api(),
+    ]
 
 
 def audit_labels(api: list[ApiRoute]) -> PathTable[str]:
@@ -129,10 +158,11 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
         timeouts=BodyTimeouts(timing.body_read_timeout_seconds, timing.body_timeout_seconds),
         tools=audit_labels(api),
     )
-    # The guard first; then the MCP app's own middleware (the SDK's view of the bearer token).
+    # CORS answers preflights (which carry no token) before the guard; then the guard; then the MCP
+    # app's own middleware (the SDK's view of the bearer token).
     return Starlette(
         routes=routes,
-        middleware=[guard, *streamable.user_middleware],
+        middleware=[cors(runtime), guard, *streamable.user_middleware],
         lifespan=lifespan,
         exception_handlers={404: no_route, 405: no_route},
     )

@@ -1,60 +1,26 @@
-"""OpenAI-compatible audio routes: `/v1/audio/speech`, `/v1/audio/transcriptions`, `/v1/models`,
+"""OpenAI-compatible routes beside speech (`openai_speech`): `/v1/audio/transcriptions`, `/v1/models`,
 `/v1/audio/voices`. They translate OpenAI's shapes to the core's use cases and back."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from agent_tools.core.errors import error_body
-from agent_tools.core.outputs import SpeechFrames
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.sources import AudioSource
 from agent_tools.core.subtitles import TranscriptFormat, render
 from agent_tools.tools.schemas import VoiceInfo
-from agent_tools.web.route_boundary import ApiRoute, json_body, principal
+from agent_tools.web.openai_speech import OPENAI_SPEECH_MODELS
+from agent_tools.web.route_boundary import ApiRoute, principal
 from speech_backend import InvalidArgument, PayloadTooLarge, Transcript
 
-OPENAI_SPEECH_MODELS = ("piper", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-OPENAI_VOICES = (
-    "alloy",
-    "ash",
-    "ballad",
-    "coral",
-    "echo",
-    "fable",
-    "onyx",
-    "nova",
-    "sage",
-    "shimmer",
-    "verse",
-)
-OPENAI_PCM_RATE = 24000
 TRANSCRIPT_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 MAX_FORM_FIELD_BYTES = 64 * 1024  # a form field other than the file (prompt, language, ...)
-
-
-class SpeechRequest(BaseModel):
-    """The body of `POST /v1/audio/speech` (OpenAI's shape)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "piper"
-    input: str = Field(min_length=1)
-    voice: str | None = None
-    instructions: str | None = Field(None, max_length=0, description="Not supported: voices have no styles.")
-    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
-    speed: float = Field(1.0, ge=0.5, le=2.0)
-    stream_format: Literal["audio", "sse"] = "audio"
 
 
 class OpenAIRoutes:
@@ -66,53 +32,10 @@ class OpenAIRoutes:
     def api(self) -> list[ApiRoute]:
         """Each route, with the tool its audit lines name."""
         return [
-            ApiRoute("/v1/audio/speech", "POST", self.speech, "speak"),
             ApiRoute("/v1/audio/transcriptions", "POST", self.transcriptions, "transcribe"),
             ApiRoute("/v1/models", "GET", self.models, "list_models"),
             ApiRoute("/v1/audio/voices", "GET", self.voices, "list_voices"),
         ]
-
-    async def speech(self, request: Request) -> Response:
-        """OpenAI `audio.speech.create`: the whole file, or OpenAI's SSE events of PCM."""
-        who = principal(request)
-        body = SpeechRequest.model_validate(await json_body(request))
-        if body.model not in OPENAI_SPEECH_MODELS:
-            raise InvalidArgument(
-                f"unknown model {body.model!r}; use one of {', '.join(OPENAI_SPEECH_MODELS)}"
-            )
-        voice = None if body.voice in OPENAI_VOICES else body.voice  # stock names: the default voice
-        request.state.chars = len(body.input)
-        if body.stream_format == "sse":
-            return await self._speech_events(body, voice, request)
-        rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
-        speech = await self.runtime.service.speak(
-            body.input,
-            voice=voice,
-            fmt=body.response_format,
-            speed=body.speed,
-            sample_rate=rate,
-            principal=who,
-        )
-        request.state.audio_seconds = speech.duration
-        return Response(speech.data, media_type=speech.mime_type, headers={"x-synthetic-speech": "true"})
-
-    async def _speech_events(self, body: SpeechRequest, voice: str | None, request: Request) -> Response:
-        streams = self.runtime.streams
-        plan = await streams.start(body.input, voice=voice, speed=body.speed, principal=principal(request))
-        request_id = request.state.request_id
-
-        async def events() -> AsyncIterator[dict[str, str]]:
-            frames = SpeechFrames(OPENAI_PCM_RATE)
-            async with streams.frames(plan, frames) as receive:
-                async for item in receive:
-                    if isinstance(item, Exception):
-                        yield {"data": json.dumps({"type": "error", "error": error_body(item, request_id)})}
-                        return
-                    yield {"data": json.dumps({"type": "speech.audio.delta", "audio": item.pcm16})}
-                    frames.sent(item)
-            yield {"data": json.dumps({"type": "speech.audio.done"})}
-
-        return EventSourceResponse(events(), ping=15)
 
     async def transcriptions(self, request: Request) -> Response:
         """OpenAI `audio.transcriptions.create` (multipart upload)."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from agent_tools.core.audit_trail import audit_call
@@ -58,7 +59,12 @@ class RouteBoundary:
             except Exception as exc:  # the boundary: one typed error for anything
                 error = exc
             else:
-                self._audit(request, request_id, tool, None, started)
+                if isinstance(response, StreamingResponse | EventSourceResponse):
+                    # a stream's audit line is written when it ends, and says how it ended
+                    stream = response.body_iterator
+                    response.body_iterator = self._audited(stream, request, request_id, tool, started)
+                else:
+                    self._audit(request, request_id, tool, None, started)
                 return response
             body = error_body(error, request_id)
             self._audit(request, request_id, tool, body, started)
@@ -71,6 +77,19 @@ class RouteBoundary:
             )
 
         return guarded
+
+    async def _audited(
+        self, stream: AsyncIterable[Any], request: Request, request_id: str, tool: str, started: float
+    ) -> AsyncIterator[Any]:
+        """`stream`, with the call's audit line written when it ends (a failure midway is the route's
+        `stream_error`; a listener that left ends it too)."""
+        try:
+            async for item in stream:
+                yield item
+        finally:
+            failure = getattr(request.state, "stream_error", None)
+            error = None if failure is None else error_body(failure, request_id)
+            self._audit(request, request_id, tool, error, started)
 
     def _audit(
         self, request: Request, request_id: str, tool: str, error: dict[str, Any] | None, started: float

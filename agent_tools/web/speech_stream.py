@@ -55,11 +55,13 @@ class SpeechStreamRoute:
             async with streams.frames(plan, frames) as receive:
                 async for item in receive:
                     if isinstance(item, Exception):
+                        request.state.stream_error = item
                         yield {"event": "error", "data": json.dumps(error_body(item, request_id))}
                         return
                     yield {"event": "mark", "data": json.dumps({"type": "sentence", **item.mark()})}
                     yield {"event": "audio", "data": json.dumps(item.audio())}
                     frames.sent(item)
+                    request.state.audio_seconds = frames.audio_seconds
             yield {"event": "done", "data": json.dumps(frames.summary())}
 
         return EventSourceResponse(events(), ping=15)

@@ -24,6 +24,7 @@ from speech_backend import encode_audio
 from tests.agent_tools.conftest import runtime_with, serve_http
 from tests.agent_tools.test_sockets import receive, until_done, ws_url
 from tests.media import container_bytes
+from tests.typed import tool_error
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -265,7 +266,7 @@ async def test_a_file_uri_with_a_nul_byte_is_uri_forbidden(service, settings, tm
     runtime = runtime_with(service, settings, file_roots=(tmp_path,))
     async with serve_http(runtime) as base, Client(f"{base}/mcp") as client:
         result = await client.call_tool("transcribe", {"audio_uri": f"file://{tmp_path}/a%00.wav"})
-        assert result.is_error and result.structured_content["error"]["code"] == "uri_forbidden"
+        assert result.is_error and tool_error(result)["code"] == "uri_forbidden"
         await assert_still_serving(base)
 
 
@@ -404,7 +405,7 @@ async def test_a_clip_is_readable_only_by_its_maker_and_those_it_is_shared_with(
         async with mcp_as(base, "alice") as alice:
             heard = await alice.call_tool("transcribe", {"audio_uri": uri})
             read = await alice.read_resource(uri)
-    assert stolen.is_error and stolen.structured_content["error"]["code"] == "uri_forbidden"
+    assert stolen.is_error and tool_error(stolen)["code"] == "uri_forbidden"
     assert error_of(bob_get) == (403, "uri_forbidden")
     assert carol_get.status_code == 200 and carol_get.content == base64.b64decode(read.contents[0].blob)
     assert normalized_wer([PHRASE], [heard.structured_content["text"]]) <= 0.2
@@ -455,7 +456,7 @@ async def test_an_audit_file_on_a_full_disk_is_reported_and_handled_as_the_polic
     assert ready.status_code == 503 and ready.json()["reason"] == "audit_unwritable"
     assert "speech_audit_writable 0.0" in metrics and "speech_audit_records_lost_total 4.0" in metrics
     if mode == "refuse":
-        assert all(r.structured_content["error"]["code"] == "backend_unavailable" for r in later)
+        assert all(tool_error(r)["code"] == "backend_unavailable" for r in later)
         assert error_of(speech) == (503, "backend_unavailable")
     else:
         assert not any(r.is_error for r in later) and speech.status_code == 200
@@ -511,7 +512,7 @@ async def test_a_corrupt_default_voice_leaves_the_server_live_but_not_ready(sett
             refused = await client.call_tool("list_voices", {})
     assert live.status_code == 200
     assert ready.status_code == 503 and ready.json()["status"] == "not_ready" and ready.json()["reason"]
-    assert refused.structured_content["error"]["code"] == "backend_unavailable"
+    assert tool_error(refused)["code"] == "backend_unavailable"
 
 
 # 4. A reload may not switch authentication (and 10: nothing a client puts in a URL is logged).

@@ -50,3 +50,22 @@ async def test_every_route_and_socket_refuses_a_foreign_host_and_origin(runtime)
                     async with attempt:
                         pass
                 assert refused.value.response.status_code == 403, path
+
+
+async def test_cors_answers_loopback_pages_and_refuses_other_origins(runtime):
+    page = "http://localhost:5173"
+    preflight = {
+        "origin": page,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    }
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        allowed = await http.options(f"{base}/v1/audio/speech", headers=preflight)
+        foreign = await http.options(
+            f"{base}/v1/audio/speech", headers={**preflight, "origin": f"http://{FOREIGN}"}
+        )
+        listed = await http.get(f"{base}/v1/audio/voices", headers={"origin": page})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == page
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    assert foreign.status_code == 400 and "access-control-allow-origin" not in foreign.headers
+    assert listed.status_code == 200 and listed.headers["access-control-allow-origin"] == page

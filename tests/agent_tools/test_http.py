@@ -12,7 +12,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from agent_tools.core.runtime import Runtime
 from tests.agent_tools.conftest import eventually, runtime_with, serve_http
-from tests.typed import blob
+from tests.typed import blob, tool_error
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +29,7 @@ async def test_speak_and_transcribe_over_streamable_http(runtime, mode):
         heard = await client.call_tool("transcribe", {"audio_uri": spoken.structured_content["audio_uri"]})
         bad = await client.call_tool("speak", {"text": "hi", "voice": "nope"})
     assert normalized_wer([text], [heard.structured_content["text"]]) <= 0.10
-    assert bad.is_error and bad.structured_content["error"]["code"] == "voice_not_found"
+    assert bad.is_error and tool_error(bad)["code"] == "voice_not_found"
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
@@ -59,7 +59,9 @@ async def test_a_mid_sized_clip_reads_back_through_resources_read_within_the_def
 ):
     small = runtime_with(service, settings, inline_audio_max_bytes=20_000)
     async with serve_http(small) as base, Client(f"{base}/mcp") as client:
-        spoken = await client.call_tool("speak", {"text": "A clip of a few seconds.", "format": "wav"})
+        spoken = await client.call_tool(
+            "speak", {"text": "A clip of a few seconds.", "format": "wav", "inline_audio": True}
+        )
         read = await client.read_resource(spoken.structured_content["audio_uri"])
     assert spoken.structured_content["delivery"] == "resource_link"
     assert len(base64.b64decode(blob(read))) == spoken.structured_content["bytes"]

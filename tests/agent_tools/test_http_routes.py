@@ -4,6 +4,7 @@ barge-in, and the same errors and policies as MCP."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -12,10 +13,12 @@ from typing import Any
 
 import anyio
 import httpx2
+import numpy as np
 import pytest
 from openai import APIStatusError, OpenAI
 
 from agent_tools.core.runtime import Runtime
+from agent_tools.core.sources import AudioSource
 from speech_backend import SpeechChunk
 from speech_backend.fakes import FakeSynthesizer
 from tests.agent_tools.conftest import eventually, serve_http
@@ -91,18 +94,69 @@ async def test_openai_client_errors_carry_the_contract_codes_and_statuses(runtim
         ]
 
 
-async def test_openai_sse_stream_format_sends_audio_deltas_then_done(runtime):
+@pytest.mark.parametrize("fmt", ["pcm", "mp3", "opus", "aac", "flac", "wav"])
+async def test_openai_sse_deltas_carry_the_requested_format(runtime, fmt):
+    text = "First part. Second part."
     async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=60) as http:
         body = {
             "model": "tts-1",
             "voice": "alloy",
-            "input": "First part. Second part.",
+            "input": text,
             "stream_format": "sse",
+            "response_format": fmt,
         }
         response = await http.post(f"{base}/v1/audio/speech", json=body)
-    events = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
-    assert [e["type"] for e in events] == ["speech.audio.delta", "speech.audio.delta", "speech.audio.done"]
-    assert all(len(base64.b64decode(e["audio"])) > 10_000 for e in events[:2])
+        events = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+        data = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+        words = await heard(runtime, data, fmt)
+    types = [e["type"] for e in events]
+    assert types[-1] == "speech.audio.done" and set(types[:-1]) == {"speech.audio.delta"} and len(types) >= 3
+    assert normalized_wer([text], [words]) <= 0.15
+
+
+async def heard(runtime, data: bytes, fmt: str) -> str:
+    """What Whisper hears in a streamed body of `fmt` (raw PCM is OpenAI's 24 kHz; AAC is ADTS)."""
+    import av
+
+    from speech_backend import Audio, encode_audio
+
+    if fmt in ("pcm", "aac"):
+        if fmt == "pcm":
+            samples, rate = (np.frombuffer(data, dtype="<i2") / 32768).astype(np.float32), 24000
+        else:
+            with av.open(io.BytesIO(data), mode="r", format="aac") as container:
+                frames = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+                rate = container.streams.audio[0].rate
+            samples = np.concatenate(frames).astype(np.float32)
+        data = encode_audio(Audio(samples, rate), "wav")
+    transcript = await runtime.service.transcribe(AudioSource(data=data))
+    return str(transcript.text)
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav", "pcm", "opus", "aac", "flac"])
+async def test_openai_speech_streams_each_format_before_synthesis_ends(settings, fmt):
+    runtime, engine = gated(settings)
+    text = "One sentence here. Another one there. And a third."
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=60) as http:
+        body = {"model": "tts-1", "input": text, "response_format": fmt, "instructions": "Speak warmly."}
+        async with http.stream("POST", f"{base}/v1/audio/speech", json=body) as response:
+            engine.allowed.release()  # the first sentence only
+            chunks = response.aiter_bytes()
+            first = await anext(chunks)
+            spoken_before_first_byte = engine.sentences
+            for _ in range(3):
+                engine.allowed.release()
+            rest = b"".join([c async for c in chunks])
+    assert response.status_code == 200 and response.headers["x-speech-instructions"] == "ignored"
+    assert first and spoken_before_first_byte == 1  # bytes arrive while later sentences wait
+    assert len(first + rest) > len(first)
+
+
+async def test_openai_speed_outside_the_engine_range_is_a_clear_400(runtime):
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=60) as http:
+        response = await http.post(f"{base}/v1/audio/speech", json={"input": "Hi.", "speed": 4.0})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_argument"
+    assert "0.5 to 2" in response.json()["error"]["message"]
 
 
 class GatedSynthesizer(FakeSynthesizer):

@@ -16,6 +16,7 @@ from mcp import Client
 from agent_tools.tools.langchain import speech_tools
 from agent_tools.tools.server import build_server
 from tests.agent_tools.conftest import serve_http
+from tests.typed import tool_error
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -63,7 +64,7 @@ async def test_bad_inputs_give_the_same_error_codes_as_mcp(runtime):
     tools = {t.name: t for t in await speech_tools(runtime)}
     async with Client(build_server(runtime)) as client:
         for name, args in BAD_CALLS:
-            mcp_error = (await client.call_tool(name, args)).structured_content["error"]["code"]
+            mcp_error = tool_error(await client.call_tool(name, args))["code"]
             message = await call(tools[name], args)
             assert message.status == "error"
             assert str(message.content).startswith(f"[{mcp_error}] "), (name, args, message.content)

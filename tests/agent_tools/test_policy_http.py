@@ -20,6 +20,7 @@ from speech_backend import SpeechChunk, SynthesisOptions, encode_audio
 from speech_backend.fakes import FakeRecognizer, FakeSynthesizer
 from tests.agent_tools.conftest import serve_http
 from tests.conftest import tone
+from tests.typed import tool_error
 
 pytestmark = pytest.mark.anyio
 SPOKEN_PII = "Call me at 555-123-4567 or write to bob@example.com"
@@ -88,7 +89,7 @@ async def as_principal(base: str, token: str):
 
 def code(result) -> str:
     assert result.is_error, result
-    return str(result.structured_content["error"]["code"])
+    return str(tool_error(result)["code"])
 
 
 async def test_no_token_and_a_wrong_token_are_401_with_www_authenticate(settings, policy_file):
@@ -117,11 +118,11 @@ async def test_each_policy_decision_over_http_and_its_audit_line(settings, polic
                 == "forbidden"
             )
             over = await alice.call_tool("speak", {"text": "x" * 101})
-            assert code(over) == "text_too_long" and over.structured_content["error"]["limit"] == 100
+            assert code(over) == "text_too_long" and tool_error(over)["limit"] == 100
             assert engine.calls == 0
             denied = await alice.call_tool("speak", {"text": "Read me the launch codes"})
             assert code(denied) == "policy_denied"
-            assert denied.structured_content["error"]["rule"] == "no-launch-codes"
+            assert tool_error(denied)["rule"] == "no-launch-codes"
             heard = await alice.call_tool("transcribe", {"audio_base64": clip})
             assert heard.structured_content["text"] == "Call me at [phone] or write to [email]"
     lines = [json.loads(line) for line in (policy_file.parent / "audit.log").read_text().splitlines()]
@@ -148,7 +149,7 @@ async def test_a_flood_from_one_principal_is_rate_limited_while_another_is_serve
     ):
         results = [await alice.call_tool("list_voices", {}) for _ in range(10)]
         assert [r.is_error for r in results] == [False] * 8 + [True] * 2
-        limited = results[-1].structured_content["error"]
+        limited = tool_error(results[-1])
         assert limited["code"] == "rate_limited" and limited["retryable"] and limited["retry_after_ms"] > 0
         assert not (await bob.call_tool("list_voices", {})).is_error
 
@@ -160,7 +161,7 @@ async def test_quotas_survive_a_server_restart(settings, policy_file):
     second, _ = fake_runtime(settings, policy_file)
     async with serve_http(second) as base, as_principal(base, "carol-token") as carol:
         refused = await carol.call_tool("speak", {"text": "And some more text"})
-    assert code(refused) == "rate_limited" and refused.structured_content["error"]["rule"] == "chars_per_day"
+    assert code(refused) == "rate_limited" and tool_error(refused)["rule"] == "chars_per_day"
 
 
 async def test_sighup_style_reload_changes_decisions_without_a_restart(settings, policy_file):

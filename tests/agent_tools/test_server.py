@@ -24,7 +24,7 @@ from speech_backend.fakes import FakeSynthesizer
 from tests.agent_tools.conftest import eventually, fake_runtime, runtime_with
 from tests.conftest import tone
 from tests.media import container_bytes
-from tests.typed import blob, first_text, text
+from tests.typed import blob, first_text, text, tool_error
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -37,8 +37,8 @@ def audio_of(result) -> bytes:
 
 
 def error_code(result) -> str:
-    assert result.is_error, result
-    error = result.structured_content["error"]
+    assert result.is_error and result.structured_content is None, result  # as TypeScript-SDK hosts need
+    error = tool_error(result)
     assert result.content[0].text.startswith(f"[{error['code']}] ")
     assert error["request_id"] and isinstance(error["retryable"], bool)
     return str(error["code"])
@@ -51,6 +51,16 @@ async def assert_still_serving(client: Client) -> None:
     assert "serving" in heard.structured_content["text"].lower()
 
 
+async def test_by_default_speak_returns_a_resource_link_that_every_client_can_take(server):
+    async with Client(server) as client:
+        spoken = await client.call_tool("speak", {"text": "Short and sweet."})
+        read = await client.read_resource(spoken.structured_content["audio_uri"])
+    meta = spoken.structured_content
+    assert meta["delivery"] == "resource_link" and meta["download_path"] == "/audio/" + meta["audio_uri"][8:]
+    assert [c.type for c in spoken.content] == ["resource_link", "text"]  # no audio block
+    assert len(base64.b64decode(blob(read))) == meta["bytes"]
+
+
 @pytest.mark.parametrize("mode", MODES)
 async def test_speak_returns_marked_audio_that_transcribes_back_to_its_text(server, mode):
     text = (
@@ -58,7 +68,7 @@ async def test_speak_returns_marked_audio_that_transcribes_back_to_its_text(serv
         "We would like to sit by the window if there is room."
     )
     async with Client(server, mode=mode) as client:
-        spoken = await client.call_tool("speak", {"text": text, "format": "mp3"})
+        spoken = await client.call_tool("speak", {"text": text, "format": "mp3", "inline_audio": True})
         meta = spoken.structured_content
         assert not spoken.is_error and meta["synthetic"] is True and meta["delivery"] == "inline"
         assert [c.type for c in spoken.content] == ["audio", "resource_link", "text"]
@@ -228,7 +238,7 @@ async def test_file_uris_read_only_regular_files_under_the_allowed_roots(audio_r
         ]:
             result = await client.call_tool("transcribe", {"audio_uri": uri})
             assert error_code(result) == "uri_forbidden", uri
-            messages.add(result.structured_content["error"]["message"])
+            messages.add(tool_error(result)["message"])
         assert len(messages) == 1  # the same words whether the file exists or not
 
 
@@ -262,10 +272,7 @@ async def test_a_full_queue_answers_busy_at_once_with_retry_after_and_then_serve
             await anyio.to_thread.run_sync(engine.started.wait)
             busy = await client.call_tool("speak", {"text": "Me too."})
         assert error_code(busy) == "busy"
-        assert (
-            busy.structured_content["error"]["retryable"]
-            and busy.structured_content["error"]["retry_after_ms"] > 0
-        )
+        assert tool_error(busy)["retryable"] and tool_error(busy)["retry_after_ms"] > 0
         engine.gate.set()
     async with Client(build_server(runtime)) as client:
         assert not (await client.call_tool("speak", {"text": "Now there is room."})).is_error
@@ -297,7 +304,7 @@ async def test_before_the_models_load_calls_are_backend_unavailable_and_retryabl
     runtime = Runtime.build(settings)
     async with Client(build_server(runtime)) as client:
         result = await client.call_tool("list_voices", {})
-    assert error_code(result) == "backend_unavailable" and result.structured_content["error"]["retryable"]
+    assert error_code(result) == "backend_unavailable" and tool_error(result)["retryable"]
 
 
 async def test_an_unexpected_failure_is_internal_with_no_details_leaked(settings):

@@ -11,6 +11,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from tests.typed import tool_error
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -42,7 +43,7 @@ async def test_speak_and_transcribe_over_stdio_with_logs_on_stderr_only(cache_di
         errlog.seek(0)
         log = errlog.read()
     assert normalized_wer([text], [heard.structured_content["text"]]) <= 0.10
-    assert bad.structured_content["error"]["code"] == "invalid_argument"
+    assert tool_error(bad)["code"] == "invalid_argument"
     assert '"msg": "models loaded; ready"' in log
     assert text not in log and heard.structured_content["text"] not in log
 
@@ -71,9 +72,9 @@ async def test_the_policy_holds_over_stdio_for_the_local_principal(cache_dir, tm
                 secret = await client.call_tool("speak", {"text": "My password is hunter2"})
                 heard = await client.call_tool("transcribe", {"audio_base64": "AAAA"})
                 ok = await client.call_tool("speak", {"text": "Short and fine."})
-    assert long.structured_content["error"]["code"] == "text_too_long"
-    assert secret.structured_content["error"]["rule"] == "no-passwords"
-    assert heard.structured_content["error"]["code"] == "forbidden"
+    assert tool_error(long)["code"] == "text_too_long"
+    assert tool_error(secret)["rule"] == "no-passwords"
+    assert tool_error(heard)["code"] == "forbidden"
     assert not ok.is_error
     audit = (tmp_path / "audit.log").read_text()
     assert audit.count('"principal":"me"') == 4 and "hunter2" not in audit

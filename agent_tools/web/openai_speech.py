@@ -1,0 +1,150 @@
+"""OpenAI's `POST /v1/audio/speech`, progressive: every format is encoded as the sentences are made,
+so the first bytes leave after the first sentence — as a plain audio stream, or as OpenAI's SSE
+events (`speech.audio.delta` carrying the requested format, then `speech.audio.done`).
+
+`instructions` (OpenAI's style prompt) are accepted and not applied: Piper voices have no styles.
+The response says so in `x-speech-instructions: ignored`. A failure after the first byte (the
+speech cap reached midway, say) ends the stream early: the status line has already gone; an SSE
+stream sends an `error` event instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Literal
+
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from agent_tools.core.errors import error_body
+from agent_tools.core.outputs import SpeechFrames
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.streams import SpeechPlan
+from agent_tools.web.route_boundary import ApiRoute, json_body, principal
+from speech_backend import InvalidArgument, synthetic_metadata
+from speech_backend.stream_encode import STREAM_MIME_TYPES, StreamEncoder
+
+logger = logging.getLogger(__name__)
+
+OPENAI_SPEECH_MODELS = ("piper", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "onyx",
+    "nova",
+    "sage",
+    "shimmer",
+    "verse",
+)
+OPENAI_PCM_RATE = 24000
+SPEED_RANGE = (0.5, 2.0)
+
+
+class SpeechRequest(BaseModel):
+    """The body of `POST /v1/audio/speech` (OpenAI's shape)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "piper"
+    input: str = Field(min_length=1)
+    voice: str | None = None
+    instructions: str | None = Field(
+        None, max_length=4096, description="Accepted; Piper voices have no styles."
+    )
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: float = 1.0
+    stream_format: Literal["audio", "sse"] = "audio"
+
+
+class OpenAISpeechRoute:
+    """`/v1/audio/speech` over one runtime."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def api(self) -> list[ApiRoute]:
+        """The route, with the tool its audit lines name."""
+        return [ApiRoute("/v1/audio/speech", "POST", self.speech, "speak")]
+
+    async def speech(self, request: Request) -> Response:
+        """OpenAI `audio.speech.create`: the audio as it is made, or OpenAI's SSE events."""
+        body = SpeechRequest.model_validate(await json_body(request))
+        if body.model not in OPENAI_SPEECH_MODELS:
+            raise InvalidArgument(
+                f"unknown model {body.model!r}; use one of {', '.join(OPENAI_SPEECH_MODELS)}"
+            )
+        low, high = SPEED_RANGE
+        if not low <= body.speed <= high:
+            raise InvalidArgument(
+                f"speed {body.speed:g} is outside what this engine can do ({low:g} to {high:g}); "
+                "OpenAI's wider 0.25 to 4.0 is not supported"
+            )
+        voice = None if body.voice in OPENAI_VOICES else body.voice  # stock names: the default voice
+        request.state.chars = len(body.input)
+        # every check (policy, caps, voice) happens here, before the status line
+        plan = await self.runtime.streams.start(
+            body.input, voice=voice, speed=body.speed, principal=principal(request)
+        )
+        headers = {"x-synthetic-speech": "true", "x-request-id": request.state.request_id}
+        if body.instructions:
+            headers["x-speech-instructions"] = "ignored"
+        if body.stream_format == "sse":
+            return EventSourceResponse(self._events(plan, body, request), ping=15, headers=headers)
+        media_type = STREAM_MIME_TYPES[body.response_format]
+        return StreamingResponse(self._audio(plan, body, request), media_type=media_type, headers=headers)
+
+    async def _encoded(self, plan: SpeechPlan, body: SpeechRequest, request: Request) -> AsyncIterator[bytes]:
+        """The requested format's bytes as each sentence is made (a failure midway is raised)."""
+        streams = self.runtime.streams
+        rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
+        engine = streams.service.require().synthesizer.engine
+        encoder: StreamEncoder | None = None
+        frames = SpeechFrames()
+        async with streams.frames(plan, frames) as receive:
+            async for item in receive:
+                if isinstance(item, Exception):
+                    raise item
+                if encoder is None:
+                    marker = synthetic_metadata(plan.voice, engine)
+                    encoder = StreamEncoder(body.response_format, item.sample_rate, rate, marker)
+                data = await anyio.to_thread.run_sync(encoder.push, item.sentence_audio)
+                frames.sent(item)
+                request.state.audio_seconds = frames.audio_seconds
+                if data:
+                    yield data
+        if encoder is not None:
+            last = await anyio.to_thread.run_sync(encoder.close)
+            if last:
+                yield last
+
+    async def _audio(self, plan: SpeechPlan, body: SpeechRequest, request: Request) -> AsyncIterator[bytes]:
+        try:
+            async for data in self._encoded(plan, body, request):
+                yield data
+        except Exception as exc:  # the status line is gone: end the stream; the audit line says why
+            request.state.stream_error = exc
+            logger.warning("speech stream ended early", extra={"request_id": request.state.request_id})
+
+    async def _events(
+        self, plan: SpeechPlan, body: SpeechRequest, request: Request
+    ) -> AsyncIterator[dict[str, str]]:
+        try:
+            async for data in self._encoded(plan, body, request):
+                delta = base64.b64encode(data).decode()
+                yield {"data": json.dumps({"type": "speech.audio.delta", "audio": delta})}
+        except Exception as exc:  # after the first event: an error event ends the stream
+            request.state.stream_error = exc
+            error = error_body(exc, request.state.request_id)
+            yield {"data": json.dumps({"type": "error", "error": error})}
+            return
+        yield {"data": json.dumps({"type": "speech.audio.done"})}

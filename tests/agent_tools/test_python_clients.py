@@ -1,0 +1,41 @@
+"""langchain-mcp-adapters (which pins mcp<2) against the server, from its own virtualenv made by
+`make test` (`make clients`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.agent_tools.conftest import serve_http
+from tests.wer import normalized_wer
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = ROOT / ".venv-clients" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def clients_python() -> Path:
+    assert PYTHON.is_file(), "the client virtualenv is missing: run `make test` (it runs `make clients`)"
+    return PYTHON
+
+
+async def test_langchain_mcp_adapters_with_default_settings_speak_transcribe_and_see_typed_errors(
+    runtime, clients_python
+):
+    script = ROOT / "clients" / "python" / "langchain_adapters_session.py"
+    async with serve_http(runtime) as base:
+        done = await anyio.run_process([str(clients_python), str(script), f"{base}/mcp"], check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    out: dict[str, Any] = json.loads(done.stdout)
+    assert out["tools"] == ["list_voices", "speak", "transcribe"]
+    # no audio content block by default: the adapters raise NotImplementedError on one
+    assert out["speak"]["status"] == "success" and out["speak"]["blocks"] == ["file", "text"]
+    assert out["speak"]["structured"]["delivery"] == "resource_link"
+    assert out["transcribe"]["status"] == "success"
+    assert normalized_wer(["The parcel arrives on Thursday."], [out["transcribe"]["text"]]) <= 0.15
+    assert out["error"]["status"] == "error" and "[voice_not_found] " in out["error"]["content"]
