@@ -275,3 +275,28 @@ async def test_a_stream_error_event_carries_the_request_id_of_its_audit_line(
     lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
     assert [e["code"] for e in errors] == ["audio_too_long"]
     assert [line["request_id"] for line in lines if line["tool"] == "speak"] == [errors[0]["request_id"]]
+
+
+async def test_the_openai_client_receives_streamed_speech_before_synthesis_ends(settings):
+    runtime, engine = gated(settings)
+    async with serve_http(runtime) as base:
+
+        def listen() -> tuple[int, int, bytes]:
+            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+            with client.audio.speech.with_streaming_response.create(
+                model="tts-1",
+                voice="alloy",
+                input="First sentence. Second sentence. Third one.",
+                response_format="pcm",
+            ) as response:
+                chunks = response.iter_bytes()
+                first = next(chunks)
+                sentences_when_first_arrived = engine.sentences
+                engine.allowed.release(3)
+                rest = b"".join(chunks)
+            return sentences_when_first_arrived, len(first), first + rest
+
+        engine.allowed.release()  # the first sentence only, until the client has its first bytes
+        sentences, first_bytes, pcm = await anyio.to_thread.run_sync(listen)
+    assert sentences == 1 and first_bytes > 0
+    assert len(pcm) > first_bytes and len(pcm) % 2 == 0
