@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
+from sse_starlette import EventSourceResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -56,6 +59,8 @@ class OpenAIRoutes:
             transport="http",
         )
         request.state.audio_seconds = transcript.duration
+        if fields.get("stream", "false").lower() in ("true", "1"):
+            return EventSourceResponse(_transcript_events(transcript), ping=15)
         if fmt == "json":
             return JSONResponse({"text": transcript.text})
         if fmt == "verbose_json":
@@ -97,6 +102,15 @@ class OpenAIRoutes:
         service = self.runtime.service
         voices = [VoiceInfo.of(v).model_dump() for v in service.voices(principal=principal(request))]
         return JSONResponse({"voices": voices, "default_voice": service.require().default_voice})
+
+
+async def _transcript_events(transcript: Transcript) -> AsyncIterator[dict[str, str]]:
+    """OpenAI's streamed transcription events: a `transcript.text.delta` per segment, then
+    `transcript.text.done` with the whole text (the deltas join to it)."""
+    for i, segment in enumerate(transcript.segments):
+        delta = (" " if i else "") + segment.text.strip()
+        yield {"data": json.dumps({"type": "transcript.text.delta", "delta": delta})}
+    yield {"data": json.dumps({"type": "transcript.text.done", "text": transcript.text})}
 
 
 def _verbose(transcript: Transcript, words: bool) -> dict[str, Any]:

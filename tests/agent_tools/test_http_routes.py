@@ -300,3 +300,26 @@ async def test_the_openai_client_receives_streamed_speech_before_synthesis_ends(
         sentences, first_bytes, pcm = await anyio.to_thread.run_sync(listen)
     assert sentences == 1 and first_bytes > 0
     assert len(pcm) > first_bytes and len(pcm) % 2 == 0
+
+
+async def test_the_openai_client_streams_a_transcription_as_delta_and_done_events(runtime, tmp_path: Path):
+    text = "Streaming transcription sends the text as it is recognised. Then it says it is done."
+    async with serve_http(runtime) as base:
+
+        def use_client() -> tuple[list[str], list[str], str]:
+            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+            path = tmp_path / "speech.wav"
+            path.write_bytes(
+                client.audio.speech.create(
+                    model="tts-1", voice="alloy", input=text, response_format="wav"
+                ).read()
+            )
+            with path.open("rb") as f:
+                events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True))
+            deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+            done = [e.text for e in events if e.type == "transcript.text.done"]
+            return [e.type for e in events], deltas, "".join(deltas) if len(done) == 1 and done[0] else ""
+
+        types, deltas, joined = await anyio.to_thread.run_sync(use_client)
+    assert types[-1] == "transcript.text.done" and deltas and set(types[:-1]) == {"transcript.text.delta"}
+    assert normalized_wer([text], [joined]) <= 0.15
