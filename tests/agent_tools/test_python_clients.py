@@ -39,3 +39,31 @@ async def test_langchain_mcp_adapters_with_default_settings_speak_transcribe_and
     assert out["transcribe"]["status"] == "success"
     assert normalized_wer(["The parcel arrives on Thursday."], [out["transcribe"]["text"]]) <= 0.15
     assert out["error"]["status"] == "error" and "[voice_not_found] " in out["error"]["content"]
+
+
+SPOKEN = "The parcel arrives on Thursday before noon."
+
+
+async def run_client(python: Path, script: str, *args: str) -> dict[str, Any]:
+    done = await anyio.run_process(
+        [str(python), str(ROOT / "clients" / "python" / script), *args], check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+async def test_pipecat_openai_services_with_and_without_instructions(runtime, clients_python):
+    async with serve_http(runtime) as base:
+        out = await run_client(clients_python, "pipecat_session.py", f"{base}/v1", SPOKEN)
+    for run in (out["plain"], out["instructions"]):  # instructions used to be a 400
+        assert run["errors"] == [] and run["seconds"] > 1.5
+    assert normalized_wer([SPOKEN], [out["text"]]) <= 0.15
+
+
+async def test_livekit_openai_tts_with_its_defaults_and_stt(runtime, clients_python):
+    # LiveKit's defaults ask for gpt-4o-mini-tts as SSE deltas of MP3 and decode each delta as MP3
+    async with serve_http(runtime) as base:
+        out = await run_client(clients_python, "livekit_session.py", f"{base}/v1", SPOKEN)
+    assert out["frames"] > 0 and out["sample_rate"] == 24000 and out["seconds"] > 1.5
+    assert normalized_wer([SPOKEN], [out["text"]]) <= 0.15
