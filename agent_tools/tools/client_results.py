@@ -32,8 +32,9 @@ def result_error(result: CallToolResult) -> dict[str, Any] | None:
     if not result.is_error:
         return None
     error = (result.meta or {}).get(ERROR_META)
-    return dict(error) if isinstance(error, dict) else {"code": "unknown", "message": _text(result)}
+    return dict(error) if isinstance(error, dict) else {"code": "unknown", "message": result_text(result)}
 
 
-def _text(result: CallToolResult) -> str:
+def result_text(result: CallToolResult) -> str:
+    """The text blocks of a result, joined."""
     return " ".join(getattr(c, "text", "") for c in result.content).strip()

@@ -18,10 +18,10 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, Tool
+from mcp.types import Tool
 
 from agent_tools.core.runtime import Runtime
-from agent_tools.tools.client_results import result_audio
+from agent_tools.tools.client_results import result_audio, result_text
 from agent_tools.tools.server import build_server
 
 Target = Runtime | MCPServer | str
@@ -65,7 +65,7 @@ def _tool(target: MCPServer | str, tool: Tool, token: str | None, audio_dir: Pat
             result = await client.call_tool(tool.name, arguments)
             audio = None if result.is_error else await result_audio(client, result)
         if result.is_error:  # raised outside the client's task group, so LangChain sees a ToolException
-            raise ToolException(_text(result))
+            raise ToolException(result_text(result))
         artifact: dict[str, Any] = {"structured_content": result.structured_content}
         if audio is not None:
             artifact["audio"] = audio
@@ -86,7 +86,3 @@ def _tool(target: MCPServer | str, tool: Tool, token: str | None, audio_dir: Pat
         handle_tool_error=True,
         metadata=annotations,
     )
-
-
-def _text(result: CallToolResult) -> str:
-    return " ".join(getattr(c, "text", "") for c in result.content).strip()
