@@ -84,11 +84,21 @@ class Endpointer:
         """Stream time judged so far."""
         return self._windows_seen * WINDOW / VAD_RATE
 
+    @property
+    def received_seconds(self) -> float:
+        """Stream time fed so far (judged, and the part of a window not yet judged)."""
+        return self.seconds + len(self._probabilities.pending) / VAD_RATE
+
     def current(self) -> Audio | None:
         """The open utterance so far (for partial results), or None."""
         if self._utterance is None:
             return None
         return Audio(np.concatenate(self._utterance), VAD_RATE)
+
+    def held(self) -> Samples:
+        """The audio not yet in a stopped utterance (the open one, or the little kept before one), so
+        that another segmenter can take over where this one is."""
+        return _joined([*self._before, *(self._utterance or []), self._probabilities.pending])
 
     def push(self, samples: Samples) -> list[EndpointEvent]:
         """Feed 16 kHz samples; returns what started or stopped within them."""
@@ -104,9 +114,19 @@ class Endpointer:
 
     def finish(self) -> list[EndpointEvent]:
         """The stream ended: close an open utterance."""
+        return self.commit()
+
+    def commit(self) -> list[EndpointEvent]:
+        """End the open utterance here (the caller knows the turn is over); nothing when none is open."""
         if self._utterance is None:
             return []
         return [self._stop(forced=True)]
+
+    def clear(self) -> bool:
+        """Drop the open utterance and the audio held before it; whether an utterance was dropped."""
+        dropped = self._utterance is not None
+        self._utterance, self._before, self._silent, self._voiced = None, [], 0, 0
+        return dropped
 
     def _idle(self, window: Samples, prob: float, events: list[EndpointEvent]) -> None:
         self._before.append(window)
@@ -143,3 +163,92 @@ class Endpointer:
         self._utterance, self._silent, self._voiced = None, 0, 0
         audio = Audio(np.concatenate(kept), VAD_RATE)
         return SpeechStopped(self._count, round(start, 3), round(end, 3), audio, forced)
+
+
+class CommitSegmenter:
+    """Utterances the caller delimits: audio accumulates until `commit` (or `max_utterance_seconds`,
+    where the utterance is ended as it is); no voice-activity model runs."""
+
+    MIN_COMMIT_SECONDS = 0.1
+
+    def __init__(self, max_utterance_seconds: float) -> None:
+        self._max_samples = int(max_utterance_seconds * VAD_RATE)
+        self._utterance: list[Samples] = []
+        self._held = 0
+        self._start = 0
+        self._seen = 0
+        self._count = 0
+
+    @property
+    def in_speech(self) -> bool:
+        """Whether audio is waiting for a commit."""
+        return self._held > 0
+
+    @property
+    def utterance_count(self) -> int:
+        """Utterances started so far (the open one's number while audio waits)."""
+        return self._count
+
+    @property
+    def seconds(self) -> float:
+        """Stream time received so far."""
+        return self._seen / VAD_RATE
+
+    @property
+    def received_seconds(self) -> float:
+        """Stream time received so far."""
+        return self.seconds
+
+    def current(self) -> Audio | None:
+        """The audio waiting for a commit, or None."""
+        return Audio(np.concatenate(self._utterance), VAD_RATE) if self._held else None
+
+    def held(self) -> Samples:
+        """The audio waiting for a commit."""
+        return _joined(self._utterance)
+
+    def push(self, samples: Samples) -> list[EndpointEvent]:
+        """Feed 16 kHz samples: the first after a commit starts an utterance; past the cap it ends."""
+        events: list[EndpointEvent] = []
+        while len(samples):
+            if not self._held:
+                self._count += 1
+                self._start = self._seen
+                events.append(SpeechStarted(self._count, round(self._start / VAD_RATE, 3)))
+            take = samples[: self._max_samples - self._held]
+            self._utterance.append(take)
+            self._held += len(take)
+            self._seen += len(take)
+            samples = samples[len(take) :]
+            if self._held >= self._max_samples:
+                events.append(self._stop())
+        return events
+
+    def finish(self) -> list[EndpointEvent]:
+        """The stream ended: what waits is an utterance."""
+        return [self._stop()] if self._held else []
+
+    def commit(self) -> list[EndpointEvent]:
+        """End the utterance; nothing when less than 100 ms of audio waits (it stays)."""
+        if self._held < self.MIN_COMMIT_SECONDS * VAD_RATE:
+            return []
+        return [self._stop()]
+
+    def clear(self) -> bool:
+        """Drop the audio waiting for a commit; whether there was any."""
+        dropped = self._held > 0
+        self._utterance, self._held = [], 0
+        return dropped
+
+    def _stop(self) -> SpeechStopped:
+        audio = Audio(np.concatenate(self._utterance), VAD_RATE)
+        start = self._start / VAD_RATE
+        self._utterance, self._held = [], 0
+        return SpeechStopped(self._count, round(start, 3), round(start + audio.duration, 3), audio, True)
+
+
+Segmenter = Endpointer | CommitSegmenter
+
+
+def _joined(parts: list[Samples]) -> Samples:
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)

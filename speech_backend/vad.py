@@ -53,6 +53,11 @@ class SpeechProbabilities:
         self._h = np.zeros((1, 1, 128), dtype=np.float32)
         self._c = np.zeros((1, 1, 128), dtype=np.float32)
 
+    @property
+    def pending(self) -> Samples:
+        """Samples fed but not yet judged (less than one window)."""
+        return self._pending
+
     def push(self, samples: Samples) -> tuple[Samples, Samples]:
         """Feed 16 kHz samples; returns the complete windows now judged (n x 512) and their probabilities."""
         pending = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])

@@ -1,58 +1,56 @@
 """Live transcription of a stream of PCM16 frames, free of any socket: frames in, events out.
 
-Voice activity (the Silero VAD model, loaded with the engines) and endpointing run per frame under
-the scheduler's voice-activity admission; finals and partials decode under the recognition
-admission, finals in order and ahead of any partial. Every buffer is bounded: one open utterance
+Utterances end at pauses (voice activity from the Silero VAD model, loaded with the engines, and
+endpointing, per frame under the scheduler's voice-activity admission) or where the client commits
+(manual turns); a client can also end the open utterance early (commit) or drop it (clear). Finals
+and partials decode under the recognition admission (`live_decoding`), finals in order and ahead of
+any partial. Every buffer is bounded: one open utterance
 (at most `max_utterance_seconds`), a few utterances waiting for decoding, and the caller's audio
 cap over the whole stream.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import numpy as np
 
+from agent_tools.core.live_decoding import Emit, Job, LiveDecoder
 from agent_tools.core.live_settings import LiveSettings
-from agent_tools.core.outputs import redacted
 from agent_tools.core.service import SpeechService
 from policies import Principal
 from speech_backend import (
-    Audio,
     AudioTooLong,
     InvalidArgument,
     PayloadTooLarge,
     RecognitionOptions,
-    Transcript,
 )
-from speech_backend.endpointing import Endpointer, SpeechStarted, SpeechStopped
+from speech_backend.endpointing import CommitSegmenter, Endpointer, Segmenter, SpeechStarted, SpeechStopped
 from speech_backend.resample import StreamResampler
 from speech_backend.vad import VAD_RATE
 
 MAX_FRAME_SECONDS = 2.0
-MAX_WAITING_UTTERANCES = 4
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
-# The next frame of PCM16, or None when the stream is over.
-Receive = Callable[[], Awaitable[bytes | None]]
+NOTHING_TO_COMMIT = (
+    "nothing to commit: no utterance is open (with voice activity detection, speech must have "
+    "started; with manual turns, at least 100 ms of audio must have arrived since the last one)"
+)
 
 
-@dataclass(frozen=True)
-class Job:
-    """Audio of one utterance to decode, partially (so far) or finally (all of it)."""
+class Control(enum.Enum):
+    """What a client can ask of the stream besides sending audio."""
 
-    utterance: int
-    audio: Audio
-    start: float
-    end: float
-    final: bool
-    stopped_at: float = 0.0
+    COMMIT = "commit"  # the turn is over: end the open utterance here and decode it
+    CLEAR = "clear"  # drop the open utterance unheard
+
+
+# The next frame of PCM16, a control, new settings from here on, or None when the stream is over.
+Receive = Callable[[], Awaitable[bytes | Control | LiveSettings | None]]
 
 
 def open_live(
@@ -66,12 +64,24 @@ def open_live(
     """
     who = service.caller(principal)
     cap = service.policy.check_transcribe(who)
+    segmenter = segmenter_for(service, params)
+    max_seconds = min(cap or np.inf, service.require().audio_limits.max_seconds)
+    return LiveTranscription(service, who, params, segmenter, emit, max_seconds)
+
+
+def segmenter_for(service: SpeechService, params: LiveSettings) -> Segmenter:
+    """What ends utterances under `params`, once the recognizer is known to serve them.
+
+    Raises:
+        InvalidArgument: a language the recognizer does not serve.
+        BackendUnavailable: the models are not loaded.
+    """
     engines = service.require()
     options = RecognitionOptions(language=params.language, word_timestamps=params.word_timestamps)
     engines.recognizer.check_options(options)
-    endpointer = Endpointer(engines.require_vad(), params.endpointing())
-    max_seconds = min(cap or np.inf, engines.audio_limits.max_seconds)
-    return LiveTranscription(service, who, params, endpointer, emit, max_seconds)
+    if params.turn_detection == "vad":
+        return Endpointer(engines.require_vad(), params.endpointing())
+    return CommitSegmenter(params.max_utterance_seconds)
 
 
 class LiveTranscription:
@@ -82,33 +92,31 @@ class LiveTranscription:
         service: SpeechService,
         who: Principal,
         params: LiveSettings,
-        endpointer: Endpointer,
+        endpointer: Segmenter,
         emit: Emit,
         max_seconds: float,
     ) -> None:
         self.service = service
-        self.who = who
         self.params = params
         self.endpointer = endpointer
         self.resampler = StreamResampler(params.sample_rate, VAD_RATE)
         self.emit = emit
         self.max_seconds = float(max_seconds)
         self.received_seconds = 0.0
-        self.finals: deque[Job] = deque()
-        self.partial: Job | None = None
-        self.final_ready = anyio.Event()
-        self.partial_ready = anyio.Event()
-        self.space = anyio.Event()
-        self.ended = False
-        self.last_partial_at = 0.0
-        self.final_count = 0
+        self.decoder = LiveDecoder(service, who, params, emit, self._still_open)
+        self.last_partial_at = 0.0  # in the segmenter's time
+        # a segmenter replaced mid-stream (new settings) starts its time and numbering afresh
+        self.offset = 0.0  # stream seconds where the segmenter started
+        self.base = 0  # utterances numbered before it
+        self.announced = 0  # the last utterance whose start was announced
 
     def ready(self) -> dict[str, Any]:
         """The event that says the stream may start, with the settings in force."""
         return {
             "type": "ready",
             "sample_rate": self.params.sample_rate,
-            "vad": "silero",
+            "vad": "silero" if self.params.turn_detection == "vad" else None,
+            "turn_detection": self.params.turn_detection,
             **self.params.endpointing().model_dump(),
         }
 
@@ -121,21 +129,29 @@ class LiveTranscription:
         """
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._final_loop)
-            tg.start_soon(self._partial_loop)
+            tg.start_soon(self.decoder.final_loop)
+            tg.start_soon(self.decoder.partial_loop)
             try:
                 await self._read(receive)
             except Exception as exc:  # ends the stream once decoding has stopped
                 failure = exc
                 tg.cancel_scope.cancel()
-            self.ended = True
-            self.final_ready.set()
-            self.partial_ready.set()
+            self.decoder.end()
         if failure is not None:
             raise failure
         await self.emit(
-            {"type": "done", "utterances": self.final_count, "audio_seconds": round(self.received_seconds, 3)}
+            {
+                "type": "done",
+                "utterances": self.decoder.final_count,
+                "audio_seconds": round(self.received_seconds, 3),
+            }
         )
+
+    def _number(self, utterance: int) -> int:
+        return self.base + utterance
+
+    def _still_open(self, utterance: int) -> bool:
+        return utterance == self._number(self.endpointer.utterance_count) and self.endpointer.in_speech
 
     async def _read(self, receive: Receive) -> None:
         rate = self.params.sample_rate
@@ -146,6 +162,14 @@ class LiveTranscription:
             if frame is None:
                 await self._handle(await scheduler.step(scheduler.voice_activity, self._finish))
                 return
+            if isinstance(frame, Control):
+                await self._control(frame)
+                continue
+            if isinstance(frame, LiveSettings):
+                await self._reconfigure(frame)
+                rate = self.params.sample_rate
+                max_bytes = int(rate * MAX_FRAME_SECONDS) * 2
+                continue
             if len(frame) > max_bytes:
                 raise PayloadTooLarge(
                     f"frames hold at most {MAX_FRAME_SECONDS:g} s of audio; send smaller ones"
@@ -161,6 +185,38 @@ class LiveTranscription:
             await self._handle(events)
             self._maybe_partial()
 
+    async def _control(self, control: Control) -> None:
+        if control is Control.CLEAR:
+            dropped = self.endpointer.clear()
+            self.decoder.partial = None
+            utterance = self._number(self.endpointer.utterance_count) if dropped else None
+            await self.emit({"type": "cleared", "utterance": utterance})
+            return
+        scheduler = self.service.scheduler
+        events = await scheduler.step(scheduler.voice_activity, self.endpointer.commit)
+        if not events:
+            await self.emit({"type": "rejected", "code": "invalid_argument", "message": NOTHING_TO_COMMIT})
+        await self._handle(events)
+
+    async def _reconfigure(self, params: LiveSettings) -> None:
+        """New settings from here on: a new segmenter takes over the audio the old one held (an open
+        utterance goes on under the same number), at the stream time where it was."""
+        new = segmenter_for(self.service, params)
+        scheduler = self.service.scheduler
+        if params.sample_rate != self.params.sample_rate:
+            tail = self.resampler.push(np.zeros(0, dtype=np.float32), last=True)
+            await self._handle(
+                await scheduler.step(scheduler.voice_activity, functools.partial(self.endpointer.push, tail))
+            )
+            self.resampler = StreamResampler(params.sample_rate, VAD_RATE)
+        old = self.endpointer
+        held = old.held()
+        self.offset += old.received_seconds - len(held) / VAD_RATE
+        self.base += old.utterance_count - (1 if old.in_speech else 0)
+        self.endpointer, self.params, self.decoder.params = new, params, params
+        self.last_partial_at = 0.0
+        await self._handle(await scheduler.step(scheduler.voice_activity, functools.partial(new.push, held)))
+
     def _push(self, frame: bytes) -> list[SpeechStarted | SpeechStopped]:
         samples = np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
         return self.endpointer.push(self.resampler.push(samples))
@@ -171,119 +227,32 @@ class LiveTranscription:
 
     async def _handle(self, events: list[SpeechStarted | SpeechStopped]) -> None:
         for event in events:
+            n = self._number(event.utterance)
             if isinstance(event, SpeechStarted):
                 self.last_partial_at = event.start
-                await self.emit(
-                    {"type": "speech_started", "utterance": event.utterance, "start": round(event.start, 3)}
-                )
+                if n > self.announced:  # (one carried over to a new segmenter was announced already)
+                    self.announced = n
+                    start = round(self.offset + event.start, 3)
+                    await self.emit({"type": "speech_started", "utterance": n, "start": start})
                 continue
+            start, end = round(self.offset + event.start, 3), round(self.offset + event.end, 3)
             await self.emit(
-                {
-                    "type": "speech_stopped",
-                    "utterance": event.utterance,
-                    "start": event.start,
-                    "end": event.end,
-                    "forced": event.forced,
-                }
+                {"type": "speech_stopped", "utterance": n, "start": start, "end": end, "forced": event.forced}
             )
-            while len(self.finals) >= MAX_WAITING_UTTERANCES:  # decoding is behind: stop reading
-                self.space = anyio.Event()
-                await self.space.wait()
-            self.finals.append(
-                Job(event.utterance, event.audio, event.start, event.end, True, time.perf_counter())
-            )
-            self.partial = None
-            self.final_ready.set()
+            job = Job(n, event.audio, start, end, True, time.perf_counter())
+            await self.decoder.add_final(job)  # waits (reading stops) while decoding is behind
 
     def _maybe_partial(self) -> None:
         interval = self.params.partial_interval_ms / 1000
-        if not interval or not self.endpointer.in_speech or self.finals:
+        if not interval or not self.endpointer.in_speech or self.decoder.finals:
             return
         now = self.endpointer.seconds
-        if now - self.last_partial_at < interval or self.partial is not None:
+        if now - self.last_partial_at < interval or self.decoder.partial is not None:
             return
         audio = self.endpointer.current()
         if audio is None:
             return
         self.last_partial_at = now
-        self.partial = Job(self.endpointer.utterance_count, audio, now - audio.duration, now, False)
-        self.partial_ready.set()
-
-    async def _final_loop(self) -> None:
-        """Finals in order, each as soon as its utterance stops (beside any partial decoding)."""
-        while True:
-            while not self.finals:
-                if self.ended:
-                    return
-                self.final_ready = anyio.Event()
-                await self.final_ready.wait()
-            await self._decode(self.finals[0])
-            self.finals.popleft()
-            self.space.set()
-
-    async def _partial_loop(self) -> None:
-        """The latest partial request, one at a time; a request superseded meanwhile is dropped."""
-        while True:
-            while self.partial is None:
-                if self.ended:
-                    return
-                self.partial_ready = anyio.Event()
-                await self.partial_ready.wait()
-            job, self.partial = self.partial, None
-            await self._decode(job)
-
-    async def _recognize(self, audio: Audio, options: RecognitionOptions, *, final: bool) -> Transcript:
-        """Recognise a live utterance, redacted for the caller; a final result counts against the
-        caller's audio quota, a partial one does not (its audio is counted with the final).
-
-        Raises:
-            Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
-        """
-        service, scheduler = self.service, self.service.scheduler
-        recognizer = service.require().recognizer
-
-        def stop_if_cancelled(done: float, total: float) -> None:
-            anyio.from_thread.check_cancelled()
-
-        def work() -> Transcript:
-            return recognizer.transcribe(audio, options, stop_if_cancelled)
-
-        timeout = service.settings.transcribe_timeout_seconds
-        transcript = await scheduler.run(scheduler.recognition, work, timeout, "transcribe")
-        if final:
-            service.heard(self.who, audio.duration)
-        return redacted(transcript, service.policy, self.who)
-
-    async def _decode(self, job: Job) -> None:
-        options = RecognitionOptions(
-            language=self.params.language,
-            word_timestamps=job.final and self.params.word_timestamps,
-            beam_size=None if job.final else 1,
-        )
-        transcript = await self._recognize(job.audio, options, final=job.final)
-        if not job.final:
-            if job.utterance == self.endpointer.utterance_count and self.endpointer.in_speech:
-                await self.emit({"type": "partial", "utterance": job.utterance, "text": transcript.text})
-            return
-        self.final_count += 1
-        event: dict[str, Any] = {
-            "type": "final",
-            "utterance": job.utterance,
-            "text": transcript.text,
-            "start": job.start,
-            "end": job.end,
-            "language": transcript.language,
-            "latency_ms": round((time.perf_counter() - job.stopped_at) * 1000),
-            "untrusted_content": True,
-        }
-        if self.params.word_timestamps:
-            event["words"] = [
-                {
-                    "word": w.text,
-                    "start": round(job.start + w.start, 3),
-                    "end": round(job.start + w.end, 3),
-                    "probability": round(w.probability, 3),
-                }
-                for w in transcript.words
-            ]
-        await self.emit(event)
+        n = self._number(self.endpointer.utterance_count)
+        at = self.offset + now
+        self.decoder.want_partial(Job(n, audio, at - audio.duration, at, False))

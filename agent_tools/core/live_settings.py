@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import ConfigDict, Field
 
 from speech_backend.endpointing import EndpointSettings
@@ -18,6 +20,13 @@ class LiveSettings(EndpointSettings):
         750, ge=0, le=10_000, description="New audio between partial results; 0 sends none."
     )
     word_timestamps: bool = Field(True, description="Words with their times in each `final`.")
+    turn_detection: Literal["vad", "manual"] = Field(
+        "vad",
+        description="vad: utterances end at pauses (the thresholds below); manual: where the client commits.",
+    )
+    prompt: str | None = Field(
+        None, max_length=1000, description="Text that precedes the audio: names, terms, style."
+    )
 
     def endpointing(self) -> EndpointSettings:
         """The endpointing thresholds alone."""

@@ -24,6 +24,7 @@ from agent_tools.web.guard import BodyTimeouts, PathTable, RequestGuard
 from agent_tools.web.openai_routes import OpenAIRoutes
 from agent_tools.web.openai_speech import OpenAISpeechRoute
 from agent_tools.web.probes import Probes
+from agent_tools.web.realtime_socket import RealtimeSocket
 from agent_tools.web.route_boundary import ApiRoute, RouteBoundary
 from agent_tools.web.sockets import SocketGate
 from agent_tools.web.speak_socket import SpeakSocket
@@ -113,7 +114,7 @@ def api_routes(runtime: Runtime) -> list[ApiRoute]:
 def audit_labels(api: list[ApiRoute]) -> PathTable[str]:
     """The tool name an audit line gives a request the guard refuses."""
     mcp = [("/mcp", "mcp"), ("/sse", "mcp"), ("/messages/", "mcp")]
-    sockets = [("/v1/speak/ws", "speak"), ("/v1/transcribe/ws", "transcribe")]
+    sockets = [("/v1/speak/ws", "speak"), ("/v1/transcribe/ws", "transcribe"), ("/v1/realtime", "transcribe")]
     return PathTable(
         [*((r.path, r.tool) for r in api), *sockets, *mcp, ("/audio/", "read_audio")], default="http"
     )
@@ -146,6 +147,7 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
         *RouteBoundary(runtime).routes(api),
         *SpeakSocket(runtime, gate).routes(),
         *TranscribeSocket(runtime, gate).routes(),
+        *RealtimeSocket(runtime, gate).routes(),
         *sse.routes,
         *streamable.routes,
     ]

@@ -38,12 +38,29 @@ class ClientTooSlow(DeadlineExceeded):
     """The client stopped reading what the server sends."""
 
 
+ErrorEvent = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def error_event(body: dict[str, Any]) -> dict[str, Any]:
+    """Our sockets' error event: the error object with `type: error`."""
+    return {"type": "error", **body}
+
+
 class SocketSession:
     """One accepted WebSocket with the caller resolved, sending and receiving within bounds."""
 
-    def __init__(self, websocket: WebSocket, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        timeout_seconds: float,
+        *,
+        max_text_frame: int = MAX_TEXT_FRAME,
+        error_event: ErrorEvent = error_event,
+    ) -> None:
         self.websocket = websocket
         self.timeout_seconds = timeout_seconds
+        self.max_text_frame = max_text_frame
+        self.error_event = error_event
         self.request_id = new_request_id()
         self.chars = 0  # text spoken or audio heard over the connection, for its audit line
         self.audio_seconds = 0.0
@@ -71,7 +88,7 @@ class SocketSession:
         Raises:
             DeadlineExceeded: nothing arrived for `timeout_seconds` while `idle()` held (the client
                 had nothing to wait for; `idle_message` says what was expected).
-            PayloadTooLarge: a text frame over 64 KiB.
+            PayloadTooLarge: a text frame over `max_text_frame` bytes (64 KiB unless set).
             ClientGone: the client closed.
         """
         while True:
@@ -86,21 +103,15 @@ class SocketSession:
         if message.get("bytes") is not None:
             return cast(bytes, message["bytes"])
         text = cast(str, message.get("text") or "")
-        if len(text) > MAX_TEXT_FRAME:
-            raise PayloadTooLarge(f"a text frame is over {MAX_TEXT_FRAME} bytes; send smaller messages")
+        if len(text) > self.max_text_frame:
+            raise PayloadTooLarge(f"a text frame is over {self.max_text_frame} bytes; send smaller messages")
         return text
 
     async def fail(self, exc: BaseException) -> dict[str, Any]:
         """Send the error object for `exc`, close with its code, and return the object."""
-        if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            exc = InvalidArgument(
-                f"invalid message or parameter{' ' + where if where else ''}: {first['msg']}"
-            )
-        body = error_body(exc, self.request_id)
+        body = error_body(typed(exc), self.request_id)
         with contextlib.suppress(ClientGone, DeadlineExceeded):
-            await self.send({"type": "error", **body})
+            await self.send(self.error_event(body))
         await self.close(error_kind(body["code"]).close_code, body["code"])
         return body
 
@@ -109,6 +120,15 @@ class SocketSession:
         if self.websocket.application_state != WebSocketState.DISCONNECTED:
             with contextlib.suppress(RuntimeError, OSError):
                 await self.websocket.close(code, reason)
+
+
+def typed(exc: BaseException) -> BaseException:
+    """A message that failed validation as the `invalid_argument` it is, naming the field."""
+    if not isinstance(exc, ValidationError):
+        return exc
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return InvalidArgument(f"invalid message or parameter{' ' + where if where else ''}: {first['msg']}")
 
 
 def guarded_caller(websocket: WebSocket) -> Principal:
@@ -137,14 +157,23 @@ class SocketGate:
         self.runtime = runtime
 
     async def serve(
-        self, websocket: WebSocket, tool: str, handler: SessionHandler, *, audit_each_call: bool = False
+        self,
+        websocket: WebSocket,
+        tool: str,
+        handler: SessionHandler,
+        *,
+        audit_each_call: bool = False,
+        max_text_frame: int = MAX_TEXT_FRAME,
+        error_event: ErrorEvent = error_event,
     ) -> None:
         """Admit the client and run `handler` on it. Any failure is sent as the error object and
         closes the socket with its code; a handler that returns closes it normally. An audit line
         per connection (who, how it ended, the audio it carried), or only for a refused or failed
-        connection when the handler audits each call it serves (`audit_each_call`)."""
+        connection when the handler audits each call it serves (`audit_each_call`). A protocol with
+        its own error shape passes `error_event`; one with larger messages, `max_text_frame`."""
         await websocket.accept()
-        session = SocketSession(websocket, self.runtime.settings.service.socket_timeout_seconds)
+        timeout = self.runtime.settings.service.socket_timeout_seconds
+        session = SocketSession(websocket, timeout, max_text_frame=max_text_frame, error_event=error_event)
         started = time.perf_counter()
         principal: Principal | None = None
         error: dict[str, Any] | None = None

@@ -2,7 +2,9 @@
 
 The client opens the socket with the frames' `sample_rate` (and optionally `language`, the
 endpointing thresholds and `partial_interval_ms`) as query parameters, then sends binary frames of
-mono little-endian PCM16, and `{"type": "end"}` when the stream is over. The server sends `ready`;
+mono little-endian PCM16, and `{"type": "end"}` when the stream is over. `{"type": "commit"}` ends the
+open utterance where it is (with `turn_detection=manual`, utterances end only there) and
+`{"type": "clear"}` drops it unheard (answered by `cleared`). The server sends `ready`;
 per utterance `speech_started`, `partial` (re-decoded every `partial_interval_ms` of new audio),
 `speech_stopped` and `final` (text, words with stream times, language); and `done` after `end`.
 A client silent for the socket timeout is closed with `timeout`.
@@ -10,23 +12,26 @@ A client silent for the socket timeout is closed with `timeout`.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from agent_tools.core.live import open_live
+from agent_tools.core.live import Control, open_live
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.runtime import Runtime
 from agent_tools.web.sockets import SocketGate, SocketSession
 from policies import Principal
 
 
-class EndMessage(BaseModel):
-    """The stream is over: finish the open utterance and say `done`."""
+class ControlMessage(BaseModel):
+    """`end`: the stream is over (finish the open utterance, say `done`); `commit`: end the open
+    utterance here; `clear`: drop it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(pattern="^end$")
+    type: Literal["end", "commit", "clear"]
 
 
 class TranscribeSocket:
@@ -49,12 +54,12 @@ class TranscribeSocket:
         live = open_live(self.runtime.service, params, principal, session.send)
         await session.send(live.ready())
 
-        async def receive() -> bytes | None:
+        async def receive() -> bytes | Control | None:
             frame = await session.receive('stream PCM16 frames, or send {"type": "end"}')
-            if isinstance(frame, str):
-                EndMessage.model_validate_json(frame)
-                return None
-            return frame
+            if isinstance(frame, bytes):
+                return frame
+            kind = ControlMessage.model_validate_json(frame).type
+            return None if kind == "end" else Control(kind)
 
         try:
             await live.run(receive)

@@ -1,5 +1,7 @@
 """Pipecat's OpenAI services against a speech-tools server: `OpenAITTSService` (with and without
-`instructions`) and `OpenAISTTService`, called as a pipeline calls them. Prints one JSON object.
+`instructions`), `OpenAISTTService`, and `OpenAIRealtimeSTTService` (a Realtime transcription
+session at its defaults: turns end where the pipeline's VAD says, by commit), called as a pipeline
+calls them. Prints one JSON object.
 
     python pipecat_session.py http://127.0.0.1:8000/v1 "Text to speak."
 """
@@ -13,12 +15,23 @@ import sys
 import wave
 from typing import Any
 
-from pipecat.frames.frames import EndFrame, ErrorFrame, Frame, TTSAudioRawFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.services.openai.stt import OpenAISTTService
+from pipecat.services.openai.stt import OpenAIRealtimeSTTService, OpenAISTTService
 from pipecat.services.openai.tts import OpenAITTSService
 
 RATE = 24000
@@ -31,6 +44,9 @@ class Collector(FrameProcessor):
         super().__init__()
         self.pcm = b""
         self.errors: list[str] = []
+        self.interim: list[str] = []
+        self.final = ""
+        self.heard = asyncio.Event()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -38,6 +54,11 @@ class Collector(FrameProcessor):
             self.pcm += frame.audio
         elif isinstance(frame, ErrorFrame):
             self.errors.append(frame.error)
+        elif isinstance(frame, InterimTranscriptionFrame):
+            self.interim.append(frame.text)
+        elif isinstance(frame, TranscriptionFrame):
+            self.final = frame.text
+            self.heard.set()
         await self.push_frame(frame, direction)
 
 
@@ -50,6 +71,25 @@ async def speak(base_url: str, text: str, instructions: str | None) -> tuple[byt
     await task.queue_frames([TTSSpeakFrame(text), EndFrame()])
     await PipelineRunner(handle_sigint=False).run(task)
     return collector.pcm, collector.errors
+
+
+async def transcribe_realtime(base_url: str, pcm: bytes) -> dict[str, Any]:
+    """`pcm` as a microphone would feed it (20 ms frames, the VAD's start and stop around it) through
+    the realtime STT service; the transcription it pushes."""
+    url = base_url.replace("http://", "ws://") + "/realtime"
+    stt = OpenAIRealtimeSTTService(api_key="unused", base_url=url)
+    collector = Collector()
+    task = PipelineTask(Pipeline([stt, collector]), params=PipelineParams(audio_in_sample_rate=RATE))
+    running = asyncio.create_task(PipelineRunner(handle_sigint=False).run(task))
+    step = RATE // 50 * 2
+    frames: list[Frame] = [VADUserStartedSpeakingFrame()]
+    frames += [InputAudioRawFrame(pcm[i : i + step], RATE, 1) for i in range(0, len(pcm), step)]
+    await task.queue_frames([*frames, VADUserStoppedSpeakingFrame()])
+    async with asyncio.timeout(60):
+        await collector.heard.wait()
+    await task.queue_frame(EndFrame())
+    await running
+    return {"text": collector.final, "interim": collector.interim, "errors": collector.errors}
 
 
 async def main(base_url: str, text: str) -> dict[str, Any]:
@@ -69,6 +109,7 @@ async def main(base_url: str, text: str) -> dict[str, Any]:
         "plain": {"seconds": len(plain) / 2 / RATE, "errors": plain_errors},
         "instructions": {"seconds": len(styled) / 2 / RATE, "errors": styled_errors},
         "text": heard.text,
+        "realtime": await transcribe_realtime(base_url, plain),
     }
 
 

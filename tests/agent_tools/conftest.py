@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 import anyio
+import numpy as np
 import pytest
 import uvicorn
 
@@ -16,7 +17,7 @@ from agent_tools.core.service import SpeechService
 from agent_tools.settings import ServiceSettings, Settings
 from agent_tools.tools.server import build_server
 from agent_tools.web.http_server import uvicorn_config
-from speech_backend import AudioLimits, Recognizer, Synthesizer
+from speech_backend import Audio, AudioLimits, Recognizer, Synthesizer, resample
 from speech_backend.fakes import FAKE_VOICE, FakeRecognizer
 
 
@@ -90,3 +91,24 @@ def fake_runtime(
         synthesizer, recognizer or FakeRecognizer(), FAKE_VOICE.id, audio_limits or AudioLimits()
     )
     return Runtime.build(settings, engines)
+
+
+UTTERANCES = [
+    "The weather today is sunny with a light breeze.",
+    "Please book a table for four people at seven.",
+    "Turn the volume down a little bit.",
+]
+
+
+@pytest.fixture(scope="module")
+def conversation(speak) -> tuple[Audio, list[tuple[float, float]]]:
+    """Three spoken utterances with pauses between them, at 16 kHz, and where each one is."""
+    rate = 16000
+    parts, spans, at = [], [], 0.0
+    for text in UTTERANCES:
+        voice = resample(speak(text), rate).samples
+        parts += [np.zeros(rate, np.float32), voice]
+        spans.append((at + 1.0, at + 1.0 + len(voice) / rate))
+        at += 1.0 + len(voice) / rate
+    parts.append(np.zeros(rate, np.float32))
+    return Audio(np.concatenate(parts), rate), spans

@@ -53,17 +53,25 @@ async def run_client(python: Path, script: str, *args: str) -> dict[str, Any]:
     return result
 
 
-async def test_pipecat_openai_services_with_and_without_instructions(runtime, clients_python):
+async def test_pipecat_openai_services_with_and_without_instructions_and_realtime_stt(
+    runtime, clients_python
+):
     async with serve_http(runtime) as base:
         out = await run_client(clients_python, "pipecat_session.py", f"{base}/v1", SPOKEN)
     for run in (out["plain"], out["instructions"]):  # instructions used to be a 400
         assert run["errors"] == [] and run["seconds"] > 1.5
     assert normalized_wer([SPOKEN], [out["text"]]) <= 0.15
+    realtime = out["realtime"]  # /v1/realtime?intent=transcription, turns committed by the pipeline
+    assert realtime["errors"] == []
+    assert normalized_wer([SPOKEN], [realtime["text"]]) <= 0.15
 
 
-async def test_livekit_openai_tts_with_its_defaults_and_stt(runtime, clients_python):
+async def test_livekit_openai_tts_with_its_defaults_stt_and_realtime_stt(runtime, clients_python):
     # LiveKit's defaults ask for gpt-4o-mini-tts as SSE deltas of MP3 and decode each delta as MP3
     async with serve_http(runtime) as base:
         out = await run_client(clients_python, "livekit_session.py", f"{base}/v1", SPOKEN)
     assert out["frames"] > 0 and out["sample_rate"] == 24000 and out["seconds"] > 1.5
     assert normalized_wer([SPOKEN], [out["text"]]) <= 0.15
+    realtime = out["realtime"]  # /v1/realtime?intent=transcription with server VAD
+    assert realtime["events"][0] == "start_of_speech" and realtime["events"][-1] == "final_transcript"
+    assert normalized_wer([SPOKEN], [realtime["text"]]) <= 0.15

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from agent_tools.core.sources import AudioSource
 from policies import token_hash
 from speech_backend import Audio, AudioLimits, decode_audio, resample
-from tests.agent_tools.conftest import eventually, runtime_with, serve_http
+from tests.agent_tools.conftest import UTTERANCES, eventually, runtime_with, serve_http
 from tests.agent_tools.test_http_routes import gated
 from tests.wer import normalized_wer
 
@@ -159,27 +159,6 @@ async def test_sockets_need_the_bearer_token_when_the_policy_has_tokens(settings
         assert (error["code"], code) == ("forbidden", 4403)
         async with connect(ws_url(base, "/v1/speak/ws"), additional_headers=auth) as ws:
             assert (await receive(ws))["type"] == "ready"
-
-
-UTTERANCES = [
-    "The weather today is sunny with a light breeze.",
-    "Please book a table for four people at seven.",
-    "Turn the volume down a little bit.",
-]
-
-
-@pytest.fixture(scope="module")
-def conversation(speak) -> tuple[Audio, list[tuple[float, float]]]:
-    """Three spoken utterances with pauses between them, at 16 kHz, and where each one is."""
-    rate = 16000
-    parts, spans, at = [], [], 0.0
-    for text in UTTERANCES:
-        voice = resample(speak(text), rate).samples
-        parts += [np.zeros(rate, np.float32), voice]
-        spans.append((at + 1.0, at + 1.0 + len(voice) / rate))
-        at += 1.0 + len(voice) / rate
-    parts.append(np.zeros(rate, np.float32))
-    return Audio(np.concatenate(parts), rate), spans
 
 
 async def test_live_transcription_gives_one_final_per_utterance(runtime, conversation):
@@ -337,3 +316,30 @@ async def test_a_blocked_pattern_split_across_two_sentences_is_refused_with_its_
     assert events[0]["text"] == "Please say launch."
     assert (events[2]["code"], events[2]["rule"]) == ("policy_denied", "no-codes")
     assert events[3]["reason"] == "error" and events[3]["text"] == "Please say launch."
+
+
+async def test_manual_turns_end_at_commit_and_clear_drops_the_open_one(runtime, speak):
+    said = "Turn the volume down a little bit."
+    pcm = (resample(speak(said), 16000).samples * 32767).astype("<i2").tobytes()
+    url = "/v1/transcribe/ws?turn_detection=manual&partial_interval_ms=0"
+    async with serve_http(runtime) as base, connect(ws_url(base, url)) as ws:
+        ready = await receive(ws)
+        await ws.send(pcm[:32000])
+        first = await receive(ws)
+        await ws.send(json.dumps({"type": "clear"}))
+        cleared = await receive(ws)
+        await ws.send(json.dumps({"type": "commit"}))
+        rejected = await receive(ws)
+        await ws.send(pcm)
+        await ws.send(json.dumps({"type": "commit"}))
+        await ws.send(json.dumps({"type": "end"}))
+        events = await until_done(ws)
+    assert ready["turn_detection"] == "manual" and ready["vad"] is None
+    assert first == {"type": "speech_started", "utterance": 1, "start": 0.0}
+    assert cleared == {"type": "cleared", "utterance": 1}
+    assert rejected["type"] == "rejected" and "nothing to commit" in rejected["message"]
+    kinds = [e["type"] for e in events]
+    assert kinds == ["speech_started", "speech_stopped", "final", "done"]
+    assert events[0]["utterance"] == 2 and events[1]["forced"]
+    assert normalized_wer([said], [events[2]["text"]]) <= 0.15
+    assert events[2]["start"] == pytest.approx(1.0, abs=0.01)  # stream time: after the cleared second

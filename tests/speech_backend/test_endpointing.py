@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from speech_backend import Audio, resample
-from speech_backend.endpointing import Endpointer, EndpointSettings, SpeechStarted, SpeechStopped
+from speech_backend.endpointing import (
+    CommitSegmenter,
+    Endpointer,
+    EndpointSettings,
+    SpeechStarted,
+    SpeechStopped,
+)
 from speech_backend.vad import VadSession
 from tests.conftest import tone
 
@@ -76,3 +82,36 @@ def test_audio_handed_back_is_what_was_fed(vad, speak):
     offset = round(stop.start * RATE)
     assert np.array_equal(stop.audio.samples, stream[offset : offset + len(stop.audio.samples)])
     assert isinstance(stop.audio, Audio)
+
+
+def test_commit_ends_the_open_utterance_and_clear_drops_it(vad, speak):
+    voice = resample(speak("Book a table for two."), RATE).samples
+    lead = np.zeros(RATE // 2, np.float32)
+    endpointer = Endpointer(vad, EndpointSettings())
+    assert endpointer.commit() == []  # nothing open
+    half = len(voice) // 2
+    started = endpointer.push(np.concatenate([lead, voice[:half]]))
+    assert [type(e) for e in started] == [SpeechStarted] and endpointer.in_speech
+    held = endpointer.held()
+    assert len(held) >= half and np.array_equal(held[-100:], voice[half - 100 : half])
+    (stop,) = endpointer.commit()
+    assert isinstance(stop, SpeechStopped) and stop.forced and not endpointer.in_speech
+    assert stop.end == pytest.approx((len(lead) + half) / RATE, abs=0.04)
+    endpointer.push(voice)
+    assert endpointer.in_speech and endpointer.clear() and not endpointer.in_speech
+    assert len(endpointer.held()) < 512 and endpointer.finish() == []
+
+
+def test_commit_segmenter_holds_audio_until_a_commit_of_at_least_100_ms():
+    segmenter = CommitSegmenter(max_utterance_seconds=2.0)
+    assert segmenter.push(np.zeros(800, np.float32)) == [SpeechStarted(1, 0.0)]
+    assert segmenter.commit() == []  # 50 ms: kept, not committed
+    segmenter.push(np.ones(1600, np.float32) * 0.1)
+    (stop,) = segmenter.commit()
+    assert isinstance(stop, SpeechStopped) and (stop.utterance, stop.start, stop.end) == (1, 0.0, 0.15)
+    assert len(stop.audio.samples) == 2400 and not segmenter.in_speech
+    events = segmenter.push(np.zeros(RATE * 5, np.float32))  # past the cap: ended where it is, twice
+    stops = [e for e in events if isinstance(e, SpeechStopped)]
+    assert [(s.utterance, s.start, s.end) for s in stops] == [(2, 0.15, 2.15), (3, 2.15, 4.15)]
+    assert segmenter.in_speech and segmenter.clear() and segmenter.finish() == []
+    assert segmenter.seconds == pytest.approx(5.15)

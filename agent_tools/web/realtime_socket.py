@@ -1,0 +1,230 @@
+"""`/v1/realtime?intent=transcription`: OpenAI's Realtime transcription sessions, translated onto the
+core's live transcription (the same one `/v1/transcribe/ws` serves, with the same guard and caps).
+
+Client events: `session.update` (the session shape in `realtime_session`), `input_audio_buffer.append`
+(base64 PCM16 at the session's rate), `input_audio_buffer.commit` (end the turn here; with
+`turn_detection: null` turns end only there) and `input_audio_buffer.clear`. Server events:
+`session.created` on connect, `session.updated`, `input_audio_buffer.speech_started|speech_stopped`
+(server VAD), `input_audio_buffer.committed`, `input_audio_buffer.cleared`,
+`conversation.item.input_audio_transcription.delta` (partials as they extend the text already sent,
+then the rest) and `.completed` (the final transcript, its audio seconds as usage), and `error`:
+`{"type": "error", "error": {"type", "code", "message", "param", "event_id", "retryable", ...}}`
+with our stable codes. A bad event is answered with an error and the session goes on; a refusal
+(token, policy, the caller's audio cap) is answered with an error and closes the socket with the
+code every socket uses (4000 + HTTP status).
+
+A `session.update` applies from the next appended audio on, at any time: audio already appended and
+not yet committed stays in the buffer (an open turn goes on under the new settings).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import secrets
+from collections import deque
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from agent_tools.core.errors import error_body, http_status
+from agent_tools.core.live import Control, LiveTranscription, open_live, segmenter_for
+from agent_tools.core.live_settings import LiveSettings
+from agent_tools.core.runtime import Runtime
+from agent_tools.web.realtime_session import RealtimeSession, SessionUpdate
+from agent_tools.web.sockets import SocketGate, SocketSession, typed
+from policies import Principal
+from speech_backend import InvalidArgument
+
+MAX_EVENT_BYTES = 1024 * 1024  # an append of ~15 s of 24 kHz audio, base64
+FRAME_SECONDS = 0.5  # appended audio is fed to the core in pieces this long
+IDLE = "send input_audio_buffer.append events (or close the connection)"
+
+
+def openai_error(body: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """The contract's error object in OpenAI's error event."""
+    kind = "server_error" if http_status(body["code"]) >= 500 else "invalid_request_error"
+    return {
+        "type": "error",
+        "event_id": f"event_{secrets.token_hex(8)}",
+        "error": {"type": kind, "param": None, "event_id": event_id, **body},
+    }
+
+
+class RealtimeSocket:
+    """The `/v1/realtime` endpoint (transcription intent)."""
+
+    def __init__(self, runtime: Runtime, gate: SocketGate) -> None:
+        self.runtime = runtime
+        self.gate = gate
+
+    def routes(self) -> list[BaseRoute]:
+        """The route, to mount before the MCP ones."""
+        return [WebSocketRoute("/v1/realtime", self.endpoint)]
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        """Admit the client, then serve its transcription session until it leaves."""
+        await self.gate.serve(
+            websocket, "transcribe", self._session, max_text_frame=MAX_EVENT_BYTES, error_event=openai_error
+        )
+
+    async def _session(self, session: SocketSession, principal: Principal | None) -> None:
+        if session.websocket.query_params.get("intent") != "transcription":
+            raise InvalidArgument(
+                "only transcription sessions are served here: connect to /v1/realtime?intent=transcription"
+            )
+        await RealtimeConnection(self.runtime, session, principal).run()
+
+
+class RealtimeConnection:
+    """One transcription session: OpenAI's events in and out, the core's live transcription between."""
+
+    def __init__(self, runtime: Runtime, session: SocketSession, principal: Principal | None) -> None:
+        self.runtime = runtime
+        self.socket = session
+        self.principal = principal
+        self.session = RealtimeSession(f"sess_{secrets.token_hex(8)}")
+        self.live: LiveTranscription | None = None
+        self.settings: LiveSettings = self.session.live()
+        self.pending: deque[bytes | Control | LiveSettings] = deque()  # in the order they came
+        self.items: dict[int, str] = {}  # utterance -> item id
+        self.sent: dict[int, str] = {}  # utterance -> transcript text sent as deltas
+        self.last_item: str | None = None
+
+    async def run(self) -> None:
+        """Configure, then transcribe from the first audio until the client leaves."""
+        await self._send("session.created", session=self.session.describe())
+        while not self.pending:  # settings may change until audio arrives
+            await self._next()
+        self.live = open_live(self.runtime.service, self.settings, self.principal, self._emit)
+        try:
+            await self.live.run(self._receive)
+        finally:
+            self.socket.audio_seconds = self.live.received_seconds
+
+    async def _receive(self) -> bytes | Control | LiveSettings:
+        while not self.pending:
+            await self._next()
+        return self.pending.popleft()
+
+    async def _next(self) -> None:
+        """Read one client event: queue its audio or control, or answer it."""
+        frame = await self.socket.receive(IDLE)
+        event_id: str | None = None
+        try:
+            if isinstance(frame, bytes):
+                raise InvalidArgument("send JSON text events; audio goes base64 in input_audio_buffer.append")
+            try:
+                event = json.loads(frame)
+            except json.JSONDecodeError as exc:
+                raise InvalidArgument("an event is not JSON; send one JSON object per message") from exc
+            if not isinstance(event, dict):
+                raise InvalidArgument("an event must be a JSON object with a type")
+            event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+            await self._handle(str(event.get("type")), event)
+        except (InvalidArgument, ValidationError) as exc:  # the session goes on
+            await self.socket.send(openai_error(error_body(typed(exc), self.socket.request_id), event_id))
+
+    async def _handle(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "input_audio_buffer.append":
+            self._append(event.get("audio"))
+        elif kind == "input_audio_buffer.commit":
+            if self.live is None and not self.pending:
+                raise InvalidArgument("nothing to commit: append audio first")
+            self.pending.append(Control.COMMIT)
+        elif kind == "input_audio_buffer.clear":
+            if self.live is None:
+                await self._send("input_audio_buffer.cleared")
+            else:
+                self.pending.append(Control.CLEAR)
+        elif kind == "session.update":
+            await self._update(event.get("session"))
+        else:
+            raise InvalidArgument(
+                f"event type {kind!r} is not served: a transcription session takes session.update and "
+                "input_audio_buffer.append, commit and clear"
+            )
+
+    def _append(self, audio: object) -> None:
+        if not isinstance(audio, str):
+            raise InvalidArgument("input_audio_buffer.append needs audio: base64 of PCM16 samples")
+        try:
+            pcm = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidArgument("input_audio_buffer.append: audio is not valid base64") from exc
+        if len(pcm) % 2:
+            raise InvalidArgument(
+                "input_audio_buffer.append: an odd number of bytes; send whole PCM16 samples"
+            )
+        step = int(self.settings.sample_rate * FRAME_SECONDS) * 2
+        self.pending.extend(pcm[i : i + step] for i in range(0, len(pcm), step))
+
+    async def _update(self, raw: object) -> None:
+        update = SessionUpdate.model_validate(raw if raw is not None else {})
+        trial = copy.copy(self.session)
+        settings = trial.updated(update)
+        segmenter_for(self.runtime.service, settings)  # the recognizer serves them
+        self.session, self.settings = trial, settings
+        if self.live is not None:  # from the next audio on
+            self.pending.append(settings)
+        await self._send("session.updated", session=self.session.describe())
+
+    async def _send(self, kind: str, **fields: Any) -> None:
+        await self.socket.send({"type": kind, "event_id": f"event_{secrets.token_hex(8)}", **fields})
+
+    async def _emit(self, event: dict[str, Any]) -> None:
+        """The core's live events as OpenAI's."""
+        kind = event["type"]
+        n = event.get("utterance", 0)
+        vad = self.live is not None and self.live.params.turn_detection == "vad"
+        if kind == "speech_started":
+            self.items[n] = f"item_{secrets.token_hex(8)}"
+            if vad:
+                ms = round(event["start"] * 1000)
+                await self._send(
+                    "input_audio_buffer.speech_started", audio_start_ms=ms, item_id=self.items[n]
+                )
+        elif kind == "speech_stopped":
+            item = self.items[n]
+            if vad:
+                ms = round(event["end"] * 1000)
+                await self._send("input_audio_buffer.speech_stopped", audio_end_ms=ms, item_id=item)
+            await self._send("input_audio_buffer.committed", previous_item_id=self.last_item, item_id=item)
+            self.last_item = item
+        elif kind == "partial":
+            await self._delta(n, event["text"])
+        elif kind == "final":
+            await self._delta(n, event["text"])
+            await self._send(
+                "conversation.item.input_audio_transcription.completed",
+                item_id=self.items.pop(n),
+                content_index=0,
+                transcript=event["text"],
+                usage={"type": "duration", "seconds": event["duration"]},
+            )
+            self.sent.pop(n, None)
+        elif kind == "cleared":
+            if event["utterance"] is not None:  # the open utterance was dropped
+                self.items.pop(event["utterance"], None)
+                self.sent.pop(event["utterance"], None)
+            await self._send("input_audio_buffer.cleared")
+        elif kind == "rejected":
+            error = InvalidArgument(event["message"])
+            await self.socket.send(openai_error(error_body(error, self.socket.request_id)))
+
+    async def _delta(self, n: int, text: str) -> None:
+        """Send what `text` adds to the utterance's text sent so far (nothing when it revises it)."""
+        sent = self.sent.get(n, "")
+        if n not in self.items or not text.startswith(sent) or len(text) == len(sent):
+            return
+        self.sent[n] = text
+        await self._send(
+            "conversation.item.input_audio_transcription.delta",
+            item_id=self.items[n],
+            content_index=0,
+            delta=text[len(sent) :],
+        )
