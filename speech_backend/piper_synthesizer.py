@@ -76,7 +76,7 @@ class PiperSynthesizer:
                 if parts
                 else np.zeros(0, dtype=np.float32)
             )
-            words = _word_timings(sentence, parts, rate, offset) if align else ()
+            words = _word_timings(voice, sentence, parts, rate, offset) if align else ()
             chunk = SpeechChunk(index, sentence, Audio(samples, rate), start=offset, words=words)
             offset = chunk.end
             yield chunk
@@ -124,16 +124,17 @@ class PiperSynthesizer:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # warnings such as "hardware specific optimizations" are expected
         model_path = self._optimised_path(files.model)
+        source: str | bytes
         if model_path is not None and model_path.is_file():
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-            source = model_path
+            source = str(model_path)
         else:
-            source = files.model
+            source = _with_durations(files.model)
             if model_path is not None:
                 options.optimized_model_filepath = str(model_path.with_suffix(f".{os.getpid()}.tmp"))
         try:
             session = onnxruntime.InferenceSession(
-                str(source), sess_options=options, providers=list(self._device.onnx_providers)
+                source, sess_options=options, providers=list(self._device.onnx_providers)
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
             raise ModelNotFound(
@@ -158,7 +159,14 @@ class PiperSynthesizer:
         import onnxruntime
 
         stat = model.stat()
-        parts = (model.resolve(), stat.st_size, stat.st_mtime_ns, onnxruntime.__version__, self._device.kind)
+        parts = (
+            model.resolve(),
+            stat.st_size,
+            stat.st_mtime_ns,
+            onnxruntime.__version__,
+            self._device.kind,
+            "durations",  # the graph exposes phoneme durations (see _with_durations)
+        )
         key = "|".join(map(str, parts))
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         folder = self._cache_dir / "onnx"
@@ -169,6 +177,31 @@ class PiperSynthesizer:
         return folder / f"{model.stem}-{digest}.onnx"
 
 
+def _with_durations(model: Path) -> str | bytes:
+    """The voice's graph with its phoneme durations (the `Ceil` of the duration predictor, which the
+    exported graph computes anyway) marked as a second output, so that every sentence comes with
+    its alignment and words with their times; the path unchanged when the graph already has that
+    output or no such tensor. Done once: the optimised graph cached from it keeps the output.
+
+    Raises:
+        ModelNotFound: the file is not an ONNX graph.
+    """
+    import onnx
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    try:
+        graph = onnx.load(str(model))
+    except Exception as exc:  # onnx raises protobuf's untyped errors for unreadable files
+        raise ModelNotFound(
+            f"voice model {model} is not a readable ONNX graph; reinstall it or check {_SETTING}"
+        ) from exc
+    try:
+        add_alignment_output(graph)
+    except ValueError:  # already an output, or no duration tensor to expose
+        return str(model)
+    return bytes(graph.SerializeToString())
+
+
 def _publish(tmp: Path, final: Path) -> None:
     try:
         os.replace(tmp, final)
@@ -176,23 +209,69 @@ def _publish(tmp: Path, final: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _word_timings(sentence: str, parts: list[Any], rate: int, offset: float) -> tuple[WordTiming, ...]:
-    """Word spans from Piper's phoneme alignments, when the model provides them and words line up."""
-    spans: list[tuple[float, float]] = []
-    cursor = 0
-    start: int | None = None
-    for part in parts:
-        for aligned in part.phoneme_alignments or []:
-            if aligned.phoneme == " " and start is not None:
-                spans.append((start / rate, cursor / rate))
-                start = None
-            elif aligned.phoneme not in {" ", "^", "$", "_"} and start is None:
-                start = cursor
-            cursor += int(aligned.num_samples)
-        if start is not None:
-            spans.append((start / rate, cursor / rate))
-            start = None
-    words = sentence.split()
-    if len(words) != len(spans):
+# Phonemes that are not part of a word: sentence markers, pauses, and punctuation espeak keeps.
+_NOT_WORD = frozenset('^$_ ,.;:!?¡¿—…"«»“”()')
+
+
+def _word_timings(
+    voice: Any, sentence: str, parts: list[Any], rate: int, offset: float
+) -> tuple[WordTiming, ...]:
+    """Each written word of `sentence` with where it is spoken, from Piper's phoneme alignments.
+
+    espeak speaks some written words as several (numbers, symbols, initials) and punctuation as
+    pauses, so each written word is phonemized alone to learn how many spoken words it makes; when
+    the counts disagree with the sentence's (context changed a reading), the spoken words are shared
+    out in proportion. A word's span ends where its last phoneme ends, before any pause after it.
+    """
+    spoken = _spoken_words(parts)
+    if spoken is None or not spoken:
         return ()
-    return tuple(WordTiming(w, offset + s, offset + e) for w, (s, e) in zip(words, spans, strict=True))
+    written: list[tuple[str, int]] = []
+    for token in sentence.split():
+        count = _spoken_count(voice, token)
+        if count == 0 and written:  # punctuation on its own joins the word before it
+            written[-1] = (f"{written[-1][0]} {token}", written[-1][1])
+        else:
+            written.append((token, count))
+    total = sum(count for _, count in written)
+    if total == 0:
+        return ()
+    scale = len(spoken) / total
+    words, done = [], 0
+    for text, count in written:
+        first = min(round(done * scale), len(spoken) - 1)
+        done += count
+        last = max(first, min(round(done * scale), len(spoken)) - 1)
+        start, end = spoken[first][0], spoken[last][1]
+        words.append(WordTiming(text, offset + start / rate, offset + end / rate))
+    return tuple(words)
+
+
+def _spoken_words(parts: list[Any]) -> list[tuple[int, int]] | None:
+    """Sample spans of the spoken words of a sentence's parts; None when an alignment is missing."""
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for part in parts:
+        if part.phoneme_alignments is None:
+            return None
+        start: int | None = None
+        end = 0
+        for aligned in part.phoneme_alignments:
+            samples = int(aligned.num_samples)
+            if aligned.phoneme == " " or aligned.phoneme in _NOT_WORD:
+                if aligned.phoneme == " " and start is not None:
+                    spans.append((start, end))
+                    start = None
+            else:
+                start = cursor if start is None else start
+                end = cursor + samples
+            cursor += samples
+        if start is not None:
+            spans.append((start, end))
+    return spans
+
+
+def _spoken_count(voice: Any, token: str) -> int:
+    """How many words espeak speaks for one written word (0 for punctuation alone)."""
+    phonemes = "".join("".join(sentence) for sentence in voice.phonemize(token))
+    return sum(1 for group in phonemes.split(" ") if any(p not in _NOT_WORD for p in group))

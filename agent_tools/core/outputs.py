@@ -25,6 +25,31 @@ class SentenceTiming:
 
 
 @dataclass(frozen=True)
+class WordSpan:
+    """Where one written word is spoken, in seconds (from the start of the audio, or of whatever the
+    caller measures from)."""
+
+    text: str
+    start: float
+    end: float
+
+    def shifted(self, seconds: float) -> WordSpan:
+        """The same word, `seconds` later."""
+        return WordSpan(self.text, self.start + seconds, self.end + seconds)
+
+
+def chunk_words(chunk: SpeechChunk) -> tuple[WordSpan, ...]:
+    """The words of a synthesized sentence, from the start of its own audio; a sentence whose words
+    the engine could not time counts as one word spanning it, so nothing spoken goes missing."""
+    if not chunk.words:
+        return (WordSpan(chunk.text, 0.0, chunk.audio.duration),)
+    return tuple(
+        WordSpan(w.text, max(0.0, w.start - chunk.start), min(chunk.audio.duration, w.end - chunk.start))
+        for w in chunk.words
+    )
+
+
+@dataclass(frozen=True)
 class Speech:
     """Encoded synthetic speech and what describes it."""
 
@@ -36,6 +61,7 @@ class Speech:
     voice: str
     engine: str
     sentences: tuple[SentenceTiming, ...]
+    words: tuple[WordSpan, ...]
     owner: str  # the principal that asked for it
     synthetic: bool = True
 
@@ -51,6 +77,7 @@ class SpeechFrame:
     sample_rate: int  # of the frame's PCM16
     sentence_audio: Audio  # the sentence as synthesized, at the voice's rate
     duration_ms: float
+    words: tuple[WordSpan, ...]  # from the start of the utterance's audio
 
     @functools.cached_property
     def pcm16(self) -> str:
@@ -59,12 +86,23 @@ class SpeechFrame:
         return base64.b64encode(pcm).decode()
 
     def mark(self) -> dict[str, Any]:
-        """The sentence boundary a listener aligns text with."""
-        return {"index": self.index, "text": self.text, "offset_ms": self.offset_ms}
+        """The sentence boundary a listener aligns text with, and its words' marks (milliseconds
+        from the start of the utterance's audio)."""
+        return {
+            "index": self.index,
+            "text": self.text,
+            "offset_ms": self.offset_ms,
+            "words": [word_mark(w) for w in self.words],
+        }
 
     def audio(self) -> dict[str, Any]:
         """The audio of the sentence."""
         return {"sequence": self.sequence, "sample_rate": self.sample_rate, "pcm16": self.pcm16}
+
+
+def word_mark(word: WordSpan) -> dict[str, Any]:
+    """A word's mark in a stream: its text and span in milliseconds."""
+    return {"text": word.text, "start_ms": round(word.start * 1000), "end_ms": round(word.end * 1000)}
 
 
 class SpeechFrames:
@@ -74,6 +112,7 @@ class SpeechFrames:
     def __init__(self, sample_rate: int | None = None) -> None:
         self.sample_rate = sample_rate  # None: each sentence at its voice's rate
         self.delivered: list[str] = []
+        self.words: list[WordSpan] = []  # delivered
         self.audio_ms = 0.0  # delivered
         self.started = time.perf_counter()
         self._built = 0
@@ -89,6 +128,7 @@ class SpeechFrames:
             sample_rate=self.sample_rate or chunk.audio.sample_rate,
             sentence_audio=chunk.audio,
             duration_ms=chunk.audio.duration * 1000,
+            words=tuple(w.shifted(self._built_ms / 1000) for w in chunk_words(chunk)),
         )
         self._built += 1
         self._built_ms += frame.duration_ms
@@ -97,7 +137,12 @@ class SpeechFrames:
     def sent(self, frame: SpeechFrame) -> None:
         """Count `frame` as delivered: the listener was sent all of it."""
         self.delivered.append(frame.text)
+        self.words.extend(frame.words)
         self.audio_ms += frame.duration_ms
+
+    def heard(self, played_ms: float) -> list[WordSpan]:
+        """The delivered words a listener who played `played_ms` of the audio heard to their end."""
+        return [w for w in self.words if round(w.end * 1000) <= played_ms]  # as its mark says
 
     @property
     def audio_seconds(self) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 from agent_tools.core.audio_store import AudioStore, read_clip
 from agent_tools.core.engines import Engines, EngineState
 from agent_tools.core.metrics import Metrics
-from agent_tools.core.outputs import SentenceTiming, Speech, redacted
+from agent_tools.core.outputs import SentenceTiming, Speech, chunk_words, redacted
 from agent_tools.core.scheduler import Scheduler
 from agent_tools.core.sources import AudioSource, source_bytes
 from agent_tools.settings import ServiceSettings
@@ -220,6 +220,7 @@ class SpeechService:
             voice=voice_id,
             engine=synthesizer.engine,
             sentences=tuple(SentenceTiming(c.text, round(c.start, 3), round(c.end, 3)) for c in chunks),
+            words=tuple(w.shifted(c.start) for c in chunks for w in chunk_words(c)),
             owner=who.id,
         )
 

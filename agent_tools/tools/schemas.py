@@ -22,6 +22,14 @@ class SentenceInfo(_Model):
     end: float = Field(description="Seconds from the start of the audio.")
 
 
+class SpokenWord(_Model):
+    """A written word of the spoken text and when it is spoken."""
+
+    text: str
+    start: float = Field(description="Seconds from the start of the audio.")
+    end: float = Field(description="Seconds from the start of the audio.")
+
+
 class SpeakResult(_Model):
     """Synthetic speech: where to get the audio and what it is."""
 
@@ -42,6 +50,10 @@ class SpeakResult(_Model):
     engine: str
     synthetic: Literal[True] = Field(True, description="Always true: this audio is machine-generated speech.")
     sentences: list[SentenceInfo]
+    words: list[SpokenWord] = Field(
+        description="Each written word and when it is spoken (from Piper's phoneme alignment); "
+        "to know what a listener heard before an interruption, keep the words ending before it."
+    )
     expires_in_seconds: float = Field(description="How long audio_uri stays readable.")
 
     @classmethod
@@ -61,6 +73,9 @@ class SpeakResult(_Model):
             voice=speech.voice,
             engine=speech.engine,
             sentences=[SentenceInfo(text=s.text, start=s.start, end=s.end) for s in speech.sentences],
+            words=[
+                SpokenWord(text=w.text, start=round(w.start, 3), end=round(w.end, 3)) for w in speech.words
+            ],
             expires_in_seconds=ttl,
         )
 

@@ -4,30 +4,38 @@ The client sends JSON messages: `{"type": "text", "text": ...}` appends to the o
 new one opens with the first text after the last ended); each sentence is spoken once it is
 complete. `{"type": "flush"}` speaks what is left without waiting for an end mark, `{"type":
 "end"}` flushes and ends the utterance, `{"type": "cancel"}` stops it (barge-in) within one
-sentence. The server sends `ready`, then per sentence a `mark` and an `audio` event (base64 PCM16),
-and per utterance one `done` that says why it ended and exactly which text and how many
-milliseconds of audio were delivered; refusals of one utterance arrive as `error` before its
-`done`, and the socket stays open for the next.
+sentence. `{"type": "truncate", "played_ms": N, "utterance"?: n}` says the listener barged in after
+N ms of playback of utterance n (default: the last one that sent audio): open utterances stop as
+with cancel, and the server answers `truncated` with exactly the words heard to their end — the text
+an orchestrator should keep in its history. The server sends `ready`, then per sentence a `mark`
+(with its words' marks) and an `audio` event (base64 PCM16), and per utterance one `done` that says
+why it ended and exactly which text and how many milliseconds of audio were delivered; refusals of
+one utterance arrive as `error` before its `done`, and the socket stays open for the next.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Annotated, Literal
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import Busy, error_body
-from agent_tools.core.outputs import SpeechFrames
+from agent_tools.core.outputs import SpeechFrames, word_mark
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.streams import SpeechStreams
 from agent_tools.web.sockets import ClientGone, ClientTooSlow, SocketGate, SocketSession
+from agent_tools.web.speak_messages import (
+    REMEMBERED_UTTERANCES,
+    SpeakMessage,
+    SpeakParams,
+    TextMessage,
+    TruncateMessage,
+)
 from policies import Principal
 from speech_backend import SpeechError
 from speech_backend.text import SentenceAssembler
@@ -35,38 +43,6 @@ from speech_backend.text import SentenceAssembler
 # Utterances a connection may have open (being spoken or waiting their turn); a client that
 # queues more is closed with `busy` rather than holding memory and tasks without bound.
 MAX_OPEN_UTTERANCES = 8
-
-
-class SpeakParams(BaseModel):
-    """Query parameters of `/v1/speak/ws`, fixed for the connection."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    voice: str | None = None
-    speed: float = Field(1.0, ge=0.5, le=2.0)
-    sample_rate: int | None = Field(None, ge=8000, le=48000)
-
-
-class TextMessage(BaseModel):
-    """More text for the open utterance."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["text"]
-    text: str = Field(min_length=1)
-
-
-class ControlMessage(BaseModel):
-    """Speak what is left, end the utterance, or stop it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["flush", "end", "cancel"]
-
-
-SpeakMessage = TypeAdapter[TextMessage | ControlMessage](
-    Annotated[TextMessage | ControlMessage, Field(discriminator="type")]
-)
 
 
 class Utterance:
@@ -155,6 +131,8 @@ class Conversation:
         self.params = params
         self.open: deque[Utterance] = deque()
         self.count = 0
+        self.delivered: dict[int, SpeechFrames] = {}  # the last few utterances' frames, by number
+        self.last_heard: int | None = None  # the last utterance that sent audio
 
     async def run(self) -> None:
         """Read messages until the client closes.
@@ -181,7 +159,8 @@ class Conversation:
         while True:
             # a client listening to an utterance being spoken is not idle
             raw = await self.session.receive(
-                "send text, flush, end or cancel messages", lambda: not any(u.speaking for u in self.open)
+                "send text, flush, end, cancel or truncate messages",
+                lambda: not any(u.speaking for u in self.open),
             )
             message = SpeakMessage.validate_json(raw)
             if isinstance(message, TextMessage):
@@ -199,10 +178,27 @@ class Conversation:
             elif message.type == "end" and current is not None:
                 current.end()
                 current = None
-            elif message.type == "cancel":
+            elif message.type in ("cancel", "truncate"):
                 for utterance in self.open:
                     utterance.stop("cancelled")
                 current = None
+                if isinstance(message, TruncateMessage):
+                    await self._truncated(message)
+
+    async def _truncated(self, message: TruncateMessage) -> None:
+        """Answer a barge-in with the words heard to their end (none when the utterance is unknown)."""
+        index = message.utterance or self.last_heard
+        frames = self.delivered.get(index) if index is not None else None
+        heard = frames.heard(message.played_ms) if frames is not None else []
+        await self.session.send(
+            {
+                "type": "truncated",
+                "utterance": index if frames is not None else None,
+                "played_ms": message.played_ms,
+                "text": " ".join(w.text for w in heard),
+                "words": [word_mark(w) for w in heard],
+            }
+        )
 
     def _start(self, tg: anyio.abc.TaskGroup) -> Utterance:
         if len(self.open) >= MAX_OPEN_UTTERANCES:
@@ -231,6 +227,9 @@ class Conversation:
     async def _speak(self, utterance: Utterance) -> None:
         """Speak the utterance's sentences as they come, then report what was delivered."""
         frames = SpeechFrames(self.params.sample_rate)
+        self.delivered[utterance.index] = frames
+        while len(self.delivered) > REMEMBERED_UTTERANCES:
+            del self.delivered[min(self.delivered)]
         spoken_text = ""  # the utterance's text accepted so far, sentences joined by a space
         tag = {"utterance": utterance.index}
         try:
@@ -255,6 +254,7 @@ class Conversation:
                                 await self.session.send({"type": "mark", **tag, **item.mark()})
                                 await self.session.send({"type": "audio", **tag, **item.audio()})
                                 frames.sent(item)
+                                self.last_heard = utterance.index
                         utterance.queued -= 1
         except (ClientGone, ClientTooSlow):
             raise

@@ -34,7 +34,7 @@ def route_table(runtime) -> tuple[list[tuple[str, str]], list[str]]:
 
 async def test_every_route_and_socket_refuses_a_foreign_host_and_origin(runtime):
     http_routes, sockets = route_table(runtime)
-    assert len(http_routes) >= 10 and sorted(sockets) == ["/v1/speak/ws", "/v1/transcribe/ws"]
+    assert len(http_routes) >= 10 and sorted(sockets) == ["/v1/realtime", "/v1/speak/ws", "/v1/transcribe/ws"]
     async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
         for method, path in http_routes:
             host = await http.request(method, base + path, headers={"host": FOREIGN})

@@ -32,32 +32,32 @@ async def test_the_openai_client_round_trips_speech_and_transcription(runtime, t
     async with serve_http(runtime) as base:
 
         def use_client() -> dict[str, Any]:
-            client = OpenAI(base_url=f"{base}/v1", api_key="unused")
-            mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input=text).read()
-            path = tmp_path / "speech.mp3"
-            path.write_bytes(mp3)
-            with path.open("rb") as f:
-                plain = client.audio.transcriptions.create(model="whisper-1", file=f)
-            with path.open("rb") as f:
-                verbose = client.audio.transcriptions.create(
-                    model="whisper-1",
-                    file=f,
-                    response_format="verbose_json",
-                    timestamp_granularities=["word"],
+            with OpenAI(base_url=f"{base}/v1", api_key="unused") as client:
+                mp3 = client.audio.speech.create(model="tts-1", voice="alloy", input=text).read()
+                path = tmp_path / "speech.mp3"
+                path.write_bytes(mp3)
+                with path.open("rb") as f:
+                    plain = client.audio.transcriptions.create(model="whisper-1", file=f)
+                with path.open("rb") as f:
+                    verbose = client.audio.transcriptions.create(
+                        model="whisper-1",
+                        file=f,
+                        response_format="verbose_json",
+                        timestamp_granularities=["word"],
+                    )
+                with path.open("rb") as f:
+                    srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
+                pcm = client.audio.speech.create(
+                    model="tts-1", voice="alloy", input="Raw samples.", response_format="pcm"
                 )
-            with path.open("rb") as f:
-                srt = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="srt")
-            pcm = client.audio.speech.create(
-                model="tts-1", voice="alloy", input="Raw samples.", response_format="pcm"
-            )
-            return {
-                "mp3": mp3,
-                "plain": plain.text,
-                "verbose": verbose,
-                "srt": srt,
-                "pcm": pcm.read(),
-                "models": [m.id for m in client.models.list()],
-            }
+                return {
+                    "mp3": mp3,
+                    "plain": plain.text,
+                    "verbose": verbose,
+                    "srt": srt,
+                    "pcm": pcm.read(),
+                    "models": [m.id for m in client.models.list()],
+                }
 
         got = await anyio.to_thread.run_sync(use_client)
     assert got["mp3"][:3] == b"ID3"
@@ -72,20 +72,20 @@ async def test_openai_client_errors_carry_the_contract_codes_and_statuses(runtim
     async with serve_http(runtime) as base:
 
         def failures() -> list[tuple[int, str]]:
-            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
-            out = []
-            cases: tuple[dict[str, Any], ...] = (
-                {"voice": "no-such-voice", "input": "hi"},
-                {"voice": "alloy", "input": "x" * 5001},
-                {"voice": "alloy", "input": "hi", "speed": 7.0},
-            )
-            for kwargs in cases:
-                try:
-                    client.audio.speech.create(model="tts-1", **kwargs)
-                except APIStatusError as exc:
-                    assert isinstance(exc.body, dict)
-                    out.append((exc.status_code, exc.body["code"]))
-            return out
+            with OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client:
+                out = []
+                cases: tuple[dict[str, Any], ...] = (
+                    {"voice": "no-such-voice", "input": "hi"},
+                    {"voice": "alloy", "input": "x" * 5001},
+                    {"voice": "alloy", "input": "hi", "speed": 7.0},
+                )
+                for kwargs in cases:
+                    try:
+                        client.audio.speech.create(model="tts-1", **kwargs)
+                    except APIStatusError as exc:
+                        assert isinstance(exc.body, dict)
+                        out.append((exc.status_code, exc.body["code"]))
+                return out
 
         assert await anyio.to_thread.run_sync(failures) == [
             (404, "voice_not_found"),
@@ -282,19 +282,19 @@ async def test_the_openai_client_receives_streamed_speech_before_synthesis_ends(
     async with serve_http(runtime) as base:
 
         def listen() -> tuple[int, int, bytes]:
-            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
-            with client.audio.speech.with_streaming_response.create(
-                model="tts-1",
-                voice="alloy",
-                input="First sentence. Second sentence. Third one.",
-                response_format="pcm",
-            ) as response:
-                chunks = response.iter_bytes()
-                first = next(chunks)
-                sentences_when_first_arrived = engine.sentences
-                engine.allowed.release(3)
-                rest = b"".join(chunks)
-            return sentences_when_first_arrived, len(first), first + rest
+            with OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client:
+                with client.audio.speech.with_streaming_response.create(
+                    model="tts-1",
+                    voice="alloy",
+                    input="First sentence. Second sentence. Third one.",
+                    response_format="pcm",
+                ) as response:
+                    chunks = response.iter_bytes()
+                    first = next(chunks)
+                    sentences_when_first_arrived = engine.sentences
+                    engine.allowed.release(3)
+                    rest = b"".join(chunks)
+                return sentences_when_first_arrived, len(first), first + rest
 
         engine.allowed.release()  # the first sentence only, until the client has its first bytes
         sentences, first_bytes, pcm = await anyio.to_thread.run_sync(listen)
@@ -307,19 +307,40 @@ async def test_the_openai_client_streams_a_transcription_as_delta_and_done_event
     async with serve_http(runtime) as base:
 
         def use_client() -> tuple[list[str], list[str], str]:
-            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
-            path = tmp_path / "speech.wav"
-            path.write_bytes(
-                client.audio.speech.create(
-                    model="tts-1", voice="alloy", input=text, response_format="wav"
-                ).read()
-            )
-            with path.open("rb") as f:
-                events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True))
-            deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
-            done = [e.text for e in events if e.type == "transcript.text.done"]
-            return [e.type for e in events], deltas, "".join(deltas) if len(done) == 1 and done[0] else ""
+            with OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client:
+                path = tmp_path / "speech.wav"
+                path.write_bytes(
+                    client.audio.speech.create(
+                        model="tts-1", voice="alloy", input=text, response_format="wav"
+                    ).read()
+                )
+                with path.open("rb") as f:
+                    events = list(client.audio.transcriptions.create(model="whisper-1", file=f, stream=True))
+                deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+                done = [e.text for e in events if e.type == "transcript.text.done"]
+                return [e.type for e in events], deltas, "".join(deltas) if len(done) == 1 and done[0] else ""
 
         types, deltas, joined = await anyio.to_thread.run_sync(use_client)
     assert types[-1] == "transcript.text.done" and deltas and set(types[:-1]) == {"transcript.text.delta"}
     assert normalized_wer([text], [joined]) <= 0.15
+
+
+async def test_streamed_speech_marks_carry_each_words_span_in_the_utterance(runtime):
+    text = "Good morning. The parcel arrives on Thursday before noon."
+    marks, audio_ms = [], 0.0
+    async with (
+        serve_http(runtime) as base,
+        httpx2.AsyncClient(timeout=60) as http,
+        http.stream("POST", f"{base}/v1/speak/stream", json={"text": text}) as response,
+    ):
+        async for event, data in read_events(response):
+            if event == "mark":
+                marks.append(data)
+            elif event == "done":
+                audio_ms = data["audio_ms"]
+    words = [w for m in marks for w in m["words"]]
+    assert [m["type"] for m in marks] == ["sentence", "sentence"]
+    assert " ".join(w["text"] for w in words) == text
+    second = marks[1]
+    assert second["words"][0]["start_ms"] >= second["offset_ms"]  # utterance time, not the sentence's
+    assert all(0 <= w["start_ms"] < w["end_ms"] <= audio_ms for w in words)

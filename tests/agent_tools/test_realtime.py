@@ -42,8 +42,10 @@ def pcm16(audio: Audio) -> bytes:
 
 @asynccontextmanager
 async def realtime(base: str, api_key: str = "unused") -> AsyncIterator[AsyncRealtimeConnection]:
-    client = AsyncOpenAI(base_url=f"{base}/v1", api_key=api_key)
-    async with client.realtime.connect(extra_query={"intent": "transcription"}) as conn:
+    async with (
+        AsyncOpenAI(base_url=f"{base}/v1", api_key=api_key) as client,
+        client.realtime.connect(extra_query={"intent": "transcription"}) as conn,
+    ):
         yield conn
 
 

@@ -81,6 +81,12 @@ async def test_speak_returns_marked_audio_that_transcribes_back_to_its_text(serv
     result = heard.structured_content
     assert normalized_wer([text], [result["text"]]) <= 0.10
     assert result["untrusted_content"] is True and result["words"] and result["language"] == "en"
+    words = meta["words"]  # every written word, timed inside the audio, in order
+    assert [w["text"] for w in words] == text.split()
+    assert all(0 <= w["start"] < w["end"] <= meta["duration_seconds"] for w in words)
+    assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:], strict=False))
+    starts = {w["word"].strip(" .,").lower(): w["start"] for w in result["words"]}
+    assert abs(words[-1]["start"] - starts["room"]) <= 0.15  # where Whisper hears it
 
 
 async def test_a_large_speak_is_a_resource_link_that_resources_read_returns_whole(server, long_text):

@@ -71,10 +71,53 @@ async def test_text_fed_in_pieces_is_spoken_sentence_by_sentence(runtime, servic
     ]
     done = events[-1]
     assert done["reason"] == "end" and done["sentences"] == 3 and done["text"] == text
+    words = [w for e in events if e["type"] == "mark" for w in e["words"]]  # word marks, in order
+    assert " ".join(w["text"] for w in words) == text
+    assert all(a["end_ms"] <= b["start_ms"] for a, b in zip(words, words[1:], strict=False))
     pcm = pcm_of(events)
     assert done["audio_ms"] == pytest.approx(len(pcm) / 2 / 16, abs=5)
     heard = await service.transcribe(AudioSource(data=_wav(pcm, 16000)))
     assert normalized_wer([text], [heard.text]) <= 0.15
+
+
+async def test_truncate_answers_with_exactly_the_words_heard_before_the_barge_in(runtime):
+    text = "Your order shipped this morning. It should arrive on Thursday before noon."
+    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"type": "text", "text": text}))
+        await ws.send(json.dumps({"type": "end"}))
+        events = await until_done(ws)
+        words = [w for e in events if e["type"] == "mark" for w in e["words"]]
+        sixth = words[5]  # "It": the first word of the second sentence
+        played = (sixth["start_ms"] + sixth["end_ms"]) / 2  # the listener stopped inside it
+        await ws.send(json.dumps({"type": "truncate", "played_ms": played}))
+        truncated = await receive(ws)
+        await ws.send(json.dumps({"type": "truncate", "played_ms": sixth["end_ms"], "utterance": 1}))
+        with_it = await receive(ws)
+        await ws.send(json.dumps({"type": "truncate", "played_ms": 1000, "utterance": 7}))
+        unknown = await receive(ws)
+    assert truncated["type"] == "truncated" and truncated["utterance"] == 1
+    assert truncated["text"] == "Your order shipped this morning."
+    assert truncated["words"] == words[:5]
+    assert with_it["text"] == "Your order shipped this morning. It"
+    assert unknown == {"type": "truncated", "utterance": None, "played_ms": 1000, "text": "", "words": []}
+
+
+async def test_truncate_while_speaking_stops_the_utterance(runtime, long_text):
+    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"type": "text", "text": long_text}))
+        first = await receive(ws)
+        await ws.send(json.dumps({"type": "truncate", "played_ms": 1500}))
+        events = [first, *(await until_done(ws))]
+        if not any(e["type"] == "truncated" for e in events):
+            events.append(await receive(ws))
+    (truncated,) = [e for e in events if e["type"] == "truncated"]
+    done = events[-1] if events[-1]["type"] == "done" else next(e for e in events if e["type"] == "done")
+    assert done["reason"] == "cancelled" and done["sentences"] < len(long_text.split(". "))
+    words = [w for e in events if e["type"] == "mark" for w in e["words"]]
+    heard = [w for w in words if w["end_ms"] <= 1500]
+    assert truncated["words"] == heard and heard and truncated["text"] == " ".join(w["text"] for w in heard)
 
 
 async def test_cancel_stops_within_a_sentence_and_reports_what_was_delivered(settings):
