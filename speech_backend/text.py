@@ -13,6 +13,29 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-
 _SPACE = re.compile(r"[ \t\r\f\v]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:…])[\"'”’)\]]*\s+|\n+")
 _SOFT_BREAK = re.compile(r"(?<=[,;:—–-])\s+")
+# A period after these is an abbreviation or an initial, not a sentence's end ("Dr. Smith", "U.S.A.
+# trip", "J. Doe"); "etc." is left out, as it often ends a sentence.
+_NOT_AN_END = re.compile(
+    r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|Ave|Rd|Gen|Col|Lt|Sgt|Capt|Rev|Hon|vs|No|Fig|approx|e\.g|i\.e)"
+    r"|(?<![A-Za-z])[A-Z])\.[\"'”’)\]]*$"
+)
+
+
+def _sentence_ends(text: str) -> list[re.Match[str]]:
+    """Where sentences end in `text` (the whitespace after each end mark, or a line break)."""
+    return [
+        m
+        for m in _SENTENCE_END.finditer(text)
+        if not _NOT_AN_END.search(text, max(0, m.start() - 16), m.start())
+    ]
+
+
+def _cut(text: str) -> list[str]:
+    pieces, start = [], 0
+    for end in _sentence_ends(text):
+        pieces.append(text[start : end.start()])
+        start = end.end()
+    return [*pieces, text[start:]]
 
 
 def normalize_text(text: str) -> str:
@@ -34,7 +57,7 @@ def normalize_text(text: str) -> str:
 def split_sentences(text: str, max_chars: int = 400) -> list[str]:
     """Split normalised text into sentences, none longer than `max_chars` (split at commas, then spaces)."""
     pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
+    for sentence in _cut(text):
         sentence = sentence.strip()
         if sentence:
             pieces.extend(_bound(sentence, max_chars))
@@ -59,12 +82,12 @@ class SentenceAssembler:
     def push(self, text: str) -> list[str]:
         """Append `text`; returns the sentences it completed, in order."""
         self._buffer += text
-        ends = list(_SENTENCE_END.finditer(self._buffer))
+        ends = _sentence_ends(self._buffer)
         if not ends:
             return []
         cut = ends[-1].end()
         done, self._buffer = self._buffer[:cut], self._buffer[cut:]
-        return [s.strip() for s in _SENTENCE_END.split(done) if s.strip()]
+        return [s.strip() for s in _cut(done) if s.strip()]
 
     def flush(self) -> str:
         """Everything not yet handed over (maybe empty), and an empty buffer."""

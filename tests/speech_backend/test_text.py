@@ -19,6 +19,19 @@ def test_decimal_numbers_and_times_do_not_split_sentences():
     ]
 
 
+def test_titles_and_initials_do_not_end_a_sentence():
+    text = "Dr. Smith's U.S.A. trip starts today. I met J. R. Doe. Buy eggs, milk, etc. Then rest."
+    assert split_sentences(text) == [
+        "Dr. Smith's U.S.A. trip starts today.",
+        "I met J. R. Doe.",
+        "Buy eggs, milk, etc.",
+        "Then rest.",
+    ]
+    assembler = SentenceAssembler()
+    assert assembler.push("Mrs. Jones called Dr. ") == []  # waits: "Dr." is a title
+    assert assembler.push("Lee. Then ") == ["Mrs. Jones called Dr. Lee."]
+
+
 def test_phoneme_brackets_are_dropped_so_markup_is_never_interpreted():
     assert "[[" not in normalize_text("say [[ h ə l oʊ ]] now") and "]]" not in normalize_text("a ]] b")
 
