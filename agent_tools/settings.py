@@ -93,6 +93,27 @@ class ServerSettings(BaseModel):
     )
 
 
+class StateSettings(BaseModel):
+    """Where state shared by front-ends lives: in this process (the default) or in Redis."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis_url: str | None = Field(
+        None,
+        description="Redis for `audio://` clips and quota counters shared by every front-end "
+        "(`redis://host:6379/0`); unset keeps clips in memory and quotas in the policy's store.",
+    )
+    key_prefix: str = Field(
+        "speech-tools", min_length=1, max_length=64, description="Prefix of every Redis key."
+    )
+    redis_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Longest wait for Redis before a call is answered `backend_unavailable`.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, from `SPEECH_TOOLS_*` variables (nested with `__`)."""
 
@@ -109,6 +130,7 @@ class Settings(BaseSettings):
     engines: EngineSettings = EngineSettings()
     service: ServiceSettings = ServiceSettings()
     server: ServerSettings = ServerSettings()
+    state: StateSettings = StateSettings()
 
 
 def settings_table() -> str:

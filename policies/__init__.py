@@ -12,6 +12,7 @@ from policies.errors import (
     PolicyDenied,
     PolicyError,
     RateLimited,
+    StateUnavailable,
     TextOverLimit,
     Unauthorized,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "RateLimited",
     "RotatingFileAuditSink",
     "SqliteQuotaStore",
+    "StateUnavailable",
     "TextOverLimit",
     "Unauthorized",
     "authenticate",

@@ -6,7 +6,8 @@ PolicyError (code, retryable; a ContractError)
 ├── PolicyDenied    policy_denied  a content rule refused it (`rule` names the rule)
 ├── OverLimit       text_too_long / audio_too_long  over the principal's per-call limit
 ├── RateLimited     rate_limited   over the principal's rate or quota (`retry_after_ms`)
-└── AuditUnavailable backend_unavailable  the audit file cannot be written (refusing is the policy)
+├── AuditUnavailable backend_unavailable  the audit file cannot be written (refusing is the policy)
+└── StateUnavailable backend_unavailable  the shared quota store (Redis) cannot be reached
 """
 
 from __future__ import annotations
@@ -67,4 +68,14 @@ class AuditUnavailable(PolicyError):
     retryable = True
 
     def __init__(self, message: str, retry_after_ms: int = 5000) -> None:
+        super().__init__(message, retry_after_ms=retry_after_ms)
+
+
+class StateUnavailable(PolicyError):
+    """The shared state (the quota counters' store) cannot be reached: nothing is admitted unchecked."""
+
+    code = "backend_unavailable"
+    retryable = True
+
+    def __init__(self, message: str, retry_after_ms: int = 1000) -> None:
         super().__init__(message, retry_after_ms=retry_after_ms)

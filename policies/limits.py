@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from policies.config import Principal
 from policies.errors import RateLimited
-from policies.quota_store import QuotaStore
+from policies.quota_store import Charge, QuotaStore
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 
@@ -36,23 +36,20 @@ class Limits:
         ]
         if not calls:
             checks = checks[1:]  # more of a call already counted: the call rate does not apply
-        for counter, window, limit, amount in checks:
-            if limit is None:
-                continue
-            start = int(now // window * window)
-            used = self.store.used(principal.id, counter, start)
-            over = used + amount > limit if amount else used >= limit
-            if over:
-                retry_ms = max(1, math.ceil((start + window - now) * 1000))
-                raise RateLimited(
-                    f"{principal.id} is over its {counter.replace('_', ' ')} limit of {limit:g}; "
-                    f"retry after {retry_ms} ms",
-                    retry_after_ms=retry_ms,
-                    rule=counter,
-                )
-        for counter, window, limit, amount in checks:
-            if limit is not None and amount:
-                self.store.add(principal.id, counter, int(now // window * window), amount)
+        charges = [
+            Charge(counter, int(now // window * window), window, limit, amount)
+            for counter, window, limit, amount in checks
+            if limit is not None
+        ]
+        over = self.store.charge(principal.id, charges) if charges else None
+        if over is not None:
+            retry_ms = max(1, math.ceil((over.window_start + over.window_seconds - now) * 1000))
+            raise RateLimited(
+                f"{principal.id} is over its {over.counter.replace('_', ' ')} limit of {over.limit:g}; "
+                f"retry after {retry_ms} ms",
+                retry_after_ms=retry_ms,
+                rule=over.counter,
+            )
 
     def record_audio(self, principal: Principal, seconds: float) -> None:
         """Count audio seconds heard or spoken for the principal's quotas."""

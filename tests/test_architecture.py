@@ -90,3 +90,16 @@ def test_no_attributes_are_attached_to_objects_behind_the_type_checkers_back():
             source = path.read_text()
             assert "type: ignore[attr-defined]" not in source, path
             assert "fmt: skip" not in source and "fmt: off" not in source, path
+
+
+def test_the_embedded_server_loads_neither_ray_nor_redis():
+    # `make run` keeps everything in one process: the cluster libraries load only when configured
+    code = (
+        "import sys; from agent_tools.settings import Settings; "
+        "from agent_tools.core.runtime import Runtime; "
+        "from agent_tools.web.app import build_app; import agent_tools.cli; "
+        "build_app(Runtime.build(Settings())); "
+        "print(sorted(m for m in ('ray', 'redis') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,4 +1,5 @@
-"""A short-lived, bounded store of audio served as `audio://<id>` handles."""
+"""A short-lived, bounded store of audio served as `audio://<id>` handles: in this process
+(`MemoryAudioStore`, the default) or in Redis shared by every front-end (`redis_audio_store`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import UriForbidden, error_body
@@ -34,8 +36,42 @@ class StoredAudio:
         return f"{SCHEME}{self.id}"
 
 
-class AudioStore:
+class AudioStore(Protocol):
     """Clips by id, bounded in count and bytes, each kept for a time-to-live; oldest go first."""
+
+    def put(self, data: bytes, mime_type: str, owner: str, suffix: str = "") -> StoredAudio:
+        """Store a clip made by principal `owner`.
+
+        Raises:
+            PayloadTooLarge: the clip alone is bigger than the store.
+            BackendUnavailable: a shared store cannot be reached.
+        """
+        ...
+
+    def get(self, uri_or_id: str) -> StoredAudio | None:
+        """The clip for an `audio://<id>` handle or a bare id, or None when unknown or expired.
+
+        Raises:
+            BackendUnavailable: a shared store cannot be reached.
+        """
+        ...
+
+
+def new_clip_id(suffix: str) -> str:
+    """An unguessable clip id, with the format's extension."""
+    return secrets.token_urlsafe(16) + (f".{suffix}" if suffix else "")
+
+
+def too_large(size: int, max_bytes: int) -> PayloadTooLarge:
+    """The refusal of a clip bigger than the whole store."""
+    return PayloadTooLarge(
+        f"the audio is {size} bytes, more than the audio store holds ({max_bytes}); "
+        "ask for less text or a compressed format such as mp3 or opus"
+    )
+
+
+class MemoryAudioStore:
+    """Clips in this process, bounded in count and bytes, each kept for a time-to-live."""
 
     def __init__(
         self,
@@ -67,16 +103,13 @@ class AudioStore:
             PayloadTooLarge: the clip alone is bigger than the store.
         """
         if len(data) > self.max_bytes:
-            raise PayloadTooLarge(
-                f"the audio is {len(data)} bytes, more than the audio store holds ({self.max_bytes}); "
-                "ask for less text or a compressed format such as mp3 or opus"
-            )
+            raise too_large(len(data), self.max_bytes)
         self._expire()
         while self._items and (
             len(self._items) >= self.max_items or self._bytes + len(data) > self.max_bytes
         ):
             self._drop(next(iter(self._items)))
-        key = secrets.token_urlsafe(16) + (f".{suffix}" if suffix else "")
+        key = new_clip_id(suffix)
         clip = StoredAudio(key, data, mime_type, self._clock() + self.ttl_seconds, owner)
         self._items[clip.id] = clip
         self._bytes += len(data)

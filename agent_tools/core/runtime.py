@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from agent_tools.core.audio_store import AudioStore
+from agent_tools.core.audio_store import AudioStore, MemoryAudioStore
 from agent_tools.core.engines import Engines, EngineState
 from agent_tools.core.metrics import Metrics
 from agent_tools.core.scheduler import Scheduler
@@ -54,7 +54,7 @@ class Runtime:
         cfg = settings.service
         policy = policy or build_policy(settings)
         metrics = Metrics()
-        store = AudioStore(cfg.audio_store_max_items, cfg.audio_store_max_bytes, cfg.audio_store_ttl_seconds)
+        store = build_audio_store(settings)
         state = EngineState(engines)
         scheduler = Scheduler(cfg)
         service = SpeechService(state, cfg, policy, metrics, store, scheduler)
@@ -115,8 +115,28 @@ def build_policy(settings: Settings) -> Policy:
         PolicyFileError: the file is invalid (the message names the line).
     """
     config = load_policy(settings.policy_file) if settings.policy_file else PolicyConfig()
-    store: QuotaStore = SqliteQuotaStore(config.quota_db) if config.quota_db else MemoryQuotaStore()
+    state = settings.state
+    store: QuotaStore
+    if state.redis_url is not None:  # shared by every front-end; Redis is imported only then
+        from policies.redis_quota_store import RedisQuotaStore
+
+        store = RedisQuotaStore.from_url(state.redis_url, state.key_prefix, state.redis_timeout_seconds)
+    elif config.quota_db:
+        store = SqliteQuotaStore(config.quota_db)
+    else:
+        store = MemoryQuotaStore()
     audit: AuditSink | None = None
     if config.audit.path is not None:
         audit = RotatingFileAuditSink(config.audit.path, config.audit.max_bytes, config.audit.backups)
     return Policy(config, store=store, audit=audit)
+
+
+def build_audio_store(settings: Settings) -> AudioStore:
+    """The `audio://` store: in this process, or in Redis when one is configured."""
+    cfg, state = settings.service, settings.state
+    bounds = (cfg.audio_store_max_items, cfg.audio_store_max_bytes, cfg.audio_store_ttl_seconds)
+    if state.redis_url is None:
+        return MemoryAudioStore(*bounds)
+    from agent_tools.core.redis_audio_store import RedisAudioStore
+
+    return RedisAudioStore.from_url(state.redis_url, *bounds, state.key_prefix, state.redis_timeout_seconds)
