@@ -114,6 +114,20 @@ class StateSettings(BaseModel):
     )
 
 
+class ClusterSettings(BaseModel):
+    """Where the engines run: in this process (the default), or as a Ray Serve pool."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engines: Literal["local", "ray"] = Field(
+        "local", description="`ray`: call the synthesis and recognition deployments of a Ray Serve pool."
+    )
+    ray_address: str = Field("auto", description="The Ray cluster to join (`auto`, or `host:6379`).")
+    connect_timeout_seconds: float = Field(
+        120.0, gt=0, description="How long a front-end waits at start-up for the pool to be deployed."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable, from `SPEECH_TOOLS_*` variables (nested with `__`)."""
 
@@ -131,6 +145,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     server: ServerSettings = ServerSettings()
     state: StateSettings = StateSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
 
 def settings_table() -> str:

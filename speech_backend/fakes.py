@@ -76,6 +76,11 @@ class FakeRecognizer:
         """The fake only says English."""
         return False
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """English."""
+        return ("en",)
+
     def check_options(self, options: RecognitionOptions) -> None:
         """Only English."""
         if options.language not in (None, "en"):

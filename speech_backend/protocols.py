@@ -73,6 +73,11 @@ class Recognizer(Protocol):
         """True when the model can detect and transcribe languages other than English."""
         ...
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The language codes the model knows (a language hint must be one of them)."""
+        ...
+
     def check_options(self, options: RecognitionOptions) -> None:
         """Refuse options the model cannot serve (an unknown language, say) before any audio work."""
         ...

@@ -12,6 +12,7 @@ from speech_backend.catalog import WhisperModelDir
 from speech_backend.config import WhisperSettings
 from speech_backend.devices import Device
 from speech_backend.errors import InvalidArgument, ModelNotFound
+from speech_backend.languages import resolve_language
 from speech_backend.protocols import ProgressHook, RecognitionOptions
 from speech_backend.results import Audio, Segment, Transcript, Word
 
@@ -122,21 +123,15 @@ class WhisperRecognizer:
             segments=tuple(out),
         )
 
-    def _language(self, language: str | None) -> str | None:
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The language codes the model knows."""
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
-        if language is None:
-            return None if self.multilingual else "en"
-        code = language.strip().lower()
-        if code not in _LANGUAGE_CODES:
-            raise InvalidArgument(
-                f"unknown language {language!r}; use an ISO 639-1 code such as 'en' or 'de'"
-            )
-        if not self.multilingual and code != "en":
-            raise InvalidArgument(
-                f"model {self._id} transcribes English only; omit language or configure a multilingual model"
-            )
-        return code
+        return tuple(_LANGUAGE_CODES)
+
+    def _language(self, language: str | None) -> str | None:
+        return resolve_language(language, self.languages, self.multilingual, self._id)
 
 
 def _has_tokenizer(path: Path) -> bool:

@@ -35,6 +35,7 @@ class NotLoadedRecognizer:
 
     model_id = "none"
     multilingual = False
+    languages = ("en",)
 
     def check_options(self, options: RecognitionOptions) -> None:
         """Nothing to check: every call is refused."""
@@ -55,6 +56,28 @@ class Engines:
     default_voice: str
     audio_limits: AudioLimits
     vad: VadSession | None = None
+    # engines elsewhere (a pool): whether they can serve right now, for readiness
+    serving: Callable[[], bool] | None = None
+
+    @classmethod
+    def remote(cls, settings: EngineSettings, address: str, timeout_seconds: float) -> Engines:
+        """Engines in the Ray Serve pool at `address` (the VAD of live transcription stays here: it
+        judges every 32 ms frame, too small a step for a network hop).
+
+        Raises:
+            BackendUnavailable: the pool cannot be reached within `timeout_seconds`.
+        """
+        from speech_cluster.remote_engines import connect, pool_ready
+
+        synthesizer, recognizer = connect(address, timeout_seconds)
+        return cls(
+            synthesizer,
+            recognizer,
+            synthesizer.default_voice,
+            settings.audio,
+            VadSession(),
+            serving=lambda: pool_ready(synthesizer, recognizer, 2.0),
+        )
 
     @classmethod
     def load(cls, settings: EngineSettings, *, speak: bool = True, transcribe: bool = True) -> Engines:

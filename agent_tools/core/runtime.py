@@ -62,7 +62,12 @@ class Runtime:
 
     def load(self) -> None:
         """Load every model (blocking); on failure the server stays live but not ready."""
-        self.engines.load(lambda: Engines.load(self.settings.engines))
+        cluster = self.settings.cluster
+        if cluster.engines == "ray":
+            address, timeout = cluster.ray_address, cluster.connect_timeout_seconds
+            self.engines.load(lambda: Engines.remote(self.settings.engines, address, timeout))
+        else:
+            self.engines.load(lambda: Engines.load(self.settings.engines))
 
     @property
     def ready(self) -> bool:

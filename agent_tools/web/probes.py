@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -38,6 +39,8 @@ class Probes:
         if engines is None:
             reason = runtime.engines.error or "loading"
             return JSONResponse({"status": "not_ready", "reason": reason}, status_code=503)
+        if engines.serving is not None and not await anyio.to_thread.run_sync(engines.serving):
+            return JSONResponse({"status": "not_ready", "reason": "engine_pool_unavailable"}, status_code=503)
         if not runtime.policy.audit_writable:
             return JSONResponse({"status": "not_ready", "reason": "audit_unwritable"}, status_code=503)
         body = {
