@@ -3,7 +3,7 @@ cancellation between sentences, and the in-flight count a drain waits for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
 import anyio
@@ -74,20 +74,26 @@ class Scheduler:
 
     def sentence_by_sentence(self, chunks: Iterator[SpeechChunk], first: bool) -> Iterator[SpeechChunk]:
         """In a worker thread: each sentence of `chunks` synthesized under a sentence slot (the first
-        one ahead of other calls' later sentences when `first`), stopping when the call is cancelled."""
-        while True:
-            anyio.from_thread.run(
-                self.sentences.acquire, SentenceSlots.FIRST if first else SentenceSlots.LATER
-            )
-            try:
-                chunk = next(chunks, None)
-            finally:
-                anyio.from_thread.run_sync(self.sentences.release)
-            if chunk is None:
-                return
-            anyio.from_thread.check_cancelled()
-            first = False
-            yield chunk
+        one ahead of other calls' later sentences when `first`), stopping when the call is cancelled.
+        However it ends, `chunks` is closed here: an engine elsewhere (a pool replica) stops now, not
+        when the garbage collector gets to it."""
+        try:
+            while True:
+                anyio.from_thread.run(
+                    self.sentences.acquire, SentenceSlots.FIRST if first else SentenceSlots.LATER
+                )
+                try:
+                    chunk = next(chunks, None)
+                finally:
+                    anyio.from_thread.run_sync(self.sentences.release)
+                if chunk is None:
+                    return
+                anyio.from_thread.check_cancelled()
+                first = False
+                yield chunk
+        finally:
+            if isinstance(chunks, Generator):
+                chunks.close()
 
 
 class InFlight:

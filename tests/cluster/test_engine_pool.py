@@ -1,0 +1,150 @@
+"""The engines as a Ray Serve pool behind two stateless front-ends, all started by
+`speech_cluster.local` as `make cluster` starts them: calls through either front-end, cancellation
+that reaches the replica, and a replica killed during a call."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult
+
+from speech_cluster.local import ClusterState, LocalCluster, free_port
+from tests.typed import tool_error
+from tests.wer import normalized_wer
+
+pytestmark = [pytest.mark.anyio, pytest.mark.cluster]
+ROOT = Path(__file__).resolve().parents[2]
+LONG = " ".join(f"This is sentence number {n} of a long answer that keeps going." for n in range(1, 41))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    local.up([free_port(), free_port()])
+    yield local
+    local.down()
+
+
+@pytest.fixture
+def pool(cluster: LocalCluster) -> ClusterState:
+    state = cluster.state()
+    assert state is not None
+    return state
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def front_ends(state: ClusterState) -> tuple[str, str]:
+    a, b = state.front_end_ports
+    return f"http://127.0.0.1:{a}", f"http://127.0.0.1:{b}"
+
+
+async def admin(cluster: LocalCluster, *command: str) -> dict[str, int]:
+    state = cluster.state()
+    assert state is not None
+    done = await anyio.run_process(
+        [sys.executable, "-m", "tests.cluster.pool_admin", state.ray_address, *command],
+        cwd=ROOT,
+        check=False,
+        env=cluster.ray_env(),
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    result: dict[str, int] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+@asynccontextmanager
+async def mcp_client(base: str) -> AsyncIterator[Client]:
+    async with (
+        httpx2.AsyncClient(timeout=120) as http,
+        Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
+    ):
+        yield client
+
+
+async def polled(check: Callable[[], Awaitable[bool]], within: float, every: float = 0.2) -> None:
+    """Wait until `check()` holds, polling (the pool's state lives in other processes)."""
+    with anyio.fail_after(within):
+        for _ in itertools.count():
+            if await check():
+                return
+            await anyio.sleep(every)
+
+
+async def ready(base: str, within: float = 120) -> None:
+    async with httpx2.AsyncClient(timeout=10) as http:
+
+        async def answers() -> bool:
+            return (await http.get(f"{base}/readyz")).status_code == 200
+
+        await polled(answers, within, 0.5)
+
+
+async def test_speech_made_through_one_front_end_is_transcribed_through_the_other(pool):
+    text = "The engines run in a pool and any front end can reach them."
+    a, b = front_ends(pool)
+    async with mcp_client(a) as client:
+        spoken = await client.call_tool("speak", {"text": text})
+    async with mcp_client(b) as client:
+        heard = await client.call_tool("transcribe", {"audio_uri": spoken.structured_content["audio_uri"]})
+    assert not spoken.is_error and spoken.structured_content["words"]
+    assert normalized_wer([text], [heard.structured_content["text"]]) <= 0.15
+
+
+async def test_a_stream_cancelled_on_a_front_end_stops_synthesis_on_the_replica(cluster, pool):
+    a, _ = front_ends(pool)
+    before = await admin(cluster, "stats")
+    async with (
+        httpx2.AsyncClient(timeout=60) as http,
+        http.stream("POST", f"{a}/v1/speak/stream", json={"text": LONG}) as response,
+    ):
+        async for line in response.aiter_lines():
+            if line.startswith("event: audio"):
+                break  # barge-in: the listener hangs up after the first sentence
+    stats: dict[str, int] = {}
+
+    async def idle() -> bool:
+        stats.update(await admin(cluster, "stats"))
+        return stats["active"] == 0
+
+    await polled(idle, 30)
+    assert stats["sentences"] - before["sentences"] < 20  # of 40: stopped, not finished
+
+
+async def test_a_replica_killed_during_a_call_fails_it_typed_and_the_pool_recovers(cluster, pool):
+    a, _ = front_ends(pool)
+    async with mcp_client(a) as client:
+        async with anyio.create_task_group() as tg:
+            outcome: list[CallToolResult] = []
+
+            async def speak() -> None:
+                outcome.append(await client.call_tool("speak", {"text": LONG}))
+
+            tg.start_soon(speak)
+
+            async def speaking() -> bool:
+                return (await admin(cluster, "stats"))["active"] > 0
+
+            await polled(speaking, 60, 0.1)
+            killed = await admin(cluster, "kill", "synthesis")
+        result = outcome[0]
+        assert killed["killed"] >= 1
+        assert result.is_error, "the call went on after its replica died"
+        error = tool_error(result)
+        assert error["code"] == "backend_unavailable" and error["retryable"] is True
+        await ready(a)  # Ray Serve replaced the replica
+        again = await client.call_tool("speak", {"text": "Back again."})
+    assert not again.is_error
