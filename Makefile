@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals speech_errors
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install clients redis-server run test check lint format bench bench-peers devset eval clean
+.PHONY: install clients redis-server run cluster cluster-down test check lint format bench bench-peers devset eval clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,15 @@ devset: $(DEVSET)/manifest.jsonl
 run: install
 	$(BIN)/speech-tools serve
 
+# Past one machine, on this one: Redis, a Ray head, the engine pool (deploy/serve.yaml) and two
+# stateless front-ends on 127.0.0.1:8000 and :8001; `make cluster-down` stops all of it.
+CLUSTER_DIR ?= .cache/cluster
+cluster: install redis-server
+	$(BIN)/python -m speech_cluster.local up --ports 8000,8001 --state-dir $(CLUSTER_DIR)
+
+cluster-down:
+	test ! -x $(BIN)/python || $(BIN)/python -m speech_cluster.local down --state-dir $(CLUSTER_DIR)
+
 test: install devset clients redis-server
 	$(BIN)/python -m pytest
 
@@ -66,12 +75,13 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
+bench: install redis-server
 	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/tool_calls.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/hostile.py
+	$(BIN)/python benchmarks/cluster.py
 
 # The same time-to-first-audio workload against wyoming-piper, installed in its own virtualenv.
 PEERS ?= .venv-peers

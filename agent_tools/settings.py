@@ -82,6 +82,11 @@ class ServerSettings(BaseModel):
     )
     allowed_origins: tuple[str, ...] = Field((), description="Origin headers accepted besides loopback ones.")
     drain_seconds: float = Field(30.0, ge=0, description="On SIGTERM, how long running calls may finish.")
+    stateless_mcp: bool = Field(
+        False,
+        description="MCP over streamable HTTP without sessions, so any front-end behind a load balancer "
+        "serves any request (`make cluster` turns it on).",
+    )
     header_timeout_seconds: float = Field(
         10.0, gt=0, le=600, description="A connection whose request headers take longer than this is closed."
     )

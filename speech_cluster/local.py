@@ -249,6 +249,7 @@ class LocalCluster:
             "SPEECH_TOOLS_CLUSTER__RAY_ADDRESS": state.ray_address,
             "SPEECH_TOOLS_STATE__REDIS_URL": state.redis_url,
             "SPEECH_TOOLS_SERVER__PORT": str(port),
+            "SPEECH_TOOLS_SERVER__STATELESS_MCP": "true",  # any front-end serves any MCP request
         }
         self._spawn(state, f"front-end-{port}", [str(self.bin / "speech-tools"), "serve"], env)
 

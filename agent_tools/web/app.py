@@ -125,7 +125,11 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
     server = server or build_server(runtime)
     security = transport_security(runtime)
     limit = body_limit(runtime)
-    streamable = server.streamable_http_app(max_request_body_size=limit, transport_security=security)
+    streamable = server.streamable_http_app(
+        max_request_body_size=limit,
+        transport_security=security,
+        stateless_http=runtime.settings.server.stateless_mcp,
+    )
     sse = server.sse_app(max_request_body_size=limit, transport_security=security)
 
     @asynccontextmanager

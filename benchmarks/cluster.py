@@ -1,0 +1,167 @@
+"""The engine pool against in-process engines, in one run: the embedded server (`make run`) and a
+local cluster (`make cluster`: Redis, Ray head, the pool, one front-end) are both up, and each round
+asks both the same thing in turn.
+
+- overhead: time to first audio of `/v1/speak/stream` (the 410-character text) and the latency of
+  transcribing 5 s of speech (`/v1/audio/transcriptions`), medians, cluster / embedded;
+- throughput at 4 concurrent clients, with 1 and then 2 replicas per role: speech (audio seconds
+  per wall second over `/v1/audio/speech`) and recognition (transcriptions of the 5 s clip per
+  second).
+
+    python benchmarks/cluster.py [--rounds N] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import httpx2
+import numpy as np
+import yaml
+from streaming import first_audio_streamed
+from timing import NEWS
+from tool_calls import CLIP_TEXT, free_port, start_server
+
+from agent_tools.settings import Settings
+from speech_backend import Audio, SynthesisOptions, build_synthesizer, encode_audio, resolve_device
+from speech_cluster.local import SERVE_CONFIG, LocalCluster
+
+SENTENCE = "Your table for four is booked for seven thirty tonight."
+
+
+def clip_of_five_seconds() -> bytes:
+    settings = Settings()
+    synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"))
+    chunks = list(synthesizer.synthesize(CLIP_TEXT, settings.engines.piper.default_voice, SynthesisOptions()))
+    audio = Audio(np.concatenate([c.audio.samples for c in chunks]), chunks[0].audio.sample_rate)
+    rate = audio.sample_rate
+    samples = np.resize(audio.samples, 5 * rate) if audio.duration < 5 else audio.samples[: 5 * rate]
+    return encode_audio(Audio(samples, rate), "wav")
+
+
+async def transcribe(http: httpx2.AsyncClient, base: str, wav: bytes) -> float:
+    start = time.perf_counter()
+    files = {"file": ("clip.wav", wav, "audio/wav")}
+    response = await http.post(f"{base}/v1/audio/transcriptions", files=files, data={"model": "whisper-1"})
+    response.raise_for_status()
+    return time.perf_counter() - start
+
+
+async def overhead(embedded: str, cluster: str, wav: bytes, rounds: int) -> None:
+    timings: dict[tuple[str, str], list[float]] = {}
+    async with httpx2.AsyncClient(timeout=300) as http:
+        for base in (embedded, cluster):  # warm both
+            await first_audio_streamed(http, base)
+            await transcribe(http, base, wav)
+        for _ in range(rounds):
+            for name, base in (("embedded", embedded), ("cluster", cluster)):
+                timings.setdefault(("ttfa", name), []).append(await first_audio_streamed(http, base))
+                timings.setdefault(("asr", name), []).append(await transcribe(http, base, wav))
+    print(f"overhead, medians of {rounds} interleaved rounds (text of {len(NEWS)} characters; 5 s clip):")
+    for metric, label in (("ttfa", "time to first audio"), ("asr", "5 s transcription")):
+        local = statistics.median(timings[(metric, "embedded")])
+        remote = statistics.median(timings[(metric, "cluster")])
+        print(f"  {label}: embedded {local:.3f} s, cluster {remote:.3f} s, ratio {remote / local:.2f}")
+
+
+async def throughput(base: str, wav: bytes, seconds: float, clients: int = 4) -> tuple[float, float]:
+    """Speech audio seconds per second, then transcriptions per second, with `clients` at once."""
+    async with httpx2.AsyncClient(timeout=300) as http:
+        audio = 0.0
+
+        async def speaker() -> None:
+            nonlocal audio
+            body = {"model": "tts-1", "voice": "alloy", "input": SENTENCE, "response_format": "pcm"}
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                response = await http.post(f"{base}/v1/audio/speech", json=body)
+                audio += len(response.content) / 2 / 24000
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(clients):
+                tg.start_soon(speaker)
+        speech = audio / (time.perf_counter() - start)
+
+        done = 0
+
+        async def listener() -> None:
+            nonlocal done
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                await transcribe(http, base, wav)
+                done += 1
+
+        start = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for _ in range(clients):
+                tg.start_soon(listener)
+        return speech, done / (time.perf_counter() - start)
+
+
+def redeploy(cluster: LocalCluster, replicas: int) -> None:
+    """The pool with a fixed number of replicas per role."""
+    state = cluster.state()
+    assert state is not None
+    config = yaml.safe_load(SERVE_CONFIG.read_text())
+    for app in config["applications"]:
+        for deployment in app["deployments"]:
+            deployment.pop("autoscaling_config", None)
+            deployment["num_replicas"] = replicas
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(config, f)
+    serve = str(cluster.bin / "serve")
+    env = cluster.ray_env()
+    subprocess.run([serve, "deploy", f.name, "-a", state.dashboard], check=True, env=env, capture_output=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = subprocess.run(
+            [serve, "status", "-a", state.dashboard], capture_output=True, text=True, env=env, check=False
+        ).stdout
+        healthy = (
+            status.count("status: HEALTHY") == 2 and "UPDATING" not in status and "DEPLOYING" not in status
+        )
+        if healthy and status.count(f"RUNNING: {replicas}") == 2:
+            return
+        time.sleep(2)
+    raise RuntimeError(f"the pool did not reach {replicas} replicas per role")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each throughput run")
+    args = parser.parse_args()
+    wav = clip_of_five_seconds()
+    port = free_port()
+    embedded = start_server(port)
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="bench-cluster-")))
+    try:
+        state = cluster.up([free_port()])
+        front = f"http://127.0.0.1:{state.front_end_ports[0]}"
+        anyio.run(overhead, f"http://127.0.0.1:{port}", front, wav, args.rounds)
+        embedded.terminate()
+        embedded.wait(timeout=60)
+        print(f"throughput at 4 clients through the cluster ({args.seconds:g} s per run):")
+        for replicas in (1, 2):
+            redeploy(cluster, replicas)
+            speech, asr = anyio.run(throughput, front, wav, args.seconds)
+            print(
+                f"  {replicas} replica(s) per role: speech {speech:.1f} audio s/s, "
+                f"recognition {asr:.2f} transcriptions/s of 5 s"
+            )
+    finally:
+        if embedded.poll() is None:
+            embedded.terminate()
+            embedded.wait(timeout=60)
+        cluster.down()
+
+
+if __name__ == "__main__":
+    main()
