@@ -44,12 +44,6 @@ class RedisQuotaStore:
         self._prefix = prefix
         self._charge: Any = client.register_script(_CHARGE)
 
-    @classmethod
-    def from_url(cls, url: str, prefix: str = "speech-tools", timeout: float = 2.0) -> RedisQuotaStore:
-        """A store on the Redis at `url` (connections made on first use)."""
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return cls(client, prefix)
-
     def _key(self, principal: str, counter: str, window_start: int) -> str:
         return f"{self._prefix}:quota:{{{principal}}}:{counter}:{window_start}"
 

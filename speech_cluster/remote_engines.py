@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import ray
 from ray import serve
@@ -34,7 +34,6 @@ from speech_cluster.deployments import RECOGNITION_APP, SYNTHESIS_APP
 from speech_errors import ContractError
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 POLL_SECONDS = 0.1  # how often a waiting recognition checks whether its caller gave up
 REPLICA_FAILED = "an engine replica failed during the call; retry (the pool replaces it)"
 

@@ -59,14 +59,6 @@ class RedisAudioStore:
         self._keys = [f"{base}:index", f"{base}:sizes", f"{base}:bytes"]
         self._put: Any = client.register_script(_PUT)
 
-    @classmethod
-    def from_url(
-        cls, url: str, max_items: int, max_bytes: int, ttl_seconds: float, prefix: str, timeout: float
-    ) -> RedisAudioStore:
-        """A store on the Redis at `url` (connections made on first use)."""
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return cls(client, max_items, max_bytes, ttl_seconds, prefix)
-
     def put(self, data: bytes, mime_type: str, owner: str, suffix: str = "") -> StoredAudio:
         """Store a clip, evicting expired and then the oldest clips to stay within bounds.
 
@@ -109,7 +101,3 @@ class RedisAudioStore:
             time.monotonic() + ttl_ms / 1000,
             fields[b"owner"].decode(),
         )
-
-    def close(self) -> None:
-        """Close the connections."""
-        self._redis.close()

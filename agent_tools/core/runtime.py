@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent_tools.core.audio_store import AudioStore, MemoryAudioStore
 from agent_tools.core.engines import Engines, EngineState
@@ -23,6 +24,9 @@ from policies import (
     SqliteQuotaStore,
     load_policy,
 )
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +56,10 @@ class Runtime:
             AuditFileError: the audit file cannot be opened.
         """
         cfg = settings.service
-        policy = policy or build_policy(settings)
+        shared = redis_client(settings)
+        policy = policy or build_policy(settings, shared)
         metrics = Metrics()
-        store = build_audio_store(settings)
+        store = build_audio_store(settings, shared)
         state = EngineState(engines)
         scheduler = Scheduler(cfg)
         service = SpeechService(state, cfg, policy, metrics, store, scheduler)
@@ -113,19 +118,31 @@ def new_request_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def build_policy(settings: Settings) -> Policy:
-    """The policy of the settings' policy file (or the default local one), with its stores.
+def redis_client(settings: Settings) -> Redis | None:
+    """One client (one connection pool) for every store kept in Redis, when Redis is configured;
+    Redis is imported only then."""
+    state = settings.state
+    if state.redis_url is None:
+        return None
+    import redis
+
+    timeout = state.redis_timeout_seconds
+    return redis.Redis.from_url(state.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def build_policy(settings: Settings, shared: Redis | None = None) -> Policy:
+    """The policy of the settings' policy file (or the default local one), with its stores: quota
+    counters in `shared` Redis when given.
 
     Raises:
         PolicyFileError: the file is invalid (the message names the line).
     """
     config = load_policy(settings.policy_file) if settings.policy_file else PolicyConfig()
-    state = settings.state
     store: QuotaStore
-    if state.redis_url is not None:  # shared by every front-end; Redis is imported only then
+    if shared is not None:  # shared by every front-end
         from policies.redis_quota_store import RedisQuotaStore
 
-        store = RedisQuotaStore.from_url(state.redis_url, state.key_prefix, state.redis_timeout_seconds)
+        store = RedisQuotaStore(shared, settings.state.key_prefix)
     elif config.quota_db:
         store = SqliteQuotaStore(config.quota_db)
     else:
@@ -136,12 +153,12 @@ def build_policy(settings: Settings) -> Policy:
     return Policy(config, store=store, audit=audit)
 
 
-def build_audio_store(settings: Settings) -> AudioStore:
-    """The `audio://` store: in this process, or in Redis when one is configured."""
-    cfg, state = settings.service, settings.state
+def build_audio_store(settings: Settings, shared: Redis | None = None) -> AudioStore:
+    """The `audio://` store: in this process, or in `shared` Redis when given."""
+    cfg = settings.service
     bounds = (cfg.audio_store_max_items, cfg.audio_store_max_bytes, cfg.audio_store_ttl_seconds)
-    if state.redis_url is None:
+    if shared is None:
         return MemoryAudioStore(*bounds)
     from agent_tools.core.redis_audio_store import RedisAudioStore
 
-    return RedisAudioStore.from_url(state.redis_url, *bounds, state.key_prefix, state.redis_timeout_seconds)
+    return RedisAudioStore(shared, *bounds, settings.state.key_prefix)
