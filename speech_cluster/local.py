@@ -2,7 +2,7 @@
 persistence), a Ray head, the engine pool from `deploy/serve.yaml`, and stateless front-ends
 (`speech-tools serve` joined to the pool, clips and quotas in Redis), each waited for until ready.
 
-    python -m speech_cluster.local up [--ports 8000,8001] [--state-dir .cache/cluster]
+    python -m speech_cluster.local up [--ports 8000,8001] [--state-dir .cache/cluster] [--policy FILE]
     python -m speech_cluster.local down [--state-dir .cache/cluster]
 
 Processes are started detached and their ids kept in the state folder, so `down` (or another shell)
@@ -89,8 +89,15 @@ class LocalCluster:
             return None
         return ClusterState(**json.loads(self.file.read_text()))
 
-    def up(self, front_end_ports: list[int], num_cpus: int = 4, timeout: float = 300) -> ClusterState:
-        """Start everything and wait until every front-end is ready.
+    def up(
+        self,
+        front_end_ports: list[int],
+        num_cpus: int = 4,
+        timeout: float = 300,
+        policy_file: Path | None = None,
+    ) -> ClusterState:
+        """Start everything and wait until every front-end is ready; every front-end enforces
+        `policy_file` when given (its rates and quotas counted in the shared Redis).
 
         Raises:
             RuntimeError: a piece did not start in time (what was started is stopped).
@@ -105,7 +112,7 @@ class LocalCluster:
             self._ray(state, num_cpus)
             self._deploy(state, timeout)
             for port in front_end_ports:
-                self._front_end(state, port)
+                self._front_end(state, port, policy_file)
             for port in front_end_ports:
                 _wait_http(f"http://127.0.0.1:{port}/readyz", timeout, f"front-end :{port}")
         except BaseException:
@@ -207,9 +214,10 @@ class LocalCluster:
             f"--temp-dir={temp}",
             "--disable-usage-stats",
         ]
-        done = subprocess.run(
-            args, capture_output=True, text=True, env=self.ray_env(), check=False, timeout=180
-        )
+        # Replicas serve calls: they run at the front-ends' priority, not Ray's default for workers
+        # (nice 15), which on a shared node lets any busy process delay time to first audio.
+        env = {**self.ray_env(), "RAY_worker_niceness": "0"}
+        done = subprocess.run(args, capture_output=True, text=True, env=env, check=False, timeout=180)
         if done.returncode != 0:
             raise RuntimeError(f"ray start failed: {done.stderr[-2000:]}")
         state.pids["ray"] = 0  # stopped with `ray stop`
@@ -242,7 +250,7 @@ class LocalCluster:
             time.sleep(2)
         raise RuntimeError("the engine pool did not reach RUNNING; see `serve status`")
 
-    def _front_end(self, state: ClusterState, port: int) -> None:
+    def _front_end(self, state: ClusterState, port: int, policy_file: Path | None) -> None:
         env = {
             **self.ray_env(),
             "SPEECH_TOOLS_CLUSTER__ENGINES": "ray",
@@ -251,6 +259,8 @@ class LocalCluster:
             "SPEECH_TOOLS_SERVER__PORT": str(port),
             "SPEECH_TOOLS_SERVER__STATELESS_MCP": "true",  # any front-end serves any MCP request
         }
+        if policy_file is not None:
+            env["SPEECH_TOOLS_POLICY_FILE"] = str(policy_file.resolve())
         self._spawn(state, f"front-end-{port}", [str(self.bin / "speech-tools"), "serve"], env)
 
 
@@ -294,6 +304,12 @@ def main() -> None:
     parser.add_argument("--ports", default="8000,8001", help="front-end ports")
     parser.add_argument("--state-dir", type=Path, default=Path(".cache/cluster"))
     parser.add_argument("--num-cpus", type=int, default=4, help="CPUs Ray may schedule replicas on")
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=os.environ.get("SPEECH_TOOLS_POLICY_FILE") or None,
+        help="policy file every front-end enforces (default: $SPEECH_TOOLS_POLICY_FILE, as `make run`)",
+    )
     args = parser.parse_args()
     cluster = LocalCluster(args.state_dir)
     if args.command == "down":
@@ -303,7 +319,7 @@ def main() -> None:
     if cluster.state() is not None:
         sys.exit("a cluster is already up (state in --state-dir); run `make cluster-down` first")
     ports = [int(p) for p in args.ports.split(",")]
-    state = cluster.up(ports, args.num_cpus)
+    state = cluster.up(ports, args.num_cpus, policy_file=args.policy)
     for port in ports:
         print(f"front-end ready: http://127.0.0.1:{port}")
     print(f"redis: {state.redis_url}; ray: {state.ray_address}; dashboard: {state.dashboard}")

@@ -30,3 +30,12 @@ def test_each_application_imports_and_its_engine_settings_validate():
             scaling = deployment["autoscaling_config"]
             assert 1 <= scaling["min_replicas"] <= scaling["max_replicas"]
             assert set(deployment["ray_actor_options"]) == {"num_cpus", "num_gpus"}
+
+
+def test_ray_workers_run_at_normal_priority_on_kubernetes_as_locally():
+    service = yaml.safe_load((DEPLOY / "rayservice.yaml").read_text())
+    cluster = service["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
+        assert env["RAY_worker_niceness"] == "0"

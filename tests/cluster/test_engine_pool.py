@@ -1,6 +1,7 @@
 """The engines as a Ray Serve pool behind two stateless front-ends, all started by
 `speech_cluster.local` as `make cluster` starts them: calls through either front-end, cancellation
-that reaches the replica, and a replica killed during a call."""
+that reaches the replica, a replica killed during a call, rates and quotas counted across the
+front-ends' processes, and Redis stopped and started under them."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
+from policies import token_hash
 from speech_cluster.local import ClusterState, LocalCluster, free_port
 from tests.typed import tool_error
 from tests.wer import normalized_wer
@@ -28,10 +30,31 @@ ROOT = Path(__file__).resolve().parents[2]
 LONG = " ".join(f"This is sentence number {n} of a long answer that keeps going." for n in range(1, 41))
 
 
+POOL_TOKEN = "pool-token"  # no limits: the calls of most tests
+METERED_TOKEN = "metered-token"  # 3 calls a minute, 60 characters an hour
+KEPT_TOKEN = "kept-token"  # 40 characters an hour: counts that outlive a Redis restart
+POLICY = f"""version: 1
+local_principal: pool
+principals:
+  - id: pool
+    token_sha256: [{token_hash(POOL_TOKEN)}]
+  - id: metered
+    token_sha256: [{token_hash(METERED_TOKEN)}]
+    rate_per_minute: 3
+    quota: {{chars_per_hour: 60}}
+  - id: kept
+    token_sha256: [{token_hash(KEPT_TOKEN)}]
+    quota: {{chars_per_hour: 40}}
+"""
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
-    local.up([free_port(), free_port()])
+    state_dir = tmp_path_factory.mktemp("cluster")
+    policy = state_dir / "policy.yaml"
+    policy.write_text(POLICY)
+    local = LocalCluster(state_dir)
+    local.up([free_port(), free_port()], policy_file=policy)
     yield local
     local.down()
 
@@ -67,10 +90,16 @@ async def admin(cluster: LocalCluster, *command: str) -> dict[str, int]:
     return result
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
 @asynccontextmanager
-async def mcp_client(base: str, mode: Literal["auto", "legacy"] = "auto") -> AsyncIterator[Client]:
+async def mcp_client(
+    base: str, mode: Literal["auto", "legacy"] = "auto", token: str = POOL_TOKEN
+) -> AsyncIterator[Client]:
     async with (
-        httpx2.AsyncClient(timeout=120) as http,
+        httpx2.AsyncClient(timeout=120, headers=bearer(token)) as http,
         Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=mode) as client,
     ):
         yield client
@@ -109,7 +138,7 @@ async def test_a_stream_cancelled_on_a_front_end_stops_synthesis_on_the_replica(
     a, _ = front_ends(pool)
     before = await admin(cluster, "stats")
     async with (
-        httpx2.AsyncClient(timeout=60) as http,
+        httpx2.AsyncClient(timeout=60, headers=bearer(POOL_TOKEN)) as http,
         http.stream("POST", f"{a}/v1/speak/stream", json={"text": LONG}) as response,
     ):
         async for line in response.aiter_lines():
@@ -149,3 +178,44 @@ async def test_a_replica_killed_during_a_call_fails_it_typed_and_the_pool_recove
         await ready(a)  # Ray Serve replaced the replica
         again = await client.call_tool("speak", {"text": "Back again."})
     assert not again.is_error
+
+
+def code(result: CallToolResult) -> str:
+    assert result.is_error, result
+    return str(tool_error(result)["code"])
+
+
+async def test_rate_and_character_quota_are_counted_across_front_end_processes(pool):
+    a, b = front_ends(pool)
+    async with mcp_client(a, token=METERED_TOKEN) as via_a, mcp_client(b, token=METERED_TOKEN) as via_b:
+        first = await via_a.call_tool("speak", {"text": "Twenty five characters ok."})
+        second = await via_b.call_tool("speak", {"text": "Twenty five characters ok."})
+        over_chars = await via_a.call_tool("speak", {"text": "Twenty five characters ok."})  # 75 > 60
+        third = await via_b.call_tool("speak", {"text": "Short."})  # the third call of the minute
+        over_rate = await via_a.call_tool("speak", {"text": "Hi."})
+    assert not first.is_error and not second.is_error and not third.is_error
+    assert code(over_chars) == "rate_limited" and tool_error(over_chars)["rule"] == "chars_per_hour"
+    assert code(over_rate) == "rate_limited" and tool_error(over_rate)["rule"] == "calls_per_minute"
+
+
+async def test_redis_stopped_is_backend_unavailable_on_every_front_end_and_counts_survive(cluster, pool):
+    a, b = front_ends(pool)
+    async with mcp_client(a, token=KEPT_TOKEN) as via_a, mcp_client(b, token=KEPT_TOKEN) as via_b:
+        spoken = await via_a.call_tool("speak", {"text": "Thirty characters are counted."})
+        cluster.stop_redis()
+        try:
+            down = await via_b.call_tool("speak", {"text": "Hi."})
+            unreadable = await via_b.call_tool(
+                "transcribe", {"audio_uri": spoken.structured_content["audio_uri"]}
+            )
+        finally:
+            cluster.start_redis()
+        over = await via_b.call_tool("speak", {"text": "Eleven more"})  # 30 + 11 > 40: counted before
+        within = await via_a.call_tool("speak", {"text": "Nine chr."})  # 39: within
+        heard = await via_b.call_tool("transcribe", {"audio_uri": spoken.structured_content["audio_uri"]})
+    assert not spoken.is_error
+    for failed in (down, unreadable):
+        assert code(failed) == "backend_unavailable" and tool_error(failed)["retryable"] is True
+    assert code(over) == "rate_limited" and not within.is_error
+    assert not heard.is_error, heard
+    assert "counted" in heard.structured_content["text"].lower()  # the clip outlived the restart too

@@ -1,19 +1,18 @@
-"""Two front-ends sharing a real redis-server: clips made on one are read on the other, rates and
-quotas are counted across both, Redis down is `backend_unavailable`, and counts survive a restart."""
+"""Two in-process front-ends sharing a real redis-server: a clip made on one is read (resource,
+download) and transcribed on the other. Rates, quotas and Redis restarts are tested through the
+subprocess cluster's front-ends (test_engine_pool.py)."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from policies import token_hash
 from tests.agent_tools.conftest import serve_http
 from tests.cluster.conftest import front_end
 from tests.typed import tool_error
@@ -31,17 +30,6 @@ async def mcp_client(base: str, token: str | None = None) -> AsyncIterator[Clien
         Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
     ):
         yield client
-
-
-def limited_policy(tmp_path: Path, **limits: object) -> Path:
-    lines = "".join(f"    {k}: {v}\n" for k, v in limits.items() if k != "quota")
-    quota = limits.get("quota")
-    path = tmp_path / "policy.yaml"
-    path.write_text(
-        "version: 1\nlocal_principal: app\nprincipals:\n  - id: app\n"
-        f"    token_sha256: [{token_hash(TOKEN)}]\n{lines}" + (f"    quota: {quota}\n" if quota else "")
-    )
-    return path
 
 
 def code(result) -> str:
@@ -69,49 +57,3 @@ async def test_a_clip_spoken_through_one_front_end_is_read_and_transcribed_throu
     data = base64.b64decode(read.contents[0].blob)  # type: ignore[union-attr]
     assert len(data) == meta["bytes"] == len(download.content) and download.content == data
     assert download.headers["content-type"] == "audio/mpeg"
-
-
-async def test_rate_and_character_quota_are_counted_across_front_ends(
-    engines, engine_settings, redis_server, tmp_path
-):
-    policy = limited_policy(tmp_path, rate_per_minute=3, quota="{chars_per_hour: 60}")
-    a = front_end(engines, engine_settings, redis_server.url, policy)
-    b = front_end(engines, engine_settings, redis_server.url, policy)
-    async with (
-        serve_http(a) as base_a,
-        serve_http(b) as base_b,
-        mcp_client(base_a, TOKEN) as client_a,
-        mcp_client(base_b, TOKEN) as client_b,
-    ):
-        first = await client_a.call_tool("speak", {"text": "Twenty five characters ok."})
-        second = await client_b.call_tool("speak", {"text": "Twenty five characters ok."})
-        over_chars = await client_a.call_tool("speak", {"text": "Twenty five characters ok."})  # 75 > 60
-        third = await client_b.call_tool("speak", {"text": "Short."})  # the third call of the minute
-        over_rate = await client_a.call_tool("speak", {"text": "Hi."})
-    assert not first.is_error and not second.is_error and not third.is_error
-    assert code(over_chars) == "rate_limited" and tool_error(over_chars)["rule"] == "chars_per_hour"
-    assert code(over_rate) == "rate_limited" and tool_error(over_rate)["rule"] == "calls_per_minute"
-
-
-async def test_redis_down_is_backend_unavailable_and_counts_survive_its_restart(
-    engines, engine_settings, redis_server, tmp_path
-):
-    policy = limited_policy(tmp_path, quota="{chars_per_hour: 40}")
-    a = front_end(engines, engine_settings, redis_server.url, policy)
-    async with serve_http(a) as base, mcp_client(base, TOKEN) as client:
-        spoken = await client.call_tool("speak", {"text": "Thirty characters are counted."})
-        redis_server.stop()
-        down = await client.call_tool("speak", {"text": "Hi."})
-        unreadable = await client.call_tool(
-            "transcribe", {"audio_uri": spoken.structured_content["audio_uri"]}
-        )
-        redis_server.start()
-        over = await client.call_tool("speak", {"text": "Eleven more"})  # 30 + 11 > 40: counted before
-        within = await client.call_tool("speak", {"text": "Nine chr."})  # 39: within
-        heard = await client.call_tool("transcribe", {"audio_uri": spoken.structured_content["audio_uri"]})
-    assert not spoken.is_error
-    for failed in (down, unreadable):
-        assert code(failed) == "backend_unavailable" and tool_error(failed)["retryable"] is True
-    assert code(over) == "rate_limited" and not within.is_error
-    assert not heard.is_error, heard
-    assert "counted" in heard.structured_content["text"].lower()  # the clip outlived the restart too
