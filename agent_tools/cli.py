@@ -193,7 +193,7 @@ def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
             bar.n = round(done, 1)
             bar.refresh()
 
-        transcript = anyio.run(
+        heard = anyio.run(
             lambda: service.transcribe(
                 AudioSource(data=data),
                 language=args.language,
@@ -202,7 +202,7 @@ def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
                 progress=advance,
             )
         )
-    body = render(transcript, args.format)
+    body = render(heard.transcript, args.format)
     if args.output is None:
         sys.stdout.write(body)
     else:

@@ -45,6 +45,19 @@ class ServiceSettings(BaseModel):
     max_queue_wait_seconds: float = Field(
         30.0, gt=0, description="Longest a call waits for a slot before it is answered `busy`."
     )
+    lead_in_words: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="Streamed speech opens with its first clause, or about this many words, made on "
+        "its own so the first audio comes sooner; 0 makes the first sentence whole.",
+    )
+    promote_after_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Longest less urgent work (later sentences, whole-file transcriptions) is passed by "
+        "more urgent work (first audio, live finals and partials) before it goes first.",
+    )
     speak_timeout_seconds: float = Field(120.0, gt=0, description="Deadline of one `speak` call.")
     socket_timeout_seconds: float = Field(
         30.0,

@@ -17,10 +17,10 @@ from timing import NEWS
 from tool_calls import run_with_server
 
 
-async def first_audio_streamed(http: httpx2.AsyncClient, base: str) -> float:
+async def first_audio_streamed(http: httpx2.AsyncClient, base: str, text: str = NEWS) -> float:
     start = time.perf_counter()
     first = None
-    async with http.stream("POST", f"{base}/v1/speak/stream", json={"text": NEWS}) as response:
+    async with http.stream("POST", f"{base}/v1/speak/stream", json={"text": text}) as response:
         async for line in response.aiter_lines():  # read to the end, so the load stays realistic
             if first is None and line.startswith("event: audio"):
                 first = time.perf_counter() - start

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import jiwer
 from whisper_normalizer.english import EnglishTextNormalizer
+
+_DIGIT_GAP = re.compile(r"(?<=\d)[ -](?=\d)")
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,10 @@ class TextScorer:
         self._normalize = EnglishTextNormalizer()
 
     def normalize(self, text: str) -> str:
-        """The text as Whisper's evaluation compares it."""
-        return " ".join(str(self._normalize(text)).split())
+        """The text as Whisper's evaluation compares it, with digits grouped one way: a spoken
+        "four seven one nine" is `4719` to the normaliser, and a recogniser may write it "4-7-19"
+        or "47 19"; the digits, not their grouping, are what was heard."""
+        return _DIGIT_GAP.sub("", " ".join(str(self._normalize(text)).split()))
 
     def wer(self, references: list[str], hypotheses: list[str]) -> float:
         """Corpus word error rate (an empty reference with an empty hypothesis is 0)."""

@@ -9,7 +9,7 @@ import numpy as np
 from speech_backend.errors import InvalidArgument, VoiceNotFound
 from speech_backend.protocols import ProgressHook, RecognitionOptions, SynthesisOptions
 from speech_backend.results import Audio, Segment, SpeechChunk, Transcript, Voice
-from speech_backend.text import normalize_text, split_sentences
+from speech_backend.text import lead_in, normalize_text, split_sentences
 
 FAKE_VOICE = Voice(
     id="fake-tone",
@@ -41,11 +41,11 @@ class FakeSynthesizer:
             )
 
     def synthesize(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
-        """One tone per sentence."""
+        """One tone per sentence (the first in two with `options.lead_in_words`, as Piper)."""
         self.load(voice_id)
         if not 0.5 <= options.speed <= 2.0:
             raise InvalidArgument(f"speed must be between 0.5 and 2.0; got {options.speed:g}")
-        sentences = split_sentences(normalize_text(text))
+        sentences = lead_in(split_sentences(normalize_text(text)), options.lead_in_words)
         return self._chunks(sentences, options.speed)
 
     def _chunks(self, sentences: list[str], speed: float) -> Iterator[SpeechChunk]:

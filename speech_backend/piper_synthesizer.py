@@ -20,7 +20,7 @@ from speech_backend.devices import Device
 from speech_backend.errors import InvalidArgument, ModelNotFound
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice, WordTiming
-from speech_backend.text import normalize_text, split_sentences
+from speech_backend.text import continuing, lead_in, normalize_text, split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class PiperSynthesizer:
         self._voice(voice_id)
 
     def synthesize(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
-        """Yield one chunk per sentence of `text`.
+        """Yield one chunk per sentence of `text` (the first in two with `options.lead_in_words`).
 
         Raises:
             InvalidArgument: speed out of range, unknown speaker, or nothing speakable in `text`.
@@ -62,15 +62,19 @@ class PiperSynthesizer:
             raise InvalidArgument(f"speed must be between {MIN_SPEED} and {MAX_SPEED}; got {options.speed:g}")
         files = self._catalog.get(voice_id)
         config = self._synthesis_config(files.voice, options)
-        sentences = split_sentences(normalize_text(text), self._settings.max_sentence_chars)
-        return self._chunks(self._voice(voice_id), sentences, config)
+        whole = split_sentences(normalize_text(text), self._settings.max_sentence_chars)
+        sentences = lead_in(whole, options.lead_in_words)
+        return self._chunks(self._voice(voice_id), sentences, config, len(sentences) - len(whole))
 
-    def _chunks(self, voice: Any, sentences: list[str], config: Any) -> Iterator[SpeechChunk]:
+    def _chunks(self, voice: Any, sentences: list[str], config: Any, continued: int) -> Iterator[SpeechChunk]:
+        """The chunks; the first `continued` ones are cut from their sentence and spoken as a
+        phrase that goes on (`continuing`), not as a sentence's end."""
         rate = int(voice.config.sample_rate)
         align = len(voice.session.get_outputs()) > 1
         offset = 0.0
         for index, sentence in enumerate(sentences):
-            parts = list(voice.synthesize(sentence, config, include_alignments=align))
+            spoken = continuing(sentence) if index < continued else sentence
+            parts = list(voice.synthesize(spoken, config, include_alignments=align))
             samples = (
                 np.concatenate([p.audio_float_array for p in parts]).astype(np.float32, copy=False)
                 if parts

@@ -15,11 +15,14 @@ ProgressHook = Callable[[float, float], None]
 
 @dataclass(frozen=True)
 class SynthesisOptions:
-    """How to speak: speed (1.0 normal, 2.0 twice as fast), speaker, deterministic noise."""
+    """How to speak: speed (1.0 normal, 2.0 twice as fast), speaker, deterministic noise, and
+    `lead_in_words`: when above 0, the first sentence is made in two chunks, its first clause (or
+    about that many words) first, so streamed speech starts sooner (`text.lead_in`)."""
 
     speed: float = 1.0
     speaker: str | None = None
     deterministic: bool = False
+    lead_in_words: int = 0
 
 
 @dataclass(frozen=True)

@@ -120,3 +120,42 @@ def _words_within(part: str, max_chars: int) -> list[str]:
     for word in part.split(" "):
         words.extend(word[i : i + max_chars] for i in range(0, len(word), max_chars))
     return words
+
+
+# Words that lean on the word after them: a lead-in never ends on one ("the", "of", "to" ...), so
+# its cut falls where a speaker could pause.
+_LEANING = frozenset(
+    (  # noqa: SIM905 - a word list reads best as text
+        "a an the of to in on at by for from with into onto over under about as and or but nor so "
+        "than that which who whose whom if when while because although though is are was were be "
+        "been am has have had do does did will would can could shall should may might must not no "
+        "my your his her its our their this these those very more most"
+    ).split()
+)
+_CLAUSE_END = re.compile(r"[,;:—–]$")
+
+
+def lead_in(sentences: list[str], words: int) -> list[str]:
+    """`sentences` with the first one cut after its first clause or about `words` words, so the
+    listener hears the opening while the rest is made. Cuts at the first clause mark (comma,
+    semicolon, colon, dash) after at least 2 words and within `2 * words`; else, in a sentence of
+    more than `words + 3` words, after at most `words` words, moved back past words that lean on
+    the next. The rest keeps at least 3 words (a shorter one is not worth a join)."""
+    if not sentences or words <= 0:
+        return sentences
+    tokens = sentences[0].split(" ")
+    clause = range(1, min(2 * words, len(tokens) - 3))
+    cut = next((i + 1 for i in clause if _CLAUSE_END.search(tokens[i])), 0)
+    if not cut:
+        if len(tokens) <= words + 3:
+            return sentences
+        cut = words
+        while cut > 3 and tokens[cut - 1].lower().strip("\"'“”‘’(") in _LEANING:
+            cut -= 1
+    return [" ".join(tokens[:cut]), " ".join(tokens[cut:]), *sentences[1:]]
+
+
+def continuing(phrase: str) -> str:
+    """`phrase` as the opening of a longer sentence: with a comma when it has no clause mark, so the
+    voice ends it on a phrase break rather than the fall of a sentence's end."""
+    return phrase if _CLAUSE_END.search(phrase) else f"{phrase},"

@@ -1,15 +1,12 @@
-"""Word error rate after Whisper's English text normalisation."""
+"""Word error rate the way the eval suite scores it (Whisper's English normalisation)."""
 
 from __future__ import annotations
 
-import jiwer
-from whisper_normalizer.english import EnglishTextNormalizer
+from evals.metrics import TextScorer
 
-_normalize = EnglishTextNormalizer()
+_scorer = TextScorer()
 
 
 def normalized_wer(references: list[str], hypotheses: list[str]) -> float:
-    """Corpus WER of `hypotheses` against `references`, both normalised the way Whisper evaluates."""
-    refs = [_normalize(r) for r in references]
-    hyps = [_normalize(h) for h in hypotheses]
-    return float(jiwer.wer(refs, hyps))
+    """Corpus WER of `hypotheses` against `references`, both normalised as the eval suite does."""
+    return _scorer.wer(references, hypotheses)

@@ -1,32 +1,129 @@
-"""Admission control per engine: a few slots, a bounded queue, a bounded wait, then `busy` at once."""
+"""Admission control per engine: a few slots handed out by priority, a bounded queue, a bounded wait,
+then `busy` at once."""
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import IntEnum
 
 import anyio
 
 from agent_tools.core.errors import Busy
 
 
+class Priority(IntEnum):
+    """Who goes first when work waits for an engine slot (lower first).
+
+    A caller hears nothing until its first audio, and a live speaker waits on their final; later
+    sentences of a stream already playing and whole-file transcriptions can wait a little.
+    """
+
+    FIRST_AUDIO = 0  # a speech call's first sentence
+    LIVE_FINAL = 1  # a live stream's utterance, finished
+    LIVE_PARTIAL = 2  # a live stream's utterance so far
+    LATER_AUDIO = 3  # the rest of a speech call
+    BATCH = 4  # a whole-file transcription
+
+
+@dataclass(eq=False)
+class _Waiter:
+    priority: Priority
+    order: int
+    since: float
+    granted: anyio.Event = field(default_factory=anyio.Event)
+
+
+class PrioritySlots:
+    """Slots given to the most urgent waiter, in arrival order within a priority. A waiter that has
+    waited `promote_after_seconds` goes ahead of every later arrival, whatever its priority, so
+    urgent work arriving without pause never starves the rest."""
+
+    def __init__(
+        self, slots: int, promote_after_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.slots = slots
+        self.promote_after_seconds = promote_after_seconds
+        self._clock = clock
+        self._free = slots
+        self._waiting: list[_Waiter] = []
+        self._order = 0
+
+    @property
+    def waiting(self) -> int:
+        """Work waiting for a slot."""
+        return len(self._waiting)
+
+    @property
+    def in_use(self) -> int:
+        """Slots running work."""
+        return self.slots - self._free
+
+    @property
+    def free(self) -> bool:
+        """Whether a slot is free now."""
+        return self._free > 0
+
+    async def acquire(self, priority: Priority) -> None:
+        """Wait for a slot (cancellable: a cancelled waiter leaves the queue, no slot lost)."""
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        self._order += 1
+        waiter = _Waiter(priority, self._order, self._clock())
+        self._waiting.append(waiter)
+        try:
+            await waiter.granted.wait()
+        except BaseException:
+            if waiter.granted.is_set():
+                self.release()  # granted just as we were cancelled: pass it on
+            else:
+                self._waiting.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give the slot to the most urgent waiter, or free it."""
+        if not self._waiting:
+            self._free += 1
+            return
+        overdue = self._clock() - self.promote_after_seconds
+        chosen = min(
+            self._waiting,
+            key=lambda w: (0, w.order) if w.since <= overdue else (1, w.priority, w.order),
+        )
+        self._waiting.remove(chosen)
+        chosen.granted.set()
+
+
 class Admission:
     """Slots for one engine; callers beyond the queue bound, or waiting too long, get `Busy`."""
 
-    def __init__(self, name: str, slots: int, max_waiting: int, max_wait_seconds: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        slots: int,
+        max_waiting: int,
+        max_wait_seconds: float,
+        promote_after_seconds: float | None = None,
+    ) -> None:
         self.name = name
         self.slots = slots
         self.max_waiting = max_waiting
         self.max_wait_seconds = max_wait_seconds
-        self._limiter = anyio.CapacityLimiter(slots)
-        self.waiting = 0
+        self._slots = PrioritySlots(slots, promote_after_seconds or max_wait_seconds)
         self.closed = False
 
     @property
     def in_use(self) -> int:
         """Slots currently running work."""
-        return int(self._limiter.borrowed_tokens)
+        return self._slots.in_use
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a slot."""
+        return self._slots.waiting
 
     def close(self) -> None:
         """Stop admitting: later and queued callers get `Busy` (shutdown)."""
@@ -37,7 +134,7 @@ class Admission:
         return Busy(f"the {self.name} engine is {why}; retry after {retry_ms} ms", retry_after_ms=retry_ms)
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, priority: Priority = Priority.FIRST_AUDIO) -> AsyncIterator[None]:
         """Hold one slot for the duration of the block.
 
         Raises:
@@ -45,15 +142,10 @@ class Admission:
         """
         if self.closed:
             raise self._busy("shutting down")
-        token = object()
-        if self._limiter.available_tokens < 1 and self.waiting >= self.max_waiting:
+        if not self._slots.free and self.waiting >= self.max_waiting:
             raise self._busy(f"at capacity ({self.slots} running, {self.waiting} queued)")
-        self.waiting += 1
-        try:
-            with anyio.move_on_after(self.max_wait_seconds) as scope:
-                await self._limiter.acquire_on_behalf_of(token)
-        finally:
-            self.waiting -= 1
+        with anyio.move_on_after(self.max_wait_seconds) as scope:
+            await self._slots.acquire(priority)
         if scope.cancelled_caught:
             raise self._busy(f"still full after {self.max_wait_seconds:g} s")
         try:
@@ -61,46 +153,4 @@ class Admission:
                 raise self._busy("shutting down")
             yield
         finally:
-            self._limiter.release_on_behalf_of(token)
-
-
-class SentenceSlots:
-    """Engine slots handed out one sentence at a time, first sentences of a call ahead of later ones,
-    otherwise in arrival order: a new stream's first audio waits for at most one sentence per slot."""
-
-    FIRST, LATER = 0, 1
-
-    def __init__(self, slots: int) -> None:
-        self._free = slots
-        self._waiting: list[tuple[int, int, anyio.Event]] = []
-        self._order = 0
-
-    async def acquire(self, priority: int) -> None:
-        """Wait for a slot; `FIRST` for a call's first sentence, `LATER` for the rest."""
-        if self._free > 0 and not self._waiting:
-            self._free -= 1
-            return
-        self._order += 1
-        entry = (priority, self._order, anyio.Event())
-        heapq.heappush(self._waiting, entry)
-        try:
-            await entry[2].wait()
-        except BaseException:
-            if entry[2].is_set():
-                self.release()  # granted just as we were cancelled: pass it on
-            else:
-                self._waiting.remove(entry)
-                heapq.heapify(self._waiting)
-            raise
-
-    @property
-    def waiting(self) -> int:
-        """Sentences waiting for a slot."""
-        return len(self._waiting)
-
-    def release(self) -> None:
-        """Give the slot to the most urgent waiter, or free it."""
-        if self._waiting:
-            heapq.heappop(self._waiting)[2].set()
-        else:
-            self._free += 1
+            self._slots.release()

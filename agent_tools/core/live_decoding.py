@@ -12,8 +12,10 @@ from typing import Any
 import anyio
 import anyio.from_thread
 
+from agent_tools.core.admission import Priority
+from agent_tools.core.cost import Cost, settle
 from agent_tools.core.live_settings import LiveSettings
-from agent_tools.core.outputs import redacted
+from agent_tools.core.outputs import Heard, redacted
 from agent_tools.core.service import SpeechService
 from policies import Principal
 from speech_backend import Audio, RecognitionOptions, Transcript
@@ -102,9 +104,10 @@ class LiveDecoder:
             job, self.partial = self.partial, None
             await self._decode(job)
 
-    async def _recognize(self, audio: Audio, options: RecognitionOptions, *, final: bool) -> Transcript:
-        """Recognise a live utterance, redacted for the caller; a final result counts against the
-        caller's audio quota, a partial one does not (its audio is counted with the final).
+    async def _recognize(self, audio: Audio, options: RecognitionOptions, *, final: bool) -> Heard:
+        """Recognise a live utterance (ahead of whole-file transcriptions, a final ahead of
+        partials), redacted for the caller; a final result counts against the caller's audio quota,
+        a partial one does not (its audio is counted with the final).
 
         Raises:
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
@@ -118,11 +121,17 @@ class LiveDecoder:
         def work() -> Transcript:
             return recognizer.transcribe(audio, options, stop_if_cancelled)
 
+        cost = Cost()
         timeout = service.settings.transcribe_timeout_seconds
-        transcript = await scheduler.run(scheduler.recognition, work, timeout, "transcribe")
-        if final:
-            service.heard(self.who, audio.duration)
-        return redacted(transcript, service.policy, self.who)
+        priority = Priority.LIVE_FINAL if final else Priority.LIVE_PARTIAL
+        transcript = await scheduler.run(
+            scheduler.recognition, cost.timed(work), timeout, "transcribe", priority=priority, cost=cost
+        )
+        if not final:
+            return Heard(redacted(transcript, service.policy, self.who), cost.report(audio.duration))
+        service.heard(self.who, audio.duration)
+        spent = settle(cost, audio.duration, service.metrics, "live final", "recognition")
+        return Heard(redacted(transcript, service.policy, self.who), spent)
 
     async def _decode(self, job: Job) -> None:
         options = RecognitionOptions(
@@ -131,7 +140,8 @@ class LiveDecoder:
             beam_size=None if job.final else 1,
             initial_prompt=self.params.prompt,
         )
-        transcript = await self._recognize(job.audio, options, final=job.final)
+        heard = await self._recognize(job.audio, options, final=job.final)
+        transcript = heard.transcript
         if not job.final:
             if self.still_open(job.utterance):
                 await self.emit({"type": "partial", "utterance": job.utterance, "text": transcript.text})
@@ -146,6 +156,7 @@ class LiveDecoder:
             "duration": round(job.audio.duration, 3),
             "language": transcript.language,
             "latency_ms": round((time.perf_counter() - job.stopped_at) * 1000),
+            "cost": heard.cost.as_dict(),
             "untrusted_content": True,
         }
         if self.params.word_timestamps:

@@ -7,6 +7,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from policies import Policy
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+WAIT_BUCKETS = (0.001, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
+FIRST_AUDIO_BUCKETS = (0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0)
+RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0)
 
 
 class Metrics:
@@ -38,6 +41,27 @@ class Metrics:
         )
         self.in_use = Gauge(
             "speech_engine_slots_in_use", "Engine slots running work.", ["engine"], registry=self.registry
+        )
+        self.queue_wait = Histogram(
+            "speech_engine_queue_wait_seconds",
+            "Time work waited for an engine slot (`sentences`: a sentence for a synthesis slot).",
+            ["engine"],
+            buckets=WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.first_audio = Histogram(
+            "speech_time_to_first_audio_seconds",
+            "From a streamed utterance's start to its first audio ready to send.",
+            ["surface"],
+            buckets=FIRST_AUDIO_BUCKETS,
+            registry=self.registry,
+        )
+        self.real_time_factor = Histogram(
+            "speech_real_time_factor",
+            "Engine seconds per audio second of each call.",
+            ["engine"],
+            buckets=RTF_BUCKETS,
+            registry=self.registry,
         )
         self.audio_seconds = Counter(
             "speech_audio_seconds",

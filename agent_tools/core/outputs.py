@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from agent_tools.core.cost import CallCost, Cost
 from policies import Policy, Principal
 from speech_backend import Audio, AudioFormat, SpeechChunk, Transcript, resample, to_pcm16
 
@@ -63,7 +64,16 @@ class Speech:
     sentences: tuple[SentenceTiming, ...]
     words: tuple[WordSpan, ...]
     owner: str  # the principal that asked for it
+    cost: CallCost
     synthetic: bool = True
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A transcript as the caller may receive it, and what recognising it cost."""
+
+    transcript: Transcript
+    cost: CallCost
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,7 @@ class SpeechFrames:
         self.delivered: list[str] = []
         self.words: list[WordSpan] = []  # delivered
         self.audio_ms = 0.0  # delivered
-        self.started = time.perf_counter()
+        self.cost = Cost()  # from now: waits and synthesis of every piece of the utterance
         self._built = 0
         self._built_ms = 0.0
 
@@ -149,13 +159,21 @@ class SpeechFrames:
         """Audio delivered so far."""
         return self.audio_ms / 1000
 
+    @property
+    def first_audio_seconds(self) -> float:
+        """Seconds from the utterance's start until now (read when its first frame is ready)."""
+        return time.perf_counter() - self.cost.started
+
     def summary(self) -> dict[str, Any]:
-        """What the utterance delivered: sentences, their text, audio and elapsed milliseconds."""
+        """What the utterance delivered (sentences, their text, audio, elapsed milliseconds) and what
+        making it cost (its real-time factor over all audio synthesized, delivered or not)."""
+        cost = self.cost.report(self._built_ms / 1000)
         return {
             "sentences": len(self.delivered),
             "text": " ".join(self.delivered),
             "audio_ms": round(self.audio_ms),
-            "elapsed_ms": round((time.perf_counter() - self.started) * 1000),
+            "elapsed_ms": cost.wall_ms,
+            "cost": cost.as_dict(),
             "synthetic": True,
         }
 

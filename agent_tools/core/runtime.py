@@ -61,7 +61,7 @@ class Runtime:
         metrics = Metrics()
         store = build_audio_store(settings, shared)
         state = EngineState(engines)
-        scheduler = Scheduler(cfg)
+        scheduler = Scheduler(cfg, metrics)
         service = SpeechService(state, cfg, policy, metrics, store, scheduler)
         return cls(settings, policy, metrics, store, state, scheduler, service, SpeechStreams(service))
 

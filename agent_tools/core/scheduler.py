@@ -3,6 +3,7 @@ cancellation between sentences, and the in-flight count a drain waits for."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
@@ -10,7 +11,8 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-from agent_tools.core.admission import Admission, SentenceSlots
+from agent_tools.core.admission import Admission, Priority, PrioritySlots
+from agent_tools.core.cost import Cost
 from agent_tools.core.errors import DeadlineExceeded
 from agent_tools.core.metrics import Metrics
 from agent_tools.settings import ServiceSettings
@@ -22,13 +24,16 @@ T = TypeVar("T")
 class Scheduler:
     """The admissions and slots of one process, shared by every surface."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, metrics: Metrics) -> None:
         queue, wait = settings.max_queued, settings.max_queue_wait_seconds
+        promote = settings.promote_after_seconds
+        self.metrics = metrics
         # Utterances (whole clips and streams) are admitted as calls, then share the synthesis
         # slots sentence by sentence, a call's first sentence ahead of later ones.
         self.synthesis = Admission("synthesis", settings.max_utterances, queue, wait)
-        self.sentences = SentenceSlots(settings.synthesis_slots)
-        self.recognition = Admission("recognition", settings.recognition_slots, queue, wait)
+        self.sentences = PrioritySlots(settings.synthesis_slots, promote)
+        # Live finals and partials ahead of whole-file transcriptions.
+        self.recognition = Admission("recognition", settings.recognition_slots, queue, wait, promote)
         # Voice activity of live streams: short steps, one per frame, each waiting its turn.
         self.voice_activity = Admission("voice_activity", settings.voice_activity_slots, 10_000, wait)
         self.in_flight = 0  # calls and engine work, on every surface (a drain waits for 0)
@@ -43,14 +48,31 @@ class Scheduler:
         for admission in (self.synthesis, self.recognition, self.voice_activity):
             metrics.queue_depth.labels(admission.name).set(admission.waiting)
             metrics.in_use.labels(admission.name).set(admission.in_use)
+        metrics.queue_depth.labels("sentences").set(self.sentences.waiting)
+        metrics.in_use.labels("sentences").set(self.sentences.in_use)
 
     def track(self) -> InFlight:
         """A block counted in flight (a whole MCP call, an encoding step)."""
         return InFlight(self)
 
-    async def run(self, admission: Admission, work: Callable[[], T], deadline_s: float, what: str) -> T:
-        """Run `work` in a thread once admitted, within `deadline_s` seconds of the call's start;
-        counted in flight meanwhile.
+    def waited(self, engine: str, seconds: float, cost: Cost | None) -> None:
+        """Count `seconds` spent waiting for a slot of `engine`, for the call and the metrics."""
+        self.metrics.queue_wait.labels(engine).observe(seconds)
+        if cost is not None:
+            cost.queue_seconds += seconds
+
+    async def run(
+        self,
+        admission: Admission,
+        work: Callable[[], T],
+        deadline_s: float,
+        what: str,
+        *,
+        priority: Priority = Priority.FIRST_AUDIO,
+        cost: Cost | None = None,
+    ) -> T:
+        """Run `work` in a thread once admitted (by `priority`), within `deadline_s` seconds of the
+        call's start; counted in flight meanwhile, the wait for the slot counted in `cost`.
 
         Raises:
             Busy: no slot in time, or shutting down.
@@ -59,7 +81,9 @@ class Scheduler:
         with self.track():
             try:
                 with anyio.fail_after(deadline_s):
-                    async with admission.slot():
+                    asked = time.perf_counter()
+                    async with admission.slot(priority):
+                        self.waited(admission.name, time.perf_counter() - asked, cost)
                         return await anyio.to_thread.run_sync(work)
             except TimeoutError as exc:
                 raise DeadlineExceeded(
@@ -72,20 +96,26 @@ class Scheduler:
             async with admission.slot():
                 return await anyio.to_thread.run_sync(work)
 
-    def sentence_by_sentence(self, chunks: Iterator[SpeechChunk], first: bool) -> Iterator[SpeechChunk]:
+    def sentence_by_sentence(
+        self, chunks: Iterator[SpeechChunk], first: bool, cost: Cost | None = None
+    ) -> Iterator[SpeechChunk]:
         """In a worker thread: each sentence of `chunks` synthesized under a sentence slot (the first
-        one ahead of other calls' later sentences when `first`), stopping when the call is cancelled.
-        However it ends, `chunks` is closed here: an engine elsewhere (a pool replica) stops now, not
-        when the garbage collector gets to it."""
+        one ahead of other calls' later sentences when `first`), stopping when the call is cancelled;
+        waits and synthesis counted in `cost`. However it ends, `chunks` is closed here: an engine
+        elsewhere (a pool replica) stops now, not when the garbage collector gets to it."""
         try:
             while True:
-                anyio.from_thread.run(
-                    self.sentences.acquire, SentenceSlots.FIRST if first else SentenceSlots.LATER
-                )
+                asked = time.perf_counter()
+                priority = Priority.FIRST_AUDIO if first else Priority.LATER_AUDIO
+                anyio.from_thread.run(self.sentences.acquire, priority)
+                self.waited("sentences", time.perf_counter() - asked, cost)
+                started = time.perf_counter()
                 try:
                     chunk = next(chunks, None)
                 finally:
                     anyio.from_thread.run_sync(self.sentences.release)
+                    if cost is not None:
+                        cost.engine_seconds += time.perf_counter() - started
                 if chunk is None:
                     return
                 anyio.from_thread.check_cancelled()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,10 +17,12 @@ import anyio.from_thread
 import anyio.to_thread
 import numpy as np
 
+from agent_tools.core.admission import Priority
 from agent_tools.core.audio_store import AudioStore, read_clip
+from agent_tools.core.cost import Cost, settle
 from agent_tools.core.engines import Engines, EngineState
 from agent_tools.core.metrics import Metrics
-from agent_tools.core.outputs import SentenceTiming, Speech, chunk_words, redacted
+from agent_tools.core.outputs import Heard, SentenceTiming, Speech, chunk_words, redacted
 from agent_tools.core.scheduler import Scheduler
 from agent_tools.core.sources import AudioSource, source_bytes
 from agent_tools.settings import ServiceSettings
@@ -132,10 +133,15 @@ class SpeechService:
         self.policy.check_speak(who, text, voice_id, spoken_chars=spoken_chars, spoken_text=spoken_text)
         return self.check_voice(voice_id), who
 
-    def synthesis_options(self, speed: float, deterministic: bool = False) -> SynthesisOptions:
-        """How to speak: the speed asked for, without sampling noise when asked or configured."""
+    def synthesis_options(
+        self, speed: float, deterministic: bool = False, *, streamed: bool = False
+    ) -> SynthesisOptions:
+        """How to speak: the speed asked for, without sampling noise when asked or configured; an
+        utterance streamed to a listener opens with a short lead-in chunk."""
         return SynthesisOptions(
-            speed=speed, deterministic=deterministic or self.settings.deterministic_speech
+            speed=speed,
+            deterministic=deterministic or self.settings.deterministic_speech,
+            lead_in_words=self.settings.lead_in_words if streamed else 0,
         )
 
     def check_spoken(self, seconds: float) -> None:
@@ -176,12 +182,13 @@ class SpeechService:
         output_rate(fmt, 22050, sample_rate)  # refuse an impossible rate before synthesis
         options = self.synthesis_options(speed, deterministic)
         synthesizer = self.require().synthesizer
+        cost = Cost()
 
         def work() -> list[SpeechChunk]:
             chunks: list[SpeechChunk] = []
             total = 0.0
             sentences = synthesizer.synthesize(text, voice_id, options)
-            for chunk in self.scheduler.sentence_by_sentence(sentences, first=True):
+            for chunk in self.scheduler.sentence_by_sentence(sentences, first=True, cost=cost):
                 chunks.append(chunk)
                 total += chunk.audio.duration
                 self.check_spoken(total)
@@ -189,9 +196,8 @@ class SpeechService:
                     anyio.from_thread.run(progress, float(len(chunks)), None, f"sentence {len(chunks)}")
             return chunks
 
-        started = time.perf_counter()
         chunks = await self.scheduler.run(
-            self.scheduler.synthesis, work, self.settings.speak_timeout_seconds, "speak"
+            self.scheduler.synthesis, work, self.settings.speak_timeout_seconds, "speak", cost=cost
         )
         if not chunks:
             raise InvalidArgument("text has nothing to speak: send at least one word")
@@ -201,15 +207,8 @@ class SpeechService:
         with self.scheduler.track():  # encoding is part of the call a drain waits for
             data = await anyio.to_thread.run_sync(lambda: encode_audio(audio, fmt, sample_rate, marker))
         self.spoke(who, audio.duration)
-        latency = round(time.perf_counter() - started, 3)
-        logger.info(
-            "speak done",
-            extra={
-                "voice": voice_id,
-                "chars": len(text),
-                "audio_s": round(audio.duration, 3),
-                "latency_s": latency,
-            },
+        spent = settle(
+            cost, audio.duration, self.metrics, "speak", "synthesis", voice=voice_id, chars=len(text)
         )
         return Speech(
             data=data,
@@ -222,6 +221,7 @@ class SpeechService:
             sentences=tuple(SentenceTiming(c.text, round(c.start, 3), round(c.end, 3)) for c in chunks),
             words=tuple(w.shifted(c.start) for c in chunks for w in chunk_words(c)),
             owner=who.id,
+            cost=spent,
         )
 
     async def transcribe(
@@ -235,9 +235,10 @@ class SpeechService:
         principal: Principal | None = None,
         request_id: str = "-",
         transport: str = "mcp",
-    ) -> Transcript:
-        """Resolve the audio of `source`, decode it within the bounds and recognise it; the transcript
-        comes back as the caller may receive it (redacted by policy).
+    ) -> Heard:
+        """Resolve the audio of `source`, decode it within the bounds and recognise it (behind live
+        streams' work: a whole file can wait); the transcript comes back as the caller may receive it
+        (redacted by policy), with what it cost.
 
         Raises:
             Forbidden, RateLimited: refused by policy, before any byte is read or decoded.
@@ -274,20 +275,21 @@ class SpeechService:
             anyio.from_thread.check_cancelled()
             return engines.recognizer.transcribe(decoded.audio, options, hook)
 
-        started = time.perf_counter()
+        cost = Cost()
         timeout = self.settings.transcribe_timeout_seconds
-        transcript = await self.scheduler.run(self.scheduler.recognition, work, timeout, "transcribe")
-        self.heard(who, transcript.duration)
-        latency = round(time.perf_counter() - started, 3)
-        logger.info(
-            "transcribe done",
-            extra={
-                "audio_s": round(transcript.duration, 3),
-                "language": transcript.language,
-                "latency_s": latency,
-            },
+        transcript = await self.scheduler.run(
+            self.scheduler.recognition,
+            cost.timed(work),
+            timeout,
+            "transcribe",
+            priority=Priority.BATCH,
+            cost=cost,
         )
-        return redacted(transcript, self.policy, who)
+        self.heard(who, transcript.duration)
+        spent = settle(
+            cost, transcript.duration, self.metrics, "transcribe", "recognition", language=transcript.language
+        )
+        return Heard(redacted(transcript, self.policy, who), spent)
 
     def heard(self, who: Principal, seconds: float) -> None:
         """Count audio heard for `who`."""

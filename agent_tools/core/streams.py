@@ -74,17 +74,18 @@ class SpeechStreams:
         service = self.service
         voice_id, who = service.admit_speech(text, voice, speed, principal, spoken_text)
         service.check_spoken(spoken_seconds)
-        options = service.synthesis_options(speed, deterministic)
+        options = service.synthesis_options(speed, deterministic, streamed=not spoken_text)
         synthesizer = service.require().synthesizer
         chunks = await anyio.to_thread.run_sync(lambda: synthesizer.synthesize(text, voice_id, options))
         return SpeechPlan(chunks, voice_id, who, first=not spoken_text, spoken_seconds=spoken_seconds)
 
     @asynccontextmanager
     async def frames(
-        self, plan: SpeechPlan, frames: SpeechFrames
+        self, plan: SpeechPlan, frames: SpeechFrames, surface: str
     ) -> AsyncIterator[MemoryObjectReceiveStream[StreamItem]]:
         """Synthesize a started piece; the block receives each sentence's frame as soon as it is ready
-        (`frames` numbers them across the pieces of one utterance).
+        (`frames` numbers them across the pieces of one utterance and counts what they cost; the
+        utterance's first frame is timed for `surface` in the metrics).
 
         A failure midway arrives as a `ContractError` item (anything unexpected as `internal`'s), after
         which the stream ends. Leaving the block early stops synthesis at the next sentence and frees
@@ -95,10 +96,12 @@ class SpeechStreams:
 
         def work() -> float:
             total = 0.0
-            for chunk in scheduler.sentence_by_sentence(plan.chunks, first=plan.first):
+            for chunk in scheduler.sentence_by_sentence(plan.chunks, first=plan.first, cost=frames.cost):
                 total += chunk.audio.duration
                 service.check_spoken(plan.spoken_seconds + total)
                 frame = frames.frame(chunk)
+                if frame.sequence == 0:
+                    service.metrics.first_audio.labels(surface).observe(frames.first_audio_seconds)
                 try:
                     anyio.from_thread.run(send.send, frame)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -106,15 +109,21 @@ class SpeechStreams:
             return total
 
         async def produce() -> None:
+            engine_before = frames.cost.engine_seconds
             async with send:
                 try:
                     timeout = service.settings.speak_timeout_seconds
-                    spoken = await scheduler.run(scheduler.synthesis, work, timeout, "speak")
+                    spoken = await scheduler.run(
+                        scheduler.synthesis, work, timeout, "speak", cost=frames.cost
+                    )
                 except ContractError as exc:
                     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                         await send.send(exc)
                     return
                 service.spoke(plan.principal, spoken)
+                if spoken > 0:
+                    rtf = (frames.cost.engine_seconds - engine_before) / spoken
+                    service.metrics.real_time_factor.labels("synthesis").observe(rtf)
 
         async with anyio.create_task_group() as tg, receive:
             tg.start_soon(produce)

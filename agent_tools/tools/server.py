@@ -195,7 +195,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
     ) -> Annotated[CallToolResult, TranscribeResult]:
         """Transcribe audio (see TRANSCRIBE_DESCRIPTION)."""
         service = runtime.service
-        transcript = await service.transcribe(
+        heard = await service.transcribe(
             AudioSource(base64=audio_base64, uri=audio_uri),
             language=language,
             word_timestamps=word_timestamps,
@@ -204,7 +204,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
             principal=principal_var.get(),
             request_id=request_id_var.get(),
         )
-        return structured(TranscribeResult.of(transcript, service.require().recognizer.model_id))
+        return structured(TranscribeResult.of(heard, service.require().recognizer.model_id))
 
     @server.tool(title="List voices", description=LIST_VOICES_DESCRIPTION, annotations=_READ_ONLY)
     @typed_errors

@@ -49,7 +49,7 @@ class OpenAIRoutes:
         if fmt not in TRANSCRIPT_FORMATS:
             raise InvalidArgument(f"response_format must be one of {', '.join(TRANSCRIPT_FORMATS)}")
         words = "word" in granularities
-        transcript = await service.transcribe(
+        heard = await service.transcribe(
             AudioSource(data=data),
             language=fields.get("language") or None,
             word_timestamps=words,
@@ -58,14 +58,15 @@ class OpenAIRoutes:
             request_id=request.state.request_id,
             transport="http",
         )
+        transcript, headers = heard.transcript, heard.cost.headers()
         request.state.audio_seconds = transcript.duration
         if fields.get("stream", "false").lower() in ("true", "1"):
-            return EventSourceResponse(_transcript_events(transcript), ping=15)
+            return EventSourceResponse(_transcript_events(transcript), ping=15, headers=headers)
         if fmt == "json":
-            return JSONResponse({"text": transcript.text})
+            return JSONResponse({"text": transcript.text}, headers=headers)
         if fmt == "verbose_json":
-            return JSONResponse(_verbose(transcript, words))
-        return PlainTextResponse(render(transcript, cast(TranscriptFormat, fmt)))
+            return JSONResponse(_verbose(transcript, words), headers=headers)
+        return PlainTextResponse(render(transcript, cast(TranscriptFormat, fmt)), headers=headers)
 
     async def _upload(self, request: Request, limit: int) -> tuple[bytes, dict[str, str], list[Any]]:
         """The file, the text fields and the timestamp granularities of a multipart upload."""

@@ -103,14 +103,15 @@ class OpenAISpeechRoute:
         media_type = STREAM_MIME_TYPES[body.response_format]
         return StreamingResponse(self._audio(plan, body, request), media_type=media_type, headers=headers)
 
-    async def _encoded(self, plan: SpeechPlan, body: SpeechRequest, request: Request) -> AsyncIterator[bytes]:
+    async def _encoded(
+        self, plan: SpeechPlan, body: SpeechRequest, request: Request, frames: SpeechFrames
+    ) -> AsyncIterator[bytes]:
         """The requested format's bytes as each sentence is made (a failure midway is raised)."""
         streams = self.runtime.streams
         rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
         engine = streams.service.require().synthesizer.engine
         encoder: StreamEncoder | None = None
-        frames = SpeechFrames()
-        async with streams.frames(plan, frames) as receive:
+        async with streams.frames(plan, frames, "openai_speech") as receive:
             async for item in receive:
                 if isinstance(item, Exception):
                     raise item
@@ -129,7 +130,7 @@ class OpenAISpeechRoute:
 
     async def _audio(self, plan: SpeechPlan, body: SpeechRequest, request: Request) -> AsyncIterator[bytes]:
         try:
-            async for data in self._encoded(plan, body, request):
+            async for data in self._encoded(plan, body, request, SpeechFrames()):
                 yield data
         except Exception as exc:  # the status line is gone: end the stream; the audit line says why
             request.state.stream_error = exc
@@ -138,8 +139,9 @@ class OpenAISpeechRoute:
     async def _events(
         self, plan: SpeechPlan, body: SpeechRequest, request: Request
     ) -> AsyncIterator[dict[str, str]]:
+        frames = SpeechFrames()
         try:
-            async for data in self._encoded(plan, body, request):
+            async for data in self._encoded(plan, body, request, frames):
                 delta = base64.b64encode(data).decode()
                 yield {"data": json.dumps({"type": "speech.audio.delta", "audio": delta})}
         except Exception as exc:  # after the first event: an error event ends the stream
@@ -147,4 +149,4 @@ class OpenAISpeechRoute:
             error = error_body(exc, request.state.request_id)
             yield {"data": json.dumps({"type": "error", "error": error})}
             return
-        yield {"data": json.dumps({"type": "speech.audio.done"})}
+        yield {"data": json.dumps({"type": "speech.audio.done", "cost": frames.summary()["cost"]})}

@@ -205,6 +205,7 @@ class RealtimeConnection:
                 content_index=0,
                 transcript=event["text"],
                 usage={"type": "duration", "seconds": event["duration"]},
+                cost=event["cost"],
             )
             self.sent.pop(n, None)
         elif kind == "cleared":

@@ -247,7 +247,7 @@ class Conversation:
                             spoken_seconds=frames.audio_seconds,
                         )
                         spoken_text = f"{spoken_text} {text}" if spoken_text else text
-                        async with self.streams.frames(plan, frames) as receive:
+                        async with self.streams.frames(plan, frames, "speak_socket") as receive:
                             async for item in receive:
                                 if isinstance(item, Exception):
                                     raise item
@@ -276,7 +276,7 @@ class Conversation:
             principal=self.who,
             tool="speak",
             error=body,
-            seconds=time.perf_counter() - frames.started,
+            seconds=time.perf_counter() - frames.cost.started,
             chars=len(spoken_text),
             audio_seconds=frames.audio_seconds,
             transport="ws",

@@ -47,12 +47,12 @@ class SpeechStreamRoute:
         body = StreamRequest.model_validate(await json_body(request))
         request.state.chars = len(body.text)
         streams = self.runtime.streams
+        frames = SpeechFrames(body.sample_rate)  # the utterance is timed from here, its checks included
         plan = await streams.start(body.text, voice=body.voice, speed=body.speed, principal=who)
         request_id = request.state.request_id
 
         async def events() -> AsyncIterator[dict[str, str]]:
-            frames = SpeechFrames(body.sample_rate)
-            async with streams.frames(plan, frames) as receive:
+            async with streams.frames(plan, frames, "speak_stream") as receive:
                 async for item in receive:
                     if isinstance(item, Exception):
                         request.state.stream_error = item

@@ -1,45 +1,98 @@
-"""Admission and sentence scheduling, without engines."""
+"""Admission and slots by priority, without engines (a fake clock where waiting time matters)."""
 
 from __future__ import annotations
 
 import anyio
 import pytest
 
-from agent_tools.core.admission import Admission, SentenceSlots
+from agent_tools.core.admission import Admission, Priority, PrioritySlots
 from agent_tools.core.errors import Busy
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_first_sentences_of_new_calls_go_ahead_of_later_sentences_of_running_ones():
-    slots = SentenceSlots(1)
-    order: list[str] = []
-    await slots.acquire(SentenceSlots.LATER)  # a running stream holds the slot
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
 
-    async def want(name: str, priority: int) -> None:
+    def __call__(self) -> float:
+        return self.now
+
+
+async def granted_order(slots: PrioritySlots, arrivals: list[tuple[str, Priority]]) -> list[str]:
+    """Queue `arrivals` in turn behind a held slot, then free it: the order they got it."""
+    order: list[str] = []
+    await slots.acquire(Priority.LATER_AUDIO)  # running work holds the only slot
+
+    async def want(name: str, priority: Priority) -> None:
         await slots.acquire(priority)
         order.append(name)
         slots.release()
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(want, "later-1", SentenceSlots.LATER)
-        await anyio.sleep(0.01)
-        tg.start_soon(want, "later-2", SentenceSlots.LATER)
-        await anyio.sleep(0.01)
-        tg.start_soon(want, "first-of-new-call", SentenceSlots.FIRST)
-        await anyio.sleep(0.01)
+        for name, priority in arrivals:
+            tg.start_soon(want, name, priority)
+            await anyio.sleep(0.01)  # arrive in this order
+        assert slots.waiting == len(arrivals)
         slots.release()
+    return order
+
+
+async def test_first_sentences_of_new_calls_go_ahead_of_later_sentences_of_running_ones():
+    arrivals = [("later-1", Priority.LATER_AUDIO), ("later-2", Priority.LATER_AUDIO)]
+    arrivals.append(("first-of-new-call", Priority.FIRST_AUDIO))
+    order = await granted_order(PrioritySlots(1, promote_after_seconds=60), arrivals)
     assert order == ["first-of-new-call", "later-1", "later-2"]
 
 
+async def test_live_finals_then_partials_go_ahead_of_queued_whole_file_transcriptions():
+    arrivals = [
+        ("batch-1", Priority.BATCH),
+        ("partial", Priority.LIVE_PARTIAL),
+        ("batch-2", Priority.BATCH),
+        ("final", Priority.LIVE_FINAL),
+    ]
+    order = await granted_order(PrioritySlots(1, promote_after_seconds=60), arrivals)
+    assert order == ["final", "partial", "batch-1", "batch-2"]
+
+
+async def test_work_waiting_past_the_promotion_bound_goes_ahead_of_more_urgent_arrivals():
+    clock = FakeClock()
+    slots = PrioritySlots(1, promote_after_seconds=5, clock=clock)
+    await slots.acquire(Priority.LIVE_FINAL)
+    order: list[str] = []
+
+    async def want(name: str, priority: Priority) -> None:
+        await slots.acquire(priority)
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(want, "batch", Priority.BATCH)
+        await anyio.sleep(0.01)
+        clock.now = 4.0
+        tg.start_soon(want, "final-at-4s", Priority.LIVE_FINAL)
+        await anyio.sleep(0.01)
+        slots.release()  # the batch has waited 4 s of 5: the final goes first
+        await anyio.sleep(0.01)
+        clock.now = 5.0
+        tg.start_soon(want, "final-at-5s", Priority.LIVE_FINAL)
+        await anyio.sleep(0.01)
+        slots.release()  # the batch has waited 5 s: now it goes ahead of the new final
+        await anyio.sleep(0.01)
+        slots.release()
+    assert order == ["final-at-4s", "batch", "final-at-5s"]
+
+
 async def test_a_cancelled_waiter_leaves_the_queue_and_the_slot_is_not_lost():
-    slots = SentenceSlots(1)
-    await slots.acquire(SentenceSlots.FIRST)
+    slots = PrioritySlots(1, promote_after_seconds=60)
+    await slots.acquire(Priority.FIRST_AUDIO)
     with anyio.move_on_after(0.05):
-        await slots.acquire(SentenceSlots.FIRST)
+        await slots.acquire(Priority.FIRST_AUDIO)
+    assert slots.waiting == 0
     slots.release()
     with anyio.fail_after(1):
-        await slots.acquire(SentenceSlots.LATER)
+        await slots.acquire(Priority.LATER_AUDIO)
+    assert slots.in_use == 1
 
 
 async def test_admission_is_busy_at_once_when_slots_and_queue_are_full():
@@ -53,3 +106,31 @@ async def test_admission_is_busy_at_once_when_slots_and_queue_are_full():
     with pytest.raises(Busy, match="shutting down"):
         async with admission.slot():
             pass
+
+
+async def test_admission_hands_its_slots_out_by_priority_and_waits_are_bounded():
+    admission = Admission("test", slots=1, max_waiting=4, max_wait_seconds=0.2)
+    order: list[str] = []
+
+    async def want(name: str, priority: Priority) -> None:
+        async with admission.slot(priority):
+            order.append(name)
+
+    async with admission.slot(Priority.BATCH):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(want, "batch", Priority.BATCH)
+            await anyio.sleep(0.01)
+            tg.start_soon(want, "final", Priority.LIVE_FINAL)
+            await anyio.sleep(0.01)
+            assert admission.waiting == 2
+            tg.cancel_scope.cancel()  # (cancelled waiters leave the queue)
+        assert admission.waiting == 0
+        with pytest.raises(Busy, match="still full"):
+            async with admission.slot(Priority.FIRST_AUDIO):
+                pass
+    async with anyio.create_task_group() as tg, admission.slot(Priority.BATCH):
+        tg.start_soon(want, "batch", Priority.BATCH)
+        await anyio.sleep(0.01)
+        tg.start_soon(want, "final", Priority.LIVE_FINAL)
+        await anyio.sleep(0.01)
+    assert order == ["final", "batch"]

@@ -19,7 +19,7 @@ from openai import APIStatusError, OpenAI
 
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.sources import AudioSource
-from speech_backend import SpeechChunk
+from speech_backend import Audio, SpeechChunk, encode_audio
 from speech_backend.fakes import FakeSynthesizer
 from tests.agent_tools.conftest import eventually, serve_http
 from tests.wer import normalized_wer
@@ -129,8 +129,8 @@ async def heard(runtime, data: bytes, fmt: str) -> str:
                 rate = container.streams.audio[0].rate
             samples = np.concatenate(frames).astype(np.float32)
         data = encode_audio(Audio(samples, rate), "wav")
-    transcript = await runtime.service.transcribe(AudioSource(data=data))
-    return str(transcript.text)
+    heard = await runtime.service.transcribe(AudioSource(data=data))
+    return str(heard.transcript.text)
 
 
 @pytest.mark.parametrize("fmt", ["mp3", "wav", "pcm", "opus", "aac", "flac"])
@@ -344,3 +344,25 @@ async def test_streamed_speech_marks_carry_each_words_span_in_the_utterance(runt
     second = marks[1]
     assert second["words"][0]["start_ms"] >= second["offset_ms"]  # utterance time, not the sentence's
     assert all(0 <= w["start_ms"] < w["end_ms"] <= audio_ms for w in words)
+
+
+async def test_streamed_speech_opens_with_a_lead_in_and_the_joined_audio_says_the_whole_text(runtime):
+    text = "Your table for four is booked for seven thirty tonight. Please arrive on time."
+    marks: list[str] = []
+    pcm = b""
+    whole = await runtime.service.speak(text, fmt="wav")
+    async with (
+        serve_http(runtime) as base,
+        httpx2.AsyncClient(timeout=60) as http,
+        http.stream("POST", f"{base}/v1/speak/stream", json={"text": text}) as response,
+    ):
+        async for event, data in read_events(response):
+            if event == "mark":
+                marks.append(data["text"])
+            elif event == "audio":
+                pcm += base64.b64decode(data["pcm16"])
+        audio = Audio((np.frombuffer(pcm, dtype="<i2") / 32768).astype(np.float32), 22050)
+        heard = await runtime.service.transcribe(AudioSource(data=encode_audio(audio, "wav")))
+    assert marks == ["Your table for four", "is booked for seven thirty tonight.", "Please arrive on time."]
+    assert [s.text for s in whole.sentences] == [marks[0] + " " + marks[1], marks[2]]  # a clip: no lead-in
+    assert normalized_wer([text], [heard.transcript.text]) <= 0.1  # said whole across the join

@@ -93,9 +93,9 @@ async def test_speak_returns_marked_audio_with_sentence_timings(service):
 async def test_speak_then_transcribe_round_trips_the_words(service):
     text = "The quick brown fox jumps over the lazy dog."
     speech = await service.speak(text, fmt="mp3", deterministic=True)
-    transcript = await service.transcribe(AudioSource(data=speech.data), word_timestamps=True)
-    assert normalized_wer([text], [transcript.text]) <= 0.1
-    assert transcript.words
+    heard = await service.transcribe(AudioSource(data=speech.data), word_timestamps=True)
+    assert normalized_wer([text], [heard.transcript.text]) <= 0.1
+    assert heard.transcript.words
 
 
 async def test_an_unknown_voice_is_voice_not_found(service):
@@ -110,7 +110,7 @@ async def test_bad_audio_gets_its_typed_error_and_the_service_keeps_serving(serv
     with pytest.raises(error):
         await service.transcribe(AudioSource(data=data))
     speech = await service.speak("Still here.", deterministic=True)
-    assert "here" in (await service.transcribe(AudioSource(data=speech.data))).text.lower()
+    assert "here" in (await service.transcribe(AudioSource(data=speech.data))).transcript.text.lower()
 
 
 async def test_voices_filter_by_language_prefix(service):
@@ -129,7 +129,7 @@ async def test_a_new_stream_speaks_before_the_rest_of_a_whole_clip_already_speak
 
     async def stream() -> None:
         plan = await runtime.streams.start("New one. New two.")
-        async with runtime.streams.frames(plan, SpeechFrames()) as receive:
+        async with runtime.streams.frames(plan, SpeechFrames(), "test") as receive:
             heard.extend([item.text async for item in receive if isinstance(item, SpeechFrame)])
 
     async with anyio.create_task_group() as tg:

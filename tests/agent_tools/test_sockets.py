@@ -77,7 +77,7 @@ async def test_text_fed_in_pieces_is_spoken_sentence_by_sentence(runtime, servic
     pcm = pcm_of(events)
     assert done["audio_ms"] == pytest.approx(len(pcm) / 2 / 16, abs=5)
     heard = await service.transcribe(AudioSource(data=_wav(pcm, 16000)))
-    assert normalized_wer([text], [heard.text]) <= 0.15
+    assert normalized_wer([text], [heard.transcript.text]) <= 0.15
 
 
 async def test_truncate_answers_with_exactly_the_words_heard_before_the_barge_in(runtime):

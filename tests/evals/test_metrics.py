@@ -56,3 +56,11 @@ def test_sphinx_transcriptions_parse_to_references():
         "001": "ten of clubs",
         "x-0880": "he was not an ill disposed young man",
     }
+
+
+def test_digits_are_scored_as_digits_however_the_recogniser_groups_them():
+    scorer = TextScorer()
+    reference = "The order number is four seven one nine."
+    for heard in ("The order number is 4719.", "The order number is 4-7-19.", "The order number is 47 19."):
+        assert scorer.wer([reference], [heard]) == 0.0
+    assert scorer.wer([reference], ["The order number is 4718."]) > 0

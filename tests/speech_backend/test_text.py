@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from speech_backend import InvalidArgument
-from speech_backend.text import SentenceAssembler, normalize_text, split_sentences
+from speech_backend.text import SentenceAssembler, continuing, lead_in, normalize_text, split_sentences
 
 
 def test_sentences_split_at_terminal_punctuation_and_newlines():
@@ -65,3 +65,31 @@ def test_text_in_pieces_is_handed_over_a_sentence_at_a_time():
     assert out == [[], [], ["It costs 3.50 today."], ["Really?"], [], ["Yes it does!"], []]
     assert assembler.pending == "Next line without an end"
     assert assembler.flush() == "Next line without an end" and assembler.flush() == ""
+
+
+def test_a_lead_in_is_the_first_clause_of_the_first_sentence():
+    sentences = split_sentences("Good evening, and welcome to the news. Tonight we start late.")
+    assert lead_in(sentences, 5) == ["Good evening,", "and welcome to the news.", "Tonight we start late."]
+
+
+def test_without_a_clause_mark_a_lead_in_is_a_few_words_never_ending_on_one_that_leans_on_the_next():
+    assert lead_in(["Your table for four is booked for seven thirty tonight."], 5) == [
+        "Your table for four",
+        "is booked for seven thirty tonight.",
+    ]
+    assert lead_in(["We will meet them at the station after the late train tonight."], 6) == [
+        "We will meet them",
+        "at the station after the late train tonight.",
+    ]
+
+
+def test_short_sentences_are_left_whole_and_zero_words_turns_lead_ins_off():
+    assert lead_in(["Yes, of course."], 5) == ["Yes, of course."]  # the rest would be too short
+    assert lead_in(["Your table is booked for tonight."], 5) == ["Your table is booked for tonight."]
+    text = ["Your table for four is booked for seven thirty tonight."]
+    assert lead_in(text, 0) == text and lead_in([], 5) == []
+
+
+def test_a_lead_in_cut_between_words_is_spoken_as_a_phrase_that_goes_on():
+    assert continuing("Your table for four") == "Your table for four,"
+    assert continuing("Good evening,") == "Good evening,"

@@ -1,0 +1,100 @@
+"""Who goes first at the recognition engine, through the service's own calls on the real engines:
+a live final ahead of a queued whole-file transcription, and a whole-file transcription that still
+completes while interactive work never stops arriving. (First audio ahead of later sentences:
+test_service.py.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from agent_tools.core.admission import Priority
+from agent_tools.core.live import open_live
+from agent_tools.core.live_settings import LiveSettings
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.sources import AudioSource
+from agent_tools.settings import ServiceSettings, Settings
+from policies import Policy
+from speech_backend import RecognitionOptions, encode_audio, resample
+from tests.agent_tools.conftest import eventually
+from tests.agent_tools.test_core import pcm_of
+
+pytestmark = pytest.mark.anyio
+SENTENCE = "The parcel arrives on Thursday before noon."
+
+
+def one_recognition_slot(engines, engine_settings, promote_after: float = 60.0) -> Runtime:
+    service = ServiceSettings(recognition_slots=1, promote_after_seconds=promote_after)
+    return Runtime.build(Settings(engines=engine_settings, service=service), engines, policy=Policy())
+
+
+async def test_a_live_final_is_decoded_before_a_whole_file_transcription_queued_earlier(
+    engines, engine_settings, speak
+):
+    runtime = one_recognition_slot(engines, engine_settings)
+    service, recognition = runtime.service, runtime.scheduler.recognition
+    audio = speak(SENTENCE)
+    wav = encode_audio(audio, "wav")
+    pcm = pcm_of(service, audio)
+    order: list[str] = []
+
+    async def batch() -> None:
+        await service.transcribe(AudioSource(data=wav))
+        order.append("batch")
+
+    async def live() -> None:
+        frames = iter([pcm[i : i + 3200] for i in range(0, len(pcm), 3200)])
+
+        async def receive() -> bytes | None:
+            return next(frames, None)
+
+        async def emit(event: dict[str, Any]) -> None:
+            if event["type"] == "final":
+                order.append("live final")
+
+        await open_live(service, LiveSettings(partial_interval_ms=0), None, emit).run(receive)
+
+    async with anyio.create_task_group() as tg, recognition.slot(Priority.BATCH):  # holds the only slot
+        tg.start_soon(batch)
+        await eventually(lambda: recognition.waiting == 1, within=30)
+        tg.start_soon(live)
+        await eventually(lambda: recognition.waiting == 2, within=60)  # the final is queued too
+    assert order == ["live final", "batch"]
+
+
+async def test_a_whole_file_transcription_completes_under_a_steady_stream_of_live_work(
+    engines, engine_settings, speak
+):
+    runtime = one_recognition_slot(engines, engine_settings, promote_after=0.5)
+    service, scheduler = runtime.service, runtime.scheduler
+    clip = resample(speak("Yes."), 16000)
+    recognizer = service.require().recognizer
+    finished = anyio.Event()
+    live_decodes = 0
+
+    async def live_worker() -> None:  # one of two: a live final always waits when the slot frees
+        nonlocal live_decodes
+        while not finished.is_set():
+            await scheduler.run(
+                scheduler.recognition,
+                lambda: recognizer.transcribe(clip, RecognitionOptions(beam_size=1)),
+                60,
+                "transcribe",
+                priority=Priority.LIVE_FINAL,
+            )
+            live_decodes += 1
+            if live_decodes > 500:
+                raise AssertionError("the whole-file transcription starved")
+
+    async def batch() -> None:
+        await service.transcribe(AudioSource(data=encode_audio(speak(SENTENCE), "wav")))
+        finished.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(live_worker)
+        tg.start_soon(live_worker)
+        await eventually(lambda: live_decodes >= 2, within=60)  # the live stream is flowing
+        tg.start_soon(batch)
+    assert finished.is_set() and live_decodes >= 2
