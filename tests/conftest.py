@@ -49,7 +49,11 @@ def cpu() -> Device:
 
 @pytest.fixture(scope="session")
 def synthesizer(engine_settings: EngineSettings, cpu: Device) -> Synthesizer:
-    return build_synthesizer(engine_settings, cpu)
+    """Piper with the default voice loaded, as a server has it once ready (timed tests and evals
+    must not pay the voice's first load)."""
+    built = build_synthesizer(engine_settings, cpu)
+    built.load(DEFAULT_VOICE)
+    return built
 
 
 @pytest.fixture(scope="session")
