@@ -79,6 +79,7 @@ bench: install redis-server
 	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/tool_calls.py
 	$(BIN)/python benchmarks/streaming.py
+	$(BIN)/python benchmarks/first_audio.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/cluster.py

@@ -23,7 +23,7 @@ from agent_tools.settings import Settings
 from speech_backend import SynthesisOptions, build_synthesizer, resolve_device
 
 SHORT = "Your table for four is booked for seven thirty tonight."
-MEDIUM = " ".join(NEWS.split(". ")[:3]) + "."
+MEDIUM = ". ".join(NEWS.split(". ")[:3]) + "."
 LONG = f"{NEWS} {NEWS}"
 TEXTS = {"short": SHORT, "medium": MEDIUM, "long": LONG}
 

@@ -28,6 +28,10 @@ MIN_SPEED, MAX_SPEED = 0.5, 2.0
 _SETTING = "SPEECH_TOOLS_ENGINES__PIPER__VOICE_DIRS"
 
 
+QUIET = 0.01  # amplitude below which a sample counts as silence
+JOIN_PAUSE_MS = 40  # quiet kept at the end of a lead-in cut between words
+
+
 class PiperSynthesizer:
     """Speaks with the Piper voices of a catalog, loading each voice's session on first use."""
 
@@ -80,6 +84,8 @@ class PiperSynthesizer:
                 if parts
                 else np.zeros(0, dtype=np.float32)
             )
+            if spoken != sentence:  # cut between words: the next word follows without a pause
+                samples = _trim_pause(samples, rate)
             words = _word_timings(voice, sentence, parts, rate, offset) if align else ()
             chunk = SpeechChunk(index, sentence, Audio(samples, rate), start=offset, words=words)
             offset = chunk.end
@@ -179,6 +185,16 @@ class PiperSynthesizer:
         except OSError:
             return None
         return folder / f"{model.stem}-{digest}.onnx"
+
+
+def _trim_pause(samples: np.ndarray[Any, Any], rate: int) -> np.ndarray[Any, Any]:
+    """`samples` with the quiet at their end cut to `JOIN_PAUSE_MS`: the voice ends a phrase with
+    ~150 ms of quiet, and the next chunk opens with ~30-45 ms more, where two words within a phrase
+    have ~70 ms between them."""
+    loud = np.flatnonzero(np.abs(samples) >= QUIET)
+    if len(loud) == 0:
+        return samples
+    return samples[: min(len(samples), int(loud[-1]) + 1 + rate * JOIN_PAUSE_MS // 1000)]
 
 
 def _with_durations(model: Path) -> str | bytes:

@@ -120,3 +120,32 @@ def test_an_extra_voice_folder_adds_its_voices_to_the_catalog(tmp_path):
     catalog = VoiceCatalog((tmp_path,))
     assert {v.id for v in catalog.voices()} == {DEFAULT_VOICE, "en_GB-copy-medium"}
     assert catalog.get("en_GB-copy-medium").voice.language == "en_GB"
+
+
+def quiet_ms(samples: np.ndarray, rate: int, at_end: bool) -> float:
+    loud = np.flatnonzero(np.abs(samples) >= 0.01)
+    edge = len(samples) - 1 - loud[-1] if at_end else loud[0]
+    return 1000 * float(edge) / rate
+
+
+def test_a_lead_in_cut_between_words_joins_the_rest_with_an_inter_word_pause(synthesizer):
+    options = SynthesisOptions(deterministic=True, lead_in_words=5)
+    head, rest = list(
+        synthesizer.synthesize(
+            "Your table for four is booked for seven thirty tonight.", DEFAULT_VOICE, options
+        )
+    )
+    assert (head.text, rest.text) == ("Your table for four", "is booked for seven thirty tonight.")
+    rate = head.audio.sample_rate
+    join = quiet_ms(head.audio.samples, rate, at_end=True) + quiet_ms(rest.audio.samples, rate, at_end=False)
+    assert join < 100  # words within a phrase: no sentence-end pause between them
+    assert rest.start == pytest.approx(head.end)
+
+
+def test_a_lead_in_cut_at_a_comma_keeps_the_pause_a_comma_has(synthesizer):
+    options = SynthesisOptions(deterministic=True, lead_in_words=5)
+    chunks = list(
+        synthesizer.synthesize("Good evening, and welcome to the late news.", DEFAULT_VOICE, options)
+    )
+    assert [c.text for c in chunks] == ["Good evening,", "and welcome to the late news."]
+    assert quiet_ms(chunks[0].audio.samples, chunks[0].audio.sample_rate, at_end=True) > 100
