@@ -1,6 +1,7 @@
 """Live transcription latency over `/v1/transcribe/ws`: audio streamed in real time (100 ms frames),
 measured from the end of each utterance's speech to `speech_stopped` and to its `final`, with 1 and
-2 concurrent streams. Server in a subprocess on loopback.
+2 concurrent streams, then 2 streams while a 30-minute whole-file transcription runs beside them.
+Server in a subprocess on loopback.
 
     python benchmarks/live.py [--rounds N]
 """
@@ -18,7 +19,7 @@ import numpy as np
 from tool_calls import run_with_server
 from websockets.asyncio.client import connect
 
-from speech_backend import AudioLimits, decode_audio
+from speech_backend import Audio, AudioLimits, decode_audio, encode_audio
 
 UTTERANCES = [
     "Can you play something relaxing for the evening?",
@@ -74,6 +75,8 @@ async def stream(url: str, pcm: bytes, ends: list[float], into: dict[str, list[f
                     into[event["type"]].append(now - spoken_end)
                 if event["type"] == "final":
                     into["server_ms"].append(event["latency_ms"] / 1000)
+                    into["queue_ms"].append(event["cost"]["queue_ms"] / 1000)
+                    into["engine_ms"].append(event["cost"]["engine_ms"] / 1000)
                     into["words"].append(float(len(event["text"].split())))
                 if event["type"] == "done":
                     break
@@ -82,25 +85,44 @@ async def stream(url: str, pcm: bytes, ends: list[float], into: dict[str, list[f
 async def run(base: str, rounds: int) -> None:
     pcm, ends = await conversation(base)
     url = base.replace("http://", "ws://") + "/v1/transcribe/ws?partial_interval_ms=750"
-    warm: dict[str, list[float]] = {"speech_stopped": [], "final": [], "server_ms": [], "words": []}
+    warm: dict[str, list[float]] = {
+        k: [] for k in ("speech_stopped", "final", "server_ms", "queue_ms", "engine_ms", "words")
+    }
     await stream(url, pcm[: int(RATE * 6) * 2], ends, warm)
     print(
         f"{len(UTTERANCES)} utterances per stream, {GAP:g} s pauses, "
         f"100 ms frames in real time, rounds={rounds}"
     )
-    print("streams  end->stopped p50/p95   end->final p50/p95   stopped->final (server) p50")
-    for streams in (1, 2):
-        got: dict[str, list[float]] = {"speech_stopped": [], "final": [], "server_ms": [], "words": []}
-        for _ in range(rounds):
-            async with anyio.create_task_group() as tg:
-                for _ in range(streams):
-                    tg.start_soon(stream, url, pcm, ends, got)
+    print("streams  end->stopped p50/p95   end->final p50/p95   stopped->final (server) p50 [queue, engine]")
+    for streams, batch in ((1, False), (2, False), (2, True)):
+        got: dict[str, list[float]] = {k: [] for k in warm}
+        async with anyio.create_task_group() as beside:
+            if batch:
+                beside.start_soon(transcribe_half_an_hour, base, pcm)
+                await anyio.sleep(5)  # uploaded and decoding: the recognizer is busy with it
+            for _ in range(rounds):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(streams):
+                        tg.start_soon(stream, url, pcm, ends, got)
+            beside.cancel_scope.cancel()
         stopped, final, server = got["speech_stopped"], got["final"], got["server_ms"]
+        label = f"{streams} + 30 min batch" if batch else f"{streams:>7}"
         print(
-            f"{streams:>7}  {statistics.median(stopped):.3f} / {p95(stopped):.3f} s      "
+            f"{label}  {statistics.median(stopped):.3f} / {p95(stopped):.3f} s      "
             f"{statistics.median(final):.3f} / {p95(final):.3f} s     {statistics.median(server):.3f} s"
+            f" [{statistics.median(got['queue_ms']):.3f}, {statistics.median(got['engine_ms']):.3f}]"
             f"   ({len(final)} finals)"
         )
+
+
+async def transcribe_half_an_hour(base: str, pcm: bytes) -> None:
+    """A whole-file transcription of 30 minutes of the conversation, as Opus (until cancelled)."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+    long = np.resize(samples, RATE * 1790)
+    data = encode_audio(Audio(long.astype(np.float32), RATE), "opus")
+    files = {"file": ("long.ogg", data, "audio/ogg")}
+    async with httpx2.AsyncClient(timeout=3600) as http:
+        await http.post(f"{base}/v1/audio/transcriptions", files=files, data={"model": "whisper-1"})
 
 
 def main() -> None:

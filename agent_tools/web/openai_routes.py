@@ -19,7 +19,7 @@ from agent_tools.core.sources import AudioSource
 from agent_tools.core.subtitles import TranscriptFormat, render
 from agent_tools.tools.schemas import VoiceInfo
 from agent_tools.web.openai_speech import OPENAI_SPEECH_MODELS
-from agent_tools.web.route_boundary import ApiRoute, principal
+from agent_tools.web.route_boundary import ApiRoute, principal, while_connected
 from speech_backend import InvalidArgument, PayloadTooLarge, Transcript
 
 TRANSCRIPT_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
@@ -49,14 +49,17 @@ class OpenAIRoutes:
         if fmt not in TRANSCRIPT_FORMATS:
             raise InvalidArgument(f"response_format must be one of {', '.join(TRANSCRIPT_FORMATS)}")
         words = "word" in granularities
-        heard = await service.transcribe(
-            AudioSource(data=data),
-            language=fields.get("language") or None,
-            word_timestamps=words,
-            prompt=fields.get("prompt") or None,
-            principal=who,
-            request_id=request.state.request_id,
-            transport="http",
+        heard = await while_connected(
+            request,
+            lambda: service.transcribe(
+                AudioSource(data=data),
+                language=fields.get("language") or None,
+                word_timestamps=words,
+                prompt=fields.get("prompt") or None,
+                principal=who,
+                request_id=request.state.request_id,
+                transport="http",
+            ),
         )
         transcript, headers = heard.transcript, heard.cost.headers()
         request.state.audio_seconds = transcript.duration

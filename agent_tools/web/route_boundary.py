@@ -7,8 +7,9 @@ import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
@@ -19,9 +20,10 @@ from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import error_body, http_status
 from agent_tools.core.runtime import Runtime, new_request_id
 from policies import Principal
-from speech_backend import InvalidArgument
+from speech_backend import Cancelled, InvalidArgument
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -128,3 +130,27 @@ async def json_body(request: Request) -> Any:
         raise InvalidArgument("the request body is not valid JSON") from exc
     except RecursionError as exc:
         raise InvalidArgument("the request body nests JSON too deeply; send a flat object") from exc
+
+
+async def while_connected(request: Request, work: Callable[[], Awaitable[T]]) -> T:
+    """`work`, cancelled if the client hangs up meanwhile (its engine work stops at the next
+    segment or sentence and frees its slot). Call it only once the body has been read: the watch
+    waits for the connection's next message, which is then its end.
+
+    Raises:
+        Cancelled: the client hung up.
+    """
+    outcome: list[T] = []
+    async with anyio.create_task_group() as tg:
+
+        async def run() -> None:
+            outcome.append(await work())
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(run)
+        while (await request.receive())["type"] != "http.disconnect":  # the body is read: wait for the end
+            pass
+        tg.cancel_scope.cancel()
+    if not outcome:
+        raise Cancelled("the client hung up before the result was ready; its work was stopped")
+    return outcome[0]

@@ -19,7 +19,7 @@ from openai import APIStatusError, OpenAI
 
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.sources import AudioSource
-from speech_backend import Audio, SpeechChunk, encode_audio
+from speech_backend import Audio, SpeechChunk, encode_audio, resample
 from speech_backend.fakes import FakeSynthesizer
 from tests.agent_tools.conftest import eventually, serve_http
 from tests.wer import normalized_wer
@@ -366,3 +366,35 @@ async def test_streamed_speech_opens_with_a_lead_in_and_the_joined_audio_says_th
     assert marks == ["Your table for four", "is booked for seven thirty tonight.", "Please arrive on time."]
     assert [s.text for s in whole.sentences] == [marks[0] + " " + marks[1], marks[2]]  # a clip: no lead-in
     assert normalized_wer([text], [heard.transcript.text]) <= 0.1  # said whole across the join
+
+
+async def test_a_transcription_whose_client_hangs_up_is_stopped_and_audited_cancelled(
+    service, settings, tmp_path: Path, speak
+):
+    from tests.agent_tools.test_failure_behaviour import policy_runtime
+
+    runtime = policy_runtime(service, settings, tmp_path, "version: 1\naudit:\n  path: audit.log\n")
+    clip = resample(speak("This recording goes on for a long while, sentence after sentence."), 16000)
+    wav = encode_audio(Audio(np.resize(clip.samples, 16000 * 300), 16000), "wav")  # 5 minutes
+    recognition, audit = runtime.scheduler.recognition, tmp_path / "audit.log"
+
+    def transcribe_lines() -> list[dict[str, Any]]:
+        lines = audit.read_text().splitlines() if audit.exists() else []
+        return [json.loads(line) for line in lines if json.loads(line)["tool"] == "transcribe"]
+
+    async with serve_http(runtime) as base:
+        async with anyio.create_task_group() as tg:
+
+            async def upload() -> None:
+                async with httpx2.AsyncClient(timeout=600) as http:
+                    files = {"file": ("long.wav", wav, "audio/wav")}
+                    await http.post(
+                        f"{base}/v1/audio/transcriptions", files=files, data={"model": "whisper-1"}
+                    )
+
+            tg.start_soon(upload)
+            await eventually(lambda: recognition.in_use == 1, within=60)
+            tg.cancel_scope.cancel()  # the client hangs up while its audio is being transcribed
+        await eventually(lambda: bool(transcribe_lines()), within=300)
+        assert recognition.in_use == 0 and runtime.scheduler.in_flight == 0
+    assert [line["code"] for line in transcribe_lines()] == ["cancelled"]  # stopped, not finished
