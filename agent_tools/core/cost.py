@@ -59,15 +59,6 @@ class Cost:
     engine_seconds: float = 0.0
 
     @contextmanager
-    def waiting(self) -> Iterator[None]:
-        """Count the block as time waiting for a slot."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.queue_seconds += time.perf_counter() - start
-
-    @contextmanager
     def working(self) -> Iterator[None]:
         """Count the block as engine time."""
         start = time.perf_counter()
