@@ -43,8 +43,9 @@ class Scheduler:
         for admission in (self.synthesis, self.recognition, self.voice_activity):
             admission.close()
 
-    def sample(self, metrics: Metrics) -> None:
+    def sample(self) -> None:
         """Queue depth and slots in use, read into the gauges now."""
+        metrics = self.metrics
         for admission in (self.synthesis, self.recognition, self.voice_activity):
             metrics.queue_depth.labels(admission.name).set(admission.waiting)
             metrics.in_use.labels(admission.name).set(admission.in_use)

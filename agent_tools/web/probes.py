@@ -54,7 +54,7 @@ class Probes:
     async def metrics(self, request: Request) -> Response:
         """Prometheus text, with queue gauges sampled now."""
         runtime = self.runtime
-        runtime.scheduler.sample(runtime.metrics)
+        runtime.scheduler.sample()
         runtime.metrics.sample_audit(runtime.policy)
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
