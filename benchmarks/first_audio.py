@@ -1,9 +1,14 @@
-"""Time to first audio of streamed speech against raw Piper's first sentence, in one interleaved run:
-the server as it was (the first sentence made whole: `SERVICE__LEAD_IN_WORDS=0`) and as it is (a
-short lead-in first), each in its own subprocess, on texts of about 2, 10 and 50 s of speech, with
-1 and 4 concurrent clients (medians, p95 in brackets).
+"""Time to first audio and speech throughput, in one interleaved run: raw Piper's first sentence, the
+server before this scheduler (`--before`, a worktree of that revision), the server now with the
+first sentence made whole (`SERVICE__LEAD_IN_WORDS=0`) and as it is (a short lead-in first), and,
+with `--peer-python`, wyoming-piper on the same voice (`make bench-peers`). Each server runs in its
+own subprocess; rounds visit every server in turn, so a noisy moment hits all of them alike.
 
-    python benchmarks/first_audio.py [--rounds N]
+Rows: 1 client on texts of about 3, 9 and 43 s of speech; 4 and 8 concurrent clients on the 9 s
+text (median [p95, max]); throughput (seconds of audio delivered per second, reading each stream to
+its end) with 1, 2 and 4 clients.
+
+    python benchmarks/first_audio.py [--rounds N] [--before REV] [--peer-python PY]
 """
 
 from __future__ import annotations
@@ -12,9 +17,13 @@ import argparse
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 import anyio
 import httpx2
+from peers import start_peer, wyoming_first_audio
+from revisions import BEFORE_SCHEDULER, revision_env, short
 from streaming import first_audio_streamed, p95
 from timing import NEWS
 from tool_calls import free_port, start_server
@@ -26,6 +35,19 @@ SHORT = "Your table for four is booked for seven thirty tonight."
 MEDIUM = ". ".join(NEWS.split(". ")[:3]) + "."
 LONG = f"{NEWS} {NEWS}"
 TEXTS = {"short": SHORT, "medium": MEDIUM, "long": LONG}
+CONCURRENT = (4, 8)
+THROUGHPUT = (1, 2, 4)
+
+Measure = Callable[[str], Awaitable[float]]
+
+
+@dataclass
+class Samples:
+    """What one server measured over the rounds."""
+
+    single: dict[str, list[float]] = field(default_factory=dict)
+    concurrent: dict[int, list[float]] = field(default_factory=dict)
+    throughput: dict[int, list[float]] = field(default_factory=dict)
 
 
 def raw_first_sentence(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
@@ -47,70 +69,103 @@ def raw_first_sentence(rounds: int) -> tuple[dict[str, float], dict[str, float]]
     return first, length
 
 
-async def at_once(measure: Callable[[], Awaitable[float]], clients: int) -> list[float]:
+async def at_once(measure: Measure, text: str, clients: int) -> tuple[list[float], float]:
+    """`clients` calls at the same moment: each one's time to first audio, and the wall time of all."""
     samples: list[float] = []
 
     async def one() -> None:
-        samples.append(await measure())
+        samples.append(await measure(text))
 
+    start = time.perf_counter()
     async with anyio.create_task_group() as tg:
         for _ in range(clients):
             tg.start_soon(one)
-    return samples
+    return samples, time.perf_counter() - start
 
 
-async def run(servers: dict[str, str], raw: dict[str, float], length: dict[str, float], rounds: int) -> None:
-    single: dict[tuple[str, str], list[float]] = {}
-    four: dict[str, list[float]] = {}
-    async with httpx2.AsyncClient(timeout=300) as http:
-        for base in servers.values():
-            await first_audio_streamed(http, base, SHORT)  # warm
-        for _ in range(rounds):
-            for name, base in servers.items():
-                for text_name, text in TEXTS.items():
-                    sample = await first_audio_streamed(http, base, text)
-                    single.setdefault((name, text_name), []).append(sample)
+async def run(
+    servers: dict[str, Measure], raw: dict[str, float], length: dict[str, float], rounds: int
+) -> None:
+    got = {name: Samples() for name in servers}
+    for measure in servers.values():
+        await measure(SHORT)  # warm
+    for _ in range(rounds):
+        for name, measure in servers.items():
+            samples = got[name]
+            for text_name, text in TEXTS.items():
+                samples.single.setdefault(text_name, []).append(await measure(text))
+            for clients in CONCURRENT:
+                firsts, _ = await at_once(measure, MEDIUM, clients)
+                samples.concurrent.setdefault(clients, []).extend(firsts)
+            for clients in THROUGHPUT:
+                _, wall = await at_once(measure, MEDIUM, clients)
+                samples.throughput.setdefault(clients, []).append(clients * length["medium"] / wall)
+    report(got, raw, length, rounds)
 
-                async def medium(base: str = base) -> float:
-                    return await first_audio_streamed(http, base, MEDIUM)
 
-                four.setdefault(name, []).extend(await at_once(medium, 4))
-    print(f"time to first audio, medians of {rounds} interleaved rounds [p95 at 4 clients]")
-    header = " / ".join(f"{n} {length[n]:.0f} s" for n in TEXTS)
-    print(f"  1 client ({header}):")
-    print("    raw Piper first sentence: " + " / ".join(f"{raw[n] * 1000:.0f}" for n in TEXTS) + " ms")
-    for name in servers:
-        values = [statistics.median(single[(name, n)]) for n in TEXTS]
-        ratios = " / ".join(f"{v / raw[n]:.2f}" for v, n in zip(values, TEXTS, strict=True))
-        line = " / ".join(f"{v * 1000:.0f}" for v in values)
-        print(f"    {name}: {line} ms (x raw: {ratios})")
-    print(f"  4 clients, {length['medium']:.0f} s of speech each:")
-    for name in servers:
-        samples = four[name]
-        ratio = p95(samples) / raw["medium"]
-        print(
-            f"    {name}: {statistics.median(samples) * 1000:.0f} [{p95(samples) * 1000:.0f}] ms "
-            f"(p95 x raw first sentence: {ratio:.2f})"
-        )
+def report(got: dict[str, Samples], raw: dict[str, float], length: dict[str, float], rounds: int) -> None:
+    width = max(len(name) for name in got) + 2
+    print(f"time to first audio: medians of {rounds} interleaved rounds, ms (x raw Piper's first sentence)")
+    lengths = " / ".join(f"{n} {length[n]:.0f} s" for n in TEXTS)
+    print(f"  1 client ({lengths}):")
+    print(f"    {'raw Piper first sentence':<{width}}" + " / ".join(f"{raw[n] * 1000:.0f}" for n in TEXTS))
+    for name, samples in got.items():
+        values = [statistics.median(samples.single[n]) for n in TEXTS]
+        line = " / ".join(f"{v * 1000:.0f} ({v / raw[n]:.2f})" for v, n in zip(values, TEXTS, strict=True))
+        print(f"    {name:<{width}}{line}")
+    for clients in CONCURRENT:
+        print(f"  {clients} clients at once, {length['medium']:.0f} s of speech each: median [p95, max] ms")
+        for name, samples in got.items():
+            values = samples.concurrent[clients]
+            print(
+                f"    {name:<{width}}{statistics.median(values) * 1000:.0f} [{p95(values) * 1000:.0f}, "
+                f"{max(values) * 1000:.0f}]  (p95 {p95(values) / raw['medium']:.2f}x raw)"
+            )
+    print("speech throughput, seconds of audio per second (median over rounds), 1 / 2 / 4 clients:")
+    for name, samples in got.items():
+        line = " / ".join(f"{statistics.median(samples.throughput[c]):.1f}" for c in THROUGHPUT)
+        print(f"    {name:<{width}}{line}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--before", default=BEFORE_SCHEDULER, help="revision measured as 'before'")
+    parser.add_argument("--peer-python", help="python of a virtualenv with wyoming-piper (make bench-peers)")
     args = parser.parse_args()
     raw, length = raw_first_sentence(args.rounds)
-    ports = {"whole first sentence": free_port(), "lead-in first": free_port()}
-    procs = [
-        start_server(ports["whole first sentence"], {"SPEECH_TOOLS_SERVICE__LEAD_IN_WORDS": "0"}),
-        start_server(ports["lead-in first"]),
-    ]
-    try:
-        servers = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        anyio.run(run, servers, raw, length, args.rounds)
-    finally:
+    with ExitStack() as stack:
+        before = stack.enter_context(revision_env(args.before))
+        configs = {
+            f"before ({short(args.before)})": before,
+            "now, first sentence whole": {"SPEECH_TOOLS_SERVICE__LEAD_IN_WORDS": "0"},
+            "now": {},
+        }
+        procs = []
+        urls: dict[str, str] = {}
+        for name, env in configs.items():
+            port = free_port()
+            procs.append(start_server(port, env))
+            urls[name] = f"http://127.0.0.1:{port}"
+        peer_port = 0
+        if args.peer_python:
+            peer_port = free_port()
+            procs.append(start_peer(args.peer_python, peer_port))
         for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=60)
+            stack.callback(proc.wait, 60)
+            stack.callback(proc.terminate)
+
+        async def measure_all() -> None:
+            async with httpx2.AsyncClient(timeout=300) as http:
+                servers: dict[str, Measure] = {
+                    name: (lambda text, base=base: first_audio_streamed(http, base, text))
+                    for name, base in urls.items()
+                }
+                if peer_port:
+                    servers["wyoming-piper"] = lambda text: wyoming_first_audio(peer_port, text)
+                await run(servers, raw, length, args.rounds)
+
+        anyio.run(measure_all)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Live transcription latency over `/v1/transcribe/ws`: audio streamed in real time (100 ms frames),
 measured from the end of each utterance's speech to `speech_stopped` and to its `final`, with 1 and
-2 concurrent streams, then 2 streams while a 30-minute whole-file transcription runs beside them.
-Server in a subprocess on loopback.
+2 concurrent streams, then 2 streams while a 30-minute whole-file transcription runs beside them;
+each row for the server before this scheduler (`--before`, a worktree of that revision) and as it is,
+one after the other. Servers in subprocesses on loopback.
 
-    python benchmarks/live.py [--rounds N]
+    python benchmarks/live.py [--rounds N] [--before REV]
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import time
 import anyio
 import httpx2
 import numpy as np
-from tool_calls import run_with_server
+from revisions import BEFORE_SCHEDULER, revision_env, short
+from tool_calls import free_port, start_server
 from websockets.asyncio.client import connect
 
 from speech_backend import Audio, AudioLimits, decode_audio, encode_audio
@@ -82,37 +84,45 @@ async def stream(url: str, pcm: bytes, ends: list[float], into: dict[str, list[f
                     break
 
 
-async def run(base: str, rounds: int) -> None:
-    pcm, ends = await conversation(base)
-    url = base.replace("http://", "ws://") + "/v1/transcribe/ws?partial_interval_ms=750"
-    warm: dict[str, list[float]] = {
-        k: [] for k in ("speech_stopped", "final", "server_ms", "queue_ms", "engine_ms", "words")
-    }
-    await stream(url, pcm[: int(RATE * 6) * 2], ends, warm)
+async def run(servers: dict[str, str], rounds: int) -> None:
+    pcm, ends = await conversation(next(iter(servers.values())))
+    keys = ("speech_stopped", "final", "server_ms", "queue_ms", "engine_ms", "words")
+    for base in servers.values():
+        await stream(ws_url(base), pcm[: int(RATE * 6) * 2], ends, {k: [] for k in keys})  # warm
     print(
         f"{len(UTTERANCES)} utterances per stream, {GAP:g} s pauses, "
         f"100 ms frames in real time, rounds={rounds}"
     )
-    print("streams  end->stopped p50/p95   end->final p50/p95   stopped->final (server) p50 [queue, engine]")
+    width = max(len(name) for name in servers) + 2
+    print(
+        f"{'streams':<17}{'server':<{width}}end->stopped p50/p95   end->final p50/p95   "
+        "stopped->final (server) p50 [queue, engine]"
+    )
     for streams, batch in ((1, False), (2, False), (2, True)):
-        got: dict[str, list[float]] = {k: [] for k in warm}
-        async with anyio.create_task_group() as beside:
-            if batch:
-                beside.start_soon(transcribe_half_an_hour, base, pcm)
-                await anyio.sleep(5)  # uploaded and decoding: the recognizer is busy with it
-            for _ in range(rounds):
-                async with anyio.create_task_group() as tg:
-                    for _ in range(streams):
-                        tg.start_soon(stream, url, pcm, ends, got)
-            beside.cancel_scope.cancel()
-        stopped, final, server = got["speech_stopped"], got["final"], got["server_ms"]
-        label = f"{streams} + 30 min batch" if batch else f"{streams:>7}"
-        print(
-            f"{label}  {statistics.median(stopped):.3f} / {p95(stopped):.3f} s      "
-            f"{statistics.median(final):.3f} / {p95(final):.3f} s     {statistics.median(server):.3f} s"
-            f" [{statistics.median(got['queue_ms']):.3f}, {statistics.median(got['engine_ms']):.3f}]"
-            f"   ({len(final)} finals)"
-        )
+        for name, base in servers.items():
+            got: dict[str, list[float]] = {k: [] for k in keys}
+            async with anyio.create_task_group() as beside:
+                if batch:
+                    beside.start_soon(transcribe_half_an_hour, base, pcm)
+                    await anyio.sleep(5)  # uploaded and decoding: the recognizer is busy with it
+                for _ in range(rounds):
+                    async with anyio.create_task_group() as tg:
+                        for _ in range(streams):
+                            tg.start_soon(stream, ws_url(base), pcm, ends, got)
+                beside.cancel_scope.cancel()
+            stopped, final, server = got["speech_stopped"], got["final"], got["server_ms"]
+            label = f"{streams} + 30 min batch" if batch else f"{streams}"
+            print(
+                f"{label:<17}{name:<{width}}{statistics.median(stopped):.3f} / {p95(stopped):.3f} s      "
+                f"{statistics.median(final):.3f} / {p95(final):.3f} s     {statistics.median(server):.3f} s"
+                f" [{statistics.median(got['queue_ms']):.3f}, {statistics.median(got['engine_ms']):.3f}]"
+                f"   ({len(final)} finals)",
+                flush=True,
+            )
+
+
+def ws_url(base: str) -> str:
+    return base.replace("http://", "ws://") + "/v1/transcribe/ws?partial_interval_ms=750"
 
 
 async def transcribe_half_an_hour(base: str, pcm: bytes) -> None:
@@ -128,7 +138,18 @@ async def transcribe_half_an_hour(base: str, pcm: bytes) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
-    run_with_server(run, parser.parse_args().rounds)
+    parser.add_argument("--before", default=BEFORE_SCHEDULER, help="revision measured as 'before'")
+    args = parser.parse_args()
+    with revision_env(args.before) as before:
+        ports = {f"before ({short(args.before)})": free_port(), "now": free_port()}
+        envs = {f"before ({short(args.before)})": before, "now": {}}
+        procs = [start_server(ports[name], envs[name]) for name in ports]
+        try:
+            anyio.run(run, {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}, args.rounds)
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=60)
 
 
 if __name__ == "__main__":

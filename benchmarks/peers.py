@@ -1,24 +1,13 @@
-"""Time to first audio against a peer: wyoming-piper (the Wyoming protocol server for Piper) on the
-same voice and text, in the same run, at 1, 2 and 4 concurrent clients. Both servers run in
-subprocesses on loopback; the peer runs from its own virtualenv (`make bench-peers` makes it).
-
-    python benchmarks/peers.py --peer-python .venv-peers/bin/python [--rounds N]
-"""
+"""The peer in the time-to-first-audio table: wyoming-piper (the Wyoming protocol server for Piper)
+on the same voice, run from its own virtualenv (`make bench-peers` makes it and passes its python to
+`first_audio.py --peer-python`)."""
 
 from __future__ import annotations
 
-import argparse
 import socket
-import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
 
-import anyio
-import httpx2
-from streaming import first_audio_streamed, p95
-from timing import NEWS
-from tool_calls import free_port, start_server
 from wyoming.audio import AudioChunk, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize
@@ -54,11 +43,12 @@ def start_peer(python: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("wyoming-piper did not start")
 
 
-async def wyoming_first_audio(port: int) -> float:
+async def wyoming_first_audio(port: int, text: str) -> float:
+    """Seconds to the first audio chunk of `text`, read to the end."""
     start = time.perf_counter()
     first = None
     async with AsyncTcpClient("127.0.0.1", port) as client:
-        await client.write_event(Synthesize(text=NEWS).event())
+        await client.write_event(Synthesize(text=text).event())
         while True:  # read to the end, so the load stays realistic
             event = await client.read_event()
             if event is None:
@@ -70,57 +60,3 @@ async def wyoming_first_audio(port: int) -> float:
     if first is None:
         raise RuntimeError("wyoming-piper sent no audio")
     return first
-
-
-async def concurrent(measure: Callable[[], Awaitable[float]], clients: int, rounds: int) -> list[float]:
-    samples: list[float] = []
-
-    async def one() -> None:
-        samples.append(await measure())
-
-    for _ in range(rounds):
-        async with anyio.create_task_group() as tg:
-            for _ in range(clients):
-                tg.start_soon(one)
-    return samples
-
-
-async def run(base: str, peer_port: int, rounds: int) -> None:
-    async with httpx2.AsyncClient(timeout=120) as http:
-        ours: Callable[[], Awaitable[float]] = lambda: first_audio_streamed(http, base)  # noqa: E731
-        peer: Callable[[], Awaitable[float]] = lambda: wyoming_first_audio(peer_port)  # noqa: E731
-        await ours()
-        await peer()
-        print(
-            f"time to first audio, text of {len(NEWS)} characters (6 sentences), "
-            f"voice {VOICE}, rounds={rounds}"
-        )
-        print("clients   speech-tools p50 / p95    wyoming-piper p50 / p95    p50 ratio (peer / ours)")
-        for clients in (1, 2, 4):
-            a = await concurrent(ours, clients, rounds)
-            b = await concurrent(peer, clients, rounds)
-            a50, b50 = statistics.median(a), statistics.median(b)
-            print(
-                f"{clients:>7}   {a50:.3f} / {p95(a):.3f} s          {b50:.3f} / {p95(b):.3f} s"
-                f"           {b50 / a50:.1f}x"
-            )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--peer-python", required=True, help="python of a virtualenv with wyoming-piper")
-    parser.add_argument("--rounds", type=int, default=6)
-    args = parser.parse_args()
-    port, peer_port = free_port(), free_port()
-    server = start_server(port)
-    peer = start_peer(args.peer_python, peer_port)
-    try:
-        anyio.run(run, f"http://127.0.0.1:{port}", peer_port, args.rounds)
-    finally:
-        for proc in (server, peer):
-            proc.terminate()
-            proc.wait(timeout=60)
-
-
-if __name__ == "__main__":
-    main()

@@ -46,7 +46,23 @@ class SpeechStopped:
     forced: bool
 
 
-EndpointEvent = SpeechStarted | SpeechStopped
+@dataclass(frozen=True)
+class SpeechPaused:
+    """The open utterance has been silent for `pad_ms`: were the pause to end it, `audio` is exactly
+    the audio its `SpeechStopped` would carry, so its final can be decoded ahead of the stop."""
+
+    utterance: int
+    audio: Audio
+
+
+@dataclass(frozen=True)
+class SpeechResumed:
+    """Speech came back after a `SpeechPaused`: the utterance goes on."""
+
+    utterance: int
+
+
+EndpointEvent = SpeechStarted | SpeechStopped | SpeechPaused | SpeechResumed
 
 
 class Endpointer:
@@ -60,6 +76,8 @@ class Endpointer:
         self._pad = max(1, round(settings.pad_ms / WINDOW_MS))
         self._min_speech = max(1, round(settings.min_speech_ms / WINDOW_MS))
         self._min_silence = max(1, round(settings.min_silence_ms / WINDOW_MS))
+        # the silence after which the stop's audio is known: its trailing pad is all there
+        self._settled = max(1, self._pad)
         self._max_windows = int(settings.max_utterance_seconds * 1000 / WINDOW_MS)
         self._windows_seen = 0
         self._before: list[Samples] = []  # recent audio while idle (pad plus a pending start)
@@ -147,22 +165,31 @@ class Endpointer:
     def _speaking(self, window: Samples, prob: float, events: list[EndpointEvent]) -> None:
         assert self._utterance is not None
         self._utterance.append(window)
+        paused = self._settled <= self._silent < self._min_silence
         self._silent = self._silent + 1 if prob < self._negative else 0
         if self._silent >= self._min_silence:
             events.append(self._stop(forced=False))
         elif len(self._utterance) >= self._max_windows:
             events.append(self._stop(forced=True))
+        elif self._silent == self._settled < self._min_silence:
+            events.append(SpeechPaused(self._count, self._kept_audio(self._silent)))
+        elif paused and not self._silent:
+            events.append(SpeechResumed(self._count))
 
     def _stop(self, forced: bool) -> SpeechStopped:
         assert self._utterance is not None
-        trailing = 0 if forced else max(0, self._silent - self._pad)
-        kept = self._utterance[: len(self._utterance) - trailing]
+        audio = self._kept_audio(0 if forced else self._silent)
         start = self._start_window * WINDOW / VAD_RATE
-        end = (self._start_window + len(kept)) * WINDOW / VAD_RATE
+        end = start + audio.duration
         self._before = self._utterance[-self._pad :] if not forced else []
         self._utterance, self._silent, self._voiced = None, 0, 0
-        audio = Audio(np.concatenate(kept), VAD_RATE)
         return SpeechStopped(self._count, round(start, 3), round(end, 3), audio, forced)
+
+    def _kept_audio(self, silent: int) -> Audio:
+        """The open utterance without the silence beyond its trailing pad."""
+        assert self._utterance is not None
+        trailing = max(0, silent - self._pad)
+        return Audio(np.concatenate(self._utterance[: len(self._utterance) - trailing]), VAD_RATE)
 
 
 class CommitSegmenter:

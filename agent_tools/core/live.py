@@ -31,7 +31,15 @@ from speech_backend import (
     PayloadTooLarge,
     RecognitionOptions,
 )
-from speech_backend.endpointing import CommitSegmenter, Endpointer, Segmenter, SpeechStarted, SpeechStopped
+from speech_backend.endpointing import (
+    CommitSegmenter,
+    Endpointer,
+    EndpointEvent,
+    Segmenter,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
 from speech_backend.resample import StreamResampler
 from speech_backend.vad import VAD_RATE
 
@@ -131,6 +139,7 @@ class LiveTranscription:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.decoder.final_loop)
             tg.start_soon(self.decoder.partial_loop)
+            tg.start_soon(self.decoder.guess_loop)
             try:
                 await self._read(receive)
             except Exception as exc:  # ends the stream once decoding has stopped
@@ -189,6 +198,7 @@ class LiveTranscription:
         if control is Control.CLEAR:
             dropped = self.endpointer.clear()
             self.decoder.partial = None
+            self.decoder.drop_guess()
             utterance = self._number(self.endpointer.utterance_count) if dropped else None
             await self.emit({"type": "cleared", "utterance": utterance})
             return
@@ -214,20 +224,27 @@ class LiveTranscription:
         self.offset += old.received_seconds - len(held) / VAD_RATE
         self.base += old.utterance_count - (1 if old.in_speech else 0)
         self.endpointer, self.params, self.decoder.params = new, params, params
+        self.decoder.drop_guess()
         self.last_partial_at = 0.0
         await self._handle(await scheduler.step(scheduler.voice_activity, functools.partial(new.push, held)))
 
-    def _push(self, frame: bytes) -> list[SpeechStarted | SpeechStopped]:
+    def _push(self, frame: bytes) -> list[EndpointEvent]:
         samples = np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
         return self.endpointer.push(self.resampler.push(samples))
 
-    def _finish(self) -> list[SpeechStarted | SpeechStopped]:
+    def _finish(self) -> list[EndpointEvent]:
         tail = self.resampler.push(np.zeros(0, dtype=np.float32), last=True)
         return [*self.endpointer.push(tail), *self.endpointer.finish()]
 
-    async def _handle(self, events: list[SpeechStarted | SpeechStopped]) -> None:
+    async def _handle(self, events: list[EndpointEvent]) -> None:
         for event in events:
             n = self._number(event.utterance)
+            if isinstance(event, SpeechPaused):
+                self.decoder.guess(n, event.audio)
+                continue
+            if isinstance(event, SpeechResumed):
+                self.decoder.drop_guess()
+                continue
             if isinstance(event, SpeechStarted):
                 self.last_partial_at = event.start
                 if n > self.announced:  # (one carried over to a new segmenter was announced already)
@@ -244,7 +261,7 @@ class LiveTranscription:
 
     def _maybe_partial(self) -> None:
         interval = self.params.partial_interval_ms / 1000
-        if not interval or not self.endpointer.in_speech or self.decoder.finals:
+        if not interval or not self.endpointer.in_speech or self.decoder.finals or self.decoder.guessing:
             return
         now = self.endpointer.seconds
         if now - self.last_partial_at < interval or self.decoder.partial is not None:

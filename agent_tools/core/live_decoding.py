@@ -1,12 +1,19 @@
 """Decoding of a live stream's utterances: finals in order and ahead of any partial, the latest
-partial only, each under the recognition admission and the transcription deadline."""
+partial only, each under the recognition admission and the transcription deadline.
+
+A final is decoded ahead while its utterance pauses (`guess`): the endpointer says, once the silence
+has lasted the trailing pad, exactly which audio the stop would carry, so the decoding runs during
+the rest of the pause and the final is ready sooner; speech that resumes cancels it. A guess counts
+against the caller's audio quota only once it is the final."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -19,9 +26,31 @@ from agent_tools.core.outputs import Heard, redacted
 from agent_tools.core.service import SpeechService
 from policies import Principal
 from speech_backend import Audio, RecognitionOptions, Transcript
+from speech_errors import ContractError
 
 MAX_WAITING_UTTERANCES = 4
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class Guess:
+    """A final decoded while its utterance pauses; `heard` once done, None if dropped or refused."""
+
+    utterance: int
+    audio: Audio
+    done: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    heard: tuple[Transcript, Cost] | None = None
+    started: bool = False
+
+    def matches(self, utterance: int, audio: Audio) -> bool:
+        """Whether this guess decoded exactly `audio` of `utterance`."""
+        return self.utterance == utterance and len(self.audio.samples) == len(audio.samples)
+
+    def drop(self) -> None:
+        """Stop it (its result, if any, goes unused)."""
+        self.scope.cancel()
+        self.done.set()
 
 
 @dataclass(frozen=True)
@@ -34,6 +63,7 @@ class Job:
     end: float
     final: bool
     stopped_at: float = 0.0
+    guess: Guess | None = None
 
 
 class LiveDecoder:
@@ -54,8 +84,11 @@ class LiveDecoder:
         self.still_open = still_open  # whether an utterance is still being heard (its partial is news)
         self.finals: deque[Job] = deque()
         self.partial: Job | None = None
+        self.guessing: Guess | None = None  # the open utterance's guess, until it stops or resumes
+        self.next_guess: Guess | None = None  # one not yet started
         self.final_ready = anyio.Event()
         self.partial_ready = anyio.Event()
+        self.guess_ready = anyio.Event()
         self.space = anyio.Event()
         self.ended = False
         self.final_count = 0
@@ -63,12 +96,35 @@ class LiveDecoder:
     async def add_final(self, job: Job) -> None:
         """Queue an utterance for its final result, waiting while decoding is behind (the stream
         stops reading meanwhile); it supersedes any partial."""
+        guess, self.guessing = self.guessing, None
+        if guess is not None and guess.started and guess.matches(job.utterance, job.audio):
+            job = dataclasses.replace(job, guess=guess)
+        else:  # a guess not started yet gains nothing over the final's own decoding
+            self.drop_guess(guess)
         while len(self.finals) >= MAX_WAITING_UTTERANCES:
             self.space = anyio.Event()
             await self.space.wait()
         self.finals.append(job)
         self.partial = None
         self.final_ready.set()
+
+    def guess(self, utterance: int, audio: Audio) -> None:
+        """Decode `utterance`'s final ahead, on `audio` (what its stop at this pause would carry)."""
+        self.drop_guess()
+        self.guessing = self.next_guess = Guess(utterance, audio)
+        self.partial = None  # the guess says more than a partial would
+        self.guess_ready.set()
+
+    def drop_guess(self, guess: Guess | None = None) -> None:
+        """The utterance goes on (or is gone): stop its guess (or `guess`)."""
+        guess = guess or self.guessing
+        if guess is None:
+            return
+        guess.drop()
+        if self.guessing is guess:
+            self.guessing = None
+        if self.next_guess is guess:
+            self.next_guess = None
 
     def want_partial(self, job: Job) -> None:
         """Ask for a partial result (replacing one not yet started)."""
@@ -80,6 +136,7 @@ class LiveDecoder:
         self.ended = True
         self.final_ready.set()
         self.partial_ready.set()
+        self.guess_ready.set()
 
     async def final_loop(self) -> None:
         """Finals in order, each as soon as its utterance stops (beside any partial decoding)."""
@@ -104,10 +161,34 @@ class LiveDecoder:
             job, self.partial = self.partial, None
             await self._decode(job)
 
-    async def _recognize(self, audio: Audio, options: RecognitionOptions, *, final: bool) -> Heard:
+    async def guess_loop(self) -> None:
+        """The latest guess, one at a time; a guess dropped meanwhile stops (or never starts)."""
+        while True:
+            while self.next_guess is None:
+                if self.ended:
+                    return
+                self.guess_ready = anyio.Event()
+                await self.guess_ready.wait()
+            guess, self.next_guess = self.next_guess, None
+            guess.started = True
+            # no slot or no time: the final decodes it again, and says why if it fails too
+            with guess.scope, contextlib.suppress(ContractError):
+                guess.heard = await self._recognize(guess.audio, self._options(final=True), final=True)
+            guess.done.set()
+
+    def _options(self, *, final: bool) -> RecognitionOptions:
+        return RecognitionOptions(
+            language=self.params.language,
+            word_timestamps=final and self.params.word_timestamps,
+            beam_size=None if final else 1,
+            initial_prompt=self.params.prompt,
+        )
+
+    async def _recognize(
+        self, audio: Audio, options: RecognitionOptions, *, final: bool
+    ) -> tuple[Transcript, Cost]:
         """Recognise a live utterance (ahead of whole-file transcriptions, a final ahead of
-        partials), redacted for the caller; a final result counts against the caller's audio quota,
-        a partial one does not (its audio is counted with the final).
+        partials): the transcript as the engine made it, and what it cost.
 
         Raises:
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
@@ -127,20 +208,27 @@ class LiveDecoder:
         transcript = await scheduler.run(
             scheduler.recognition, cost.timed(work), timeout, "transcribe", priority=priority, cost=cost
         )
-        if not final:
-            return Heard(redacted(transcript, service.policy, self.who), cost.report(audio.duration))
-        service.heard(self.who, audio.duration)
-        spent = settle(cost, audio.duration, service.metrics, "live final", "recognition")
+        return transcript, cost
+
+    async def _heard(self, job: Job) -> Heard:
+        """The job's transcript redacted for the caller, with its cost; a final counts against the
+        caller's audio quota (a partial's audio is counted with its final)."""
+        service = self.service
+        found = None
+        if job.guess is not None:
+            await job.guess.done.wait()
+            found = job.guess.heard
+        transcript, cost = found or await self._recognize(
+            job.audio, self._options(final=job.final), final=job.final
+        )
+        if not job.final:
+            return Heard(redacted(transcript, service.policy, self.who), cost.report(job.audio.duration))
+        service.heard(self.who, job.audio.duration)
+        spent = settle(cost, job.audio.duration, service.metrics, "live final", "recognition")
         return Heard(redacted(transcript, service.policy, self.who), spent)
 
     async def _decode(self, job: Job) -> None:
-        options = RecognitionOptions(
-            language=self.params.language,
-            word_timestamps=job.final and self.params.word_timestamps,
-            beam_size=None if job.final else 1,
-            initial_prompt=self.params.prompt,
-        )
-        heard = await self._recognize(job.audio, options, final=job.final)
+        heard = await self._heard(job)
         transcript = heard.transcript
         if not job.final:
             if self.still_open(job.utterance):

@@ -10,6 +10,8 @@ from speech_backend.endpointing import (
     CommitSegmenter,
     Endpointer,
     EndpointSettings,
+    SpeechPaused,
+    SpeechResumed,
     SpeechStarted,
     SpeechStopped,
 )
@@ -44,6 +46,7 @@ def test_two_utterances_are_found_where_they_are(vad, speak):
     gap = np.zeros(int(RATE * 1.5), np.float32)
     stream = np.concatenate([gap, first, gap, second, gap])
     events = feed(Endpointer(vad, EndpointSettings()), stream, frame=333)  # frame sizes need not align
+    events = [e for e in events if isinstance(e, SpeechStarted | SpeechStopped)]
     assert [type(e) for e in events] == [SpeechStarted, SpeechStopped, SpeechStarted, SpeechStopped]
     stops = [e for e in events if isinstance(e, SpeechStopped)]
     truth = [
@@ -115,3 +118,43 @@ def test_commit_segmenter_holds_audio_until_a_commit_of_at_least_100_ms():
     assert [(s.utterance, s.start, s.end) for s in stops] == [(2, 0.15, 2.15), (3, 2.15, 4.15)]
     assert segmenter.in_speech and segmenter.clear() and segmenter.finish() == []
     assert segmenter.seconds == pytest.approx(5.15)
+
+
+def test_a_pause_says_ahead_exactly_which_audio_its_stop_will_carry(vad, speak):
+    first = resample(speak("Good morning, how can I help you today?"), RATE).samples
+    second = resample(speak("I would like to change my delivery address."), RATE).samples
+    gap = np.zeros(int(RATE * 1.5), np.float32)
+    events = feed(Endpointer(vad, EndpointSettings()), np.concatenate([gap, first, gap, second, gap]))
+    stops = [i for i, e in enumerate(events) if isinstance(e, SpeechStopped)]
+    assert len(stops) == 2
+    for i in stops:  # (a pause inside an utterance, at its comma, may come and go before)
+        paused, stop = events[i - 1], events[i]
+        assert isinstance(paused, SpeechPaused) and isinstance(stop, SpeechStopped)
+        assert paused.utterance == stop.utterance
+        assert np.array_equal(paused.audio.samples, stop.audio.samples)
+
+
+def test_speech_back_within_the_pause_resumes_the_same_utterance(vad, speak):
+    first = resample(speak("Please book a table"), RATE).samples
+    second = resample(speak("for four people tonight."), RATE).samples
+    gap = np.zeros(int(RATE * 1.5), np.float32)
+    first, second = first[: voiced(first)[-1]], second[voiced(second)[0] :]  # without the voice's quiet
+    hesitation = np.zeros(int(RATE * 0.45), np.float32)  # longer than the pad, shorter than a stop
+    events = feed(Endpointer(vad, EndpointSettings()), np.concatenate([gap, first, hesitation, second, gap]))
+    kinds = [type(e) for e in events]
+    assert kinds == [SpeechStarted, SpeechPaused, SpeechResumed, SpeechPaused, SpeechStopped]
+    hesitated, stop = events[1], events[-1]
+    assert isinstance(hesitated, SpeechPaused) and isinstance(stop, SpeechStopped)
+    assert hesitated.audio.duration < len(first) / RATE + 0.6 < stop.audio.duration
+
+
+def voiced(samples: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(np.abs(samples) > 0.01)
+
+
+def test_no_pause_is_announced_when_the_pad_is_as_long_as_the_silence_that_stops(vad, speak):
+    audio = resample(speak("Good morning, how can I help you today?"), RATE).samples
+    gap = np.zeros(int(RATE * 1.5), np.float32)
+    settings = EndpointSettings(min_silence_ms=300, pad_ms=400)
+    events = feed(Endpointer(vad, settings), np.concatenate([gap, audio, gap]))
+    assert {type(e) for e in events} == {SpeechStarted, SpeechStopped}
