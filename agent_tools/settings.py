@@ -28,6 +28,13 @@ class ServiceSettings(BaseModel):
     recognition_slots: int = Field(
         2, ge=1, le=64, description="Recognitions run at once; keep at or below the Whisper worker count."
     )
+    live_reserved_slots: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="Recognition slots kept for live finals while live streams are open (at most all "
+        "but one): whole-file transcriptions and partials use the others.",
+    )
     voice_activity_slots: int = Field(
         2, ge=1, le=64, description="Live-transcription frames judged for voice activity at once."
     )

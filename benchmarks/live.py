@@ -77,8 +77,9 @@ async def stream(url: str, pcm: bytes, ends: list[float], into: dict[str, list[f
                     into[event["type"]].append(now - spoken_end)
                 if event["type"] == "final":
                     into["server_ms"].append(event["latency_ms"] / 1000)
-                    into["queue_ms"].append(event["cost"]["queue_ms"] / 1000)
-                    into["engine_ms"].append(event["cost"]["engine_ms"] / 1000)
+                    if "cost" in event:  # (not reported before the priority scheduler)
+                        into["queue_ms"].append(event["cost"]["queue_ms"] / 1000)
+                        into["engine_ms"].append(event["cost"]["engine_ms"] / 1000)
                     into["words"].append(float(len(event["text"].split())))
                 if event["type"] == "done":
                     break
@@ -115,10 +116,14 @@ async def run(servers: dict[str, str], rounds: int) -> None:
             print(
                 f"{label:<17}{name:<{width}}{statistics.median(stopped):.3f} / {p95(stopped):.3f} s      "
                 f"{statistics.median(final):.3f} / {p95(final):.3f} s     {statistics.median(server):.3f} s"
-                f" [{statistics.median(got['queue_ms']):.3f}, {statistics.median(got['engine_ms']):.3f}]"
+                f" [{cost(got['queue_ms'])}, {cost(got['engine_ms'])}]"
                 f"   ({len(final)} finals)",
                 flush=True,
             )
+
+
+def cost(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f}" if values else "-"
 
 
 def ws_url(base: str) -> str:

@@ -28,6 +28,9 @@ class Priority(IntEnum):
     BATCH = 4  # a whole-file transcription
 
 
+URGENT = Priority.LIVE_FINAL  # this and more urgent work may take a reserved slot
+
+
 @dataclass(eq=False)
 class _Waiter:
     priority: Priority
@@ -39,13 +42,24 @@ class _Waiter:
 class PrioritySlots:
     """Slots given to the most urgent waiter, in arrival order within a priority. A waiter that has
     waited `promote_after_seconds` goes ahead of every later arrival, whatever its priority, so
-    urgent work arriving without pause never starves the rest."""
+    urgent work arriving without pause never starves the rest.
+
+    `reserved` slots (at most all but one; `reserve` changes it) are kept for urgent work (first
+    audio, live finals): an engine step once started cannot be interrupted, so without them a live
+    final arriving behind a whole-file transcription's batch or another stream's partial waits for it
+    to end. Less urgent work takes a reserved slot only once overdue, a partial never (a later one
+    replaces it)."""
 
     def __init__(
-        self, slots: int, promote_after_seconds: float, clock: Callable[[], float] = time.monotonic
+        self,
+        slots: int,
+        promote_after_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        reserved: int = 0,
     ) -> None:
         self.slots = slots
         self.promote_after_seconds = promote_after_seconds
+        self.reserved = max(0, min(reserved, slots - 1))
         self._clock = clock
         self._free = slots
         self._waiting: list[_Waiter] = []
@@ -66,13 +80,23 @@ class PrioritySlots:
         """Whether a slot is free now."""
         return self._free > 0
 
+    def _may_take(self, priority: Priority, since: float, free: int) -> bool:
+        """Whether work of `priority`, waiting since `since`, may take one of `free` slots."""
+        if free > self.reserved or priority <= URGENT:
+            return free > 0
+        overdue = self._clock() - since >= self.promote_after_seconds
+        return free > 0 and overdue and priority != Priority.LIVE_PARTIAL
+
     async def acquire(self, priority: Priority) -> None:
         """Wait for a slot (cancellable: a cancelled waiter leaves the queue, no slot lost)."""
-        if self._free > 0 and not self._waiting:
+        now = self._clock()
+        if self._may_take(priority, now, self._free) and not any(
+            self._may_take(w.priority, w.since, self._free) for w in self._waiting
+        ):
             self._free -= 1
             return
         self._order += 1
-        waiter = _Waiter(priority, self._order, self._clock())
+        waiter = _Waiter(priority, self._order, now)
         self._waiting.append(waiter)
         try:
             await waiter.granted.wait()
@@ -84,17 +108,29 @@ class PrioritySlots:
             raise
 
     def release(self) -> None:
-        """Give the slot to the most urgent waiter, or free it."""
-        if not self._waiting:
-            self._free += 1
-            return
-        overdue = self._clock() - self.promote_after_seconds
-        chosen = min(
-            self._waiting,
-            key=lambda w: (0, w.order) if w.since <= overdue else (1, w.priority, w.order),
-        )
-        self._waiting.remove(chosen)
-        chosen.granted.set()
+        """Give the slot to the most urgent waiter that may take it, or free it."""
+        self._free += 1
+        self._dispatch()
+
+    def reserve(self, reserved: int) -> None:
+        """Keep `reserved` slots (at most all but one) for urgent work from now on."""
+        self.reserved = max(0, min(reserved, self.slots - 1))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand free slots to the most urgent waiters that may take them."""
+        while self._free > 0:
+            eligible = [w for w in self._waiting if self._may_take(w.priority, w.since, self._free)]
+            if not eligible:
+                return
+            overdue = self._clock() - self.promote_after_seconds
+            chosen = min(
+                eligible,
+                key=lambda w: (0, w.order) if w.since <= overdue else (1, w.priority, w.order),
+            )
+            self._waiting.remove(chosen)
+            self._free -= 1
+            chosen.granted.set()
 
 
 class Admission:
@@ -107,13 +143,18 @@ class Admission:
         max_waiting: int,
         max_wait_seconds: float,
         promote_after_seconds: float | None = None,
+        reserved: int = 0,
     ) -> None:
         self.name = name
         self.slots = slots
         self.max_waiting = max_waiting
         self.max_wait_seconds = max_wait_seconds
-        self._slots = PrioritySlots(slots, promote_after_seconds or max_wait_seconds)
+        self._slots = PrioritySlots(slots, promote_after_seconds or max_wait_seconds, reserved=reserved)
         self.closed = False
+
+    def reserve(self, reserved: int) -> None:
+        """Keep `reserved` slots for urgent work from now on (see `PrioritySlots`)."""
+        self._slots.reserve(reserved)
 
     @property
     def in_use(self) -> int:
@@ -142,7 +183,7 @@ class Admission:
         """
         if self.closed:
             raise self._busy("shutting down")
-        if not self._slots.free and self.waiting >= self.max_waiting:
+        if self.waiting >= self.max_waiting and not self._slots.free:
             raise self._busy(f"at capacity ({self.slots} running, {self.waiting} queued)")
         with anyio.move_on_after(self.max_wait_seconds) as scope:
             await self._slots.acquire(priority)

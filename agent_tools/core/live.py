@@ -135,6 +135,20 @@ class LiveTranscription:
             InvalidArgument, PayloadTooLarge, AudioTooLong (over the caller's cap), decoding
             failures, and whatever `receive` or `emit` raise (a client gone, a silent client).
         """
+        with self.service.scheduler.live_stream():
+            failure = await self._run(receive)
+        if failure is not None:
+            raise failure
+        await self.emit(
+            {
+                "type": "done",
+                "utterances": self.decoder.final_count,
+                "audio_seconds": round(self.received_seconds, 3),
+            }
+        )
+
+    async def _run(self, receive: Receive) -> Exception | None:
+        """Read and decode until the stream is over; what ended it early, if anything."""
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.decoder.final_loop)
@@ -146,15 +160,7 @@ class LiveTranscription:
                 failure = exc
                 tg.cancel_scope.cancel()
             self.decoder.end()
-        if failure is not None:
-            raise failure
-        await self.emit(
-            {
-                "type": "done",
-                "utterances": self.decoder.final_count,
-                "audio_seconds": round(self.received_seconds, 3),
-            }
-        )
+        return failure
 
     def _number(self, utterance: int) -> int:
         return self.base + utterance

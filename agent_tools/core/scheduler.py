@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import anyio
@@ -32,8 +33,11 @@ class Scheduler:
         # slots sentence by sentence, a call's first sentence ahead of later ones.
         self.synthesis = Admission("synthesis", settings.max_utterances, queue, wait)
         self.sentences = PrioritySlots(settings.synthesis_slots, promote)
-        # Live finals and partials ahead of whole-file transcriptions.
+        # Live finals and partials ahead of whole-file transcriptions; while live streams are open,
+        # slots kept for their finals.
         self.recognition = Admission("recognition", settings.recognition_slots, queue, wait, promote)
+        self.live_reserved_slots = settings.live_reserved_slots
+        self.live_streams = 0
         # Voice activity of live streams: short steps, one per frame, each waiting its turn.
         self.voice_activity = Admission("voice_activity", settings.voice_activity_slots, 10_000, wait)
         self.in_flight = 0  # calls and engine work, on every surface (a drain waits for 0)
@@ -51,6 +55,18 @@ class Scheduler:
             metrics.in_use.labels(admission.name).set(admission.in_use)
         metrics.queue_depth.labels("sentences").set(self.sentences.waiting)
         metrics.in_use.labels("sentences").set(self.sentences.in_use)
+
+    @contextmanager
+    def live_stream(self) -> Iterator[None]:
+        """A live stream is open for the block: recognition keeps slots for live finals meanwhile."""
+        self.live_streams += 1
+        self.recognition.reserve(self.live_reserved_slots)
+        try:
+            yield
+        finally:
+            self.live_streams -= 1
+            if not self.live_streams:
+                self.recognition.reserve(0)
 
     def track(self) -> InFlight:
         """A block counted in flight (a whole MCP call, an encoding step)."""

@@ -134,3 +134,60 @@ async def test_admission_hands_its_slots_out_by_priority_and_waits_are_bounded()
         tg.start_soon(want, "final", Priority.LIVE_FINAL)
         await anyio.sleep(0.01)
     assert order == ["final", "batch"]
+
+
+async def test_a_reserved_slot_is_kept_for_urgent_work_and_freed_with_the_reservation():
+    clock = FakeClock()
+    slots = PrioritySlots(2, promote_after_seconds=5, clock=clock, reserved=1)
+    await slots.acquire(Priority.BATCH)  # the unreserved slot
+    order: list[str] = []
+
+    async def want(name: str, priority: Priority) -> None:
+        await slots.acquire(priority)
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(want, "batch-2", Priority.BATCH)
+        tg.start_soon(want, "partial", Priority.LIVE_PARTIAL)
+        await anyio.sleep(0.01)
+        assert order == [] and slots.waiting == 2 and slots.in_use == 1  # a slot free, but reserved
+        tg.start_soon(want, "final", Priority.LIVE_FINAL)
+        await anyio.sleep(0.01)
+        assert order == ["final"]  # at once, beside the running batch
+        slots.release()  # the final is done: its slot stays reserved
+        await anyio.sleep(0.01)
+        assert order == ["final"]
+        slots.reserve(0)  # no live stream left: the slot is anyone's
+        await anyio.sleep(0.01)
+        assert order == ["final", "partial"]
+        slots.release()
+        await anyio.sleep(0.01)
+    assert order == ["final", "partial", "batch-2"]
+
+
+async def test_overdue_work_may_take_a_reserved_slot_but_a_partial_never_does():
+    clock = FakeClock()
+    slots = PrioritySlots(2, promote_after_seconds=5, clock=clock, reserved=1)
+    await slots.acquire(Priority.BATCH)
+    await slots.acquire(Priority.LIVE_FINAL)
+    order: list[str] = []
+
+    async def want(name: str, priority: Priority) -> None:
+        await slots.acquire(priority)
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(want, "partial", Priority.LIVE_PARTIAL)
+        await anyio.sleep(0.01)
+        tg.start_soon(want, "batch-2", Priority.BATCH)
+        await anyio.sleep(0.01)
+        clock.now = 6.0  # both overdue
+        slots.release()  # the final's slot: reserved, so only the overdue batch may take it
+        await anyio.sleep(0.01)
+        assert order == ["batch-2"]
+        slots.release()  # the first batch is done: one slot free, and it is the reserved one
+        await anyio.sleep(0.01)
+        assert order == ["batch-2"]
+        slots.release()  # batch-2 is done: an unreserved slot, the partial's turn
+        await anyio.sleep(0.01)
+    assert order == ["batch-2", "partial"]

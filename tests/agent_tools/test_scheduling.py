@@ -25,8 +25,8 @@ pytestmark = pytest.mark.anyio
 SENTENCE = "The parcel arrives on Thursday before noon."
 
 
-def one_recognition_slot(engines, engine_settings, promote_after: float = 60.0) -> Runtime:
-    service = ServiceSettings(recognition_slots=1, promote_after_seconds=promote_after)
+def one_recognition_slot(engines, engine_settings, promote_after: float = 60.0, slots: int = 1) -> Runtime:
+    service = ServiceSettings(recognition_slots=slots, promote_after_seconds=promote_after)
     return Runtime.build(Settings(engines=engine_settings, service=service), engines, policy=Policy())
 
 
@@ -98,3 +98,36 @@ async def test_a_whole_file_transcription_completes_under_a_steady_stream_of_liv
         await eventually(lambda: live_decodes >= 2, within=60)  # the live stream is flowing
         tg.start_soon(batch)
     assert finished.is_set() and live_decodes >= 2
+
+
+async def test_while_a_live_stream_is_open_a_slot_is_kept_for_its_finals(engines, engine_settings, speak):
+    runtime = one_recognition_slot(engines, engine_settings, slots=2)
+    service, recognition = runtime.service, runtime.scheduler.recognition
+    audio = speak(SENTENCE)
+    wav = encode_audio(audio, "wav")
+    pcm = pcm_of(service, audio)
+    frames = [pcm[i : i + 3200] for i in range(0, len(pcm), 3200)]
+    speak_now = anyio.Event()
+    order: list[str] = []
+
+    async def receive() -> bytes | None:
+        await speak_now.wait()
+        return frames.pop(0) if frames else None
+
+    async def emit(event: dict[str, Any]) -> None:
+        if event["type"] == "final":
+            order.append("live final")
+
+    async def batch() -> None:
+        await service.transcribe(AudioSource(data=wav))
+        order.append("batch")
+
+    async with anyio.create_task_group() as tg, recognition.slot(Priority.BATCH):  # one of two slots busy
+        tg.start_soon(open_live(service, LiveSettings(partial_interval_ms=0), None, emit).run, receive)
+        await eventually(lambda: runtime.scheduler.live_streams == 1, within=10)
+        tg.start_soon(batch)
+        await eventually(lambda: recognition.waiting == 1, within=30)  # a slot is free, but kept
+        speak_now.set()
+        await eventually(lambda: order == ["live final"], within=120)  # beside the running batch
+    await eventually(lambda: order == ["live final", "batch"], within=120)
+    assert runtime.scheduler.live_streams == 0 and recognition.in_use == 0
