@@ -4,7 +4,10 @@ measured from the end of each utterance's speech to `speech_stopped` and to its 
 each row for the server before this scheduler (`--before`, a worktree of that revision) and as it is,
 one after the other. Servers in subprocesses on loopback.
 
-    python benchmarks/live.py [--rounds N] [--before REV]
+    python benchmarks/live.py [--rounds N] [--before REV] [--also LABEL:KEY=VALUE,...]
+
+`--also` adds a server of the current code with those settings (say `2x2:SPEECH_TOOLS_ENGINES__
+WHISPER__CPU_THREADS=2`), measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -144,11 +147,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--before", default=BEFORE_SCHEDULER, help="revision measured as 'before'")
+    parser.add_argument("--also", action="append", default=[], help="LABEL:KEY=VALUE,... (repeatable)")
     args = parser.parse_args()
     with revision_env(args.before) as before:
-        ports = {f"before ({short(args.before)})": free_port(), "now": free_port()}
         envs = {f"before ({short(args.before)})": before, "now": {}}
-        procs = [start_server(ports[name], envs[name]) for name in ports]
+        for extra in args.also:
+            label, _, pairs = extra.partition(":")
+            envs[label] = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+        ports = {name: free_port() for name in envs}
+        procs = [start_server(ports[name], envs[name]) for name in envs]
         try:
             anyio.run(run, {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}, args.rounds)
         finally:

@@ -175,20 +175,24 @@ class Admission:
         return Busy(f"the {self.name} engine is {why}; retry after {retry_ms} ms", retry_after_ms=retry_ms)
 
     @asynccontextmanager
-    async def slot(self, priority: Priority = Priority.FIRST_AUDIO) -> AsyncIterator[None]:
-        """Hold one slot for the duration of the block.
+    async def slot(
+        self, priority: Priority = Priority.FIRST_AUDIO, max_wait: float | None = None
+    ) -> AsyncIterator[None]:
+        """Hold one slot for the duration of the block, waiting for it at most `max_wait` seconds
+        (at most the admission's bound).
 
         Raises:
-            Busy: shutting down, the queue is full, or no slot freed within the maximum wait.
+            Busy: shutting down, the queue is full, or no slot freed within the wait.
         """
         if self.closed:
             raise self._busy("shutting down")
-        if self.waiting >= self.max_waiting and not self._slots.free:
+        if not self._slots.free and self.waiting >= self.max_waiting:
             raise self._busy(f"at capacity ({self.slots} running, {self.waiting} queued)")
-        with anyio.move_on_after(self.max_wait_seconds) as scope:
+        wait = self.max_wait_seconds if max_wait is None else min(max_wait, self.max_wait_seconds)
+        with anyio.move_on_after(wait) as scope:
             await self._slots.acquire(priority)
         if scope.cancelled_caught:
-            raise self._busy(f"still full after {self.max_wait_seconds:g} s")
+            raise self._busy(f"still full after {wait:g} s")
         try:
             if self.closed:
                 raise self._busy("shutting down")

@@ -21,6 +21,7 @@ import anyio.from_thread
 
 from agent_tools.core.admission import Priority
 from agent_tools.core.cost import Cost, settle
+from agent_tools.core.errors import Busy
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.outputs import Heard, redacted
 from agent_tools.core.service import SpeechService
@@ -29,6 +30,7 @@ from speech_backend import Audio, RecognitionOptions, Transcript
 from speech_errors import ContractError
 
 MAX_WAITING_UTTERANCES = 4
+PARTIAL_MIN_WAIT_SECONDS = 0.25
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -159,7 +161,8 @@ class LiveDecoder:
                 self.partial_ready = anyio.Event()
                 await self.partial_ready.wait()
             job, self.partial = self.partial, None
-            await self._decode(job)
+            with contextlib.suppress(Busy):  # no slot soon: no partial this time (a later one comes)
+                await self._decode(job)
 
     async def guess_loop(self) -> None:
         """The latest guess, one at a time; a guess dropped meanwhile stops (or never starts)."""
@@ -205,8 +208,16 @@ class LiveDecoder:
         cost = Cost()
         timeout = service.settings.transcribe_timeout_seconds
         priority = Priority.LIVE_FINAL if final else Priority.LIVE_PARTIAL
+        # a partial waits no longer than the next one would: by then it says less
+        wait = None if final else max(PARTIAL_MIN_WAIT_SECONDS, self.params.partial_interval_ms / 1000)
         transcript = await scheduler.run(
-            scheduler.recognition, cost.timed(work), timeout, "transcribe", priority=priority, cost=cost
+            scheduler.recognition,
+            cost.timed(work),
+            timeout,
+            "transcribe",
+            priority=priority,
+            cost=cost,
+            max_wait=wait,
         )
         return transcript, cost
 

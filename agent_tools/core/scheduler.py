@@ -87,9 +87,11 @@ class Scheduler:
         *,
         priority: Priority = Priority.FIRST_AUDIO,
         cost: Cost | None = None,
+        max_wait: float | None = None,
     ) -> T:
-        """Run `work` in a thread once admitted (by `priority`), within `deadline_s` seconds of the
-        call's start; counted in flight meanwhile, the wait for the slot counted in `cost`.
+        """Run `work` in a thread once admitted (by `priority`, waiting at most `max_wait` seconds
+        when given, else the admission's bound), within `deadline_s` seconds of the call's start;
+        counted in flight meanwhile, the wait for the slot counted in `cost`.
 
         Raises:
             Busy: no slot in time, or shutting down.
@@ -99,7 +101,7 @@ class Scheduler:
             try:
                 with anyio.fail_after(deadline_s):
                     asked = time.perf_counter()
-                    async with admission.slot(priority):
+                    async with admission.slot(priority, max_wait):
                         self.waited(admission.name, time.perf_counter() - asked, cost)
                         return await anyio.to_thread.run_sync(work)
             except TimeoutError as exc:

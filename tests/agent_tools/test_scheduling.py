@@ -131,3 +131,28 @@ async def test_while_a_live_stream_is_open_a_slot_is_kept_for_its_finals(engines
         await eventually(lambda: order == ["live final"], within=120)  # beside the running batch
     await eventually(lambda: order == ["live final", "batch"], within=120)
     assert runtime.scheduler.live_streams == 0 and recognition.in_use == 0
+
+
+async def test_partials_without_a_slot_are_skipped_and_the_stream_goes_on(engines, engine_settings, speak):
+    service_settings = ServiceSettings(recognition_slots=2, max_queue_wait_seconds=2)
+    runtime = Runtime.build(
+        Settings(engines=engine_settings, service=service_settings), engines, policy=Policy()
+    )
+    service, recognition = runtime.service, runtime.scheduler.recognition
+    pcm = pcm_of(service, speak(SENTENCE))
+    frames = [pcm[i : i + 3200] for i in range(0, len(pcm), 3200)]
+    events: list[dict[str, Any]] = []
+
+    async def receive() -> bytes | None:
+        await anyio.sleep(0.1)  # in real time: partials are due while the speech goes on
+        return frames.pop(0) if frames else None
+
+    async def emit(event: dict[str, Any]) -> None:
+        events.append(event)
+
+    # A whole-file transcription holds the only slot partials may use (the other is kept for finals)
+    # for longer than a slot is ever waited for.
+    async with recognition.slot(Priority.BATCH):
+        await open_live(service, LiveSettings(partial_interval_ms=300), None, emit).run(receive)
+    kinds = [e["type"] for e in events]
+    assert "partial" not in kinds and kinds.count("final") == 1 and kinds[-1] == "done"
