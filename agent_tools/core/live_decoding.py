@@ -174,9 +174,12 @@ class LiveDecoder:
                 await self.guess_ready.wait()
             guess, self.next_guess = self.next_guess, None
             guess.started = True
-            # no slot or no time: the final decodes it again, and says why if it fails too
+            # Only on a slot free now: a guess that waited would hold a slot when real finals come
+            # (an engine step cannot be interrupted, and speech may resume). No slot, or no time:
+            # the final decodes at the stop, and says why if it fails too.
             with guess.scope, contextlib.suppress(ContractError):
-                guess.heard = await self._recognize(guess.audio, self._options(final=True), final=True)
+                options = self._options(final=True)
+                guess.heard = await self._recognize(guess.audio, options, final=True, max_wait=0)
             guess.done.set()
 
     def _options(self, *, final: bool) -> RecognitionOptions:
@@ -188,10 +191,11 @@ class LiveDecoder:
         )
 
     async def _recognize(
-        self, audio: Audio, options: RecognitionOptions, *, final: bool
+        self, audio: Audio, options: RecognitionOptions, *, final: bool, max_wait: float | None = None
     ) -> tuple[Transcript, Cost]:
         """Recognise a live utterance (ahead of whole-file transcriptions, a final ahead of
-        partials): the transcript as the engine made it, and what it cost.
+        partials), waiting for a slot at most `max_wait` seconds if given (a partial: its interval):
+        the transcript as the engine made it, and what it cost.
 
         Raises:
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
@@ -209,7 +213,9 @@ class LiveDecoder:
         timeout = service.settings.transcribe_timeout_seconds
         priority = Priority.LIVE_FINAL if final else Priority.LIVE_PARTIAL
         # a partial waits no longer than the next one would: by then it says less
-        wait = None if final else max(PARTIAL_MIN_WAIT_SECONDS, self.params.partial_interval_ms / 1000)
+        wait = max_wait
+        if wait is None and not final:
+            wait = max(PARTIAL_MIN_WAIT_SECONDS, self.params.partial_interval_ms / 1000)
         transcript = await scheduler.run(
             scheduler.recognition,
             cost.timed(work),

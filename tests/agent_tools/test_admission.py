@@ -191,3 +191,13 @@ async def test_overdue_work_may_take_a_reserved_slot_but_a_partial_never_does():
         slots.release()  # batch-2 is done: an unreserved slot, the partial's turn
         await anyio.sleep(0.01)
     assert order == ["batch-2", "partial"]
+
+
+async def test_a_slot_asked_for_without_waiting_is_had_when_free_and_busy_at_once_when_not():
+    admission = Admission("test", slots=1, max_waiting=4, max_wait_seconds=30)
+    async with admission.slot(Priority.LIVE_FINAL, max_wait=0):
+        assert admission.in_use == 1
+        with anyio.fail_after(1), pytest.raises(Busy, match="after 0 s"):
+            async with admission.slot(Priority.LIVE_FINAL, max_wait=0):
+                pass
+    assert admission.in_use == 0 and admission.waiting == 0
