@@ -88,7 +88,10 @@ async def stream(url: str, pcm: bytes, ends: list[float], into: dict[str, list[f
                     break
 
 
-async def run(servers: dict[str, str], rounds: int) -> None:
+ROWS = {"1": (1, False), "2": (2, False), "2+batch": (2, True)}
+
+
+async def run(servers: dict[str, str], rounds: int, rows: list[str]) -> None:
     pcm, ends = await conversation(next(iter(servers.values())))
     keys = ("speech_stopped", "final", "server_ms", "queue_ms", "engine_ms", "words")
     for base in servers.values():
@@ -102,7 +105,7 @@ async def run(servers: dict[str, str], rounds: int) -> None:
         f"{'streams':<17}{'server':<{width}}end->stopped p50/p95   end->final p50/p95   "
         "stopped->final (server) p50 [queue, engine]"
     )
-    for streams, batch in ((1, False), (2, False), (2, True)):
+    for streams, batch in (ROWS[row] for row in rows):
         for name, base in servers.items():
             got: dict[str, list[float]] = {k: [] for k in keys}
             async with anyio.create_task_group() as beside:
@@ -148,6 +151,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--before", default=BEFORE_SCHEDULER, help="revision measured as 'before'")
     parser.add_argument("--also", action="append", default=[], help="LABEL:KEY=VALUE,... (repeatable)")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"which rows, of {','.join(ROWS)}")
     args = parser.parse_args()
     with revision_env(args.before) as before:
         envs = {f"before ({short(args.before)})": before, "now": {}}
@@ -157,7 +161,8 @@ def main() -> None:
         ports = {name: free_port() for name in envs}
         procs = [start_server(ports[name], envs[name]) for name in envs]
         try:
-            anyio.run(run, {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}, args.rounds)
+            urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+            anyio.run(run, urls, args.rounds, args.rows.split(","))
         finally:
             for proc in procs:
                 proc.terminate()

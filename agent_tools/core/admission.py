@@ -23,12 +23,14 @@ class Priority(IntEnum):
 
     FIRST_AUDIO = 0  # a speech call's first sentence
     LIVE_FINAL = 1  # a live stream's utterance, finished
-    LIVE_PARTIAL = 2  # a live stream's utterance so far
-    LATER_AUDIO = 3  # the rest of a speech call
-    BATCH = 4  # a whole-file transcription
+    LIVE_GUESS = 2  # a live stream's utterance while it pauses (its final, if the pause ends it)
+    LIVE_PARTIAL = 3  # a live stream's utterance so far
+    LATER_AUDIO = 4  # the rest of a speech call
+    BATCH = 5  # a whole-file transcription
 
 
 URGENT = Priority.LIVE_FINAL  # this and more urgent work may take a reserved slot
+DISPOSABLE = (Priority.LIVE_GUESS, Priority.LIVE_PARTIAL)  # never take a reserved slot
 
 
 @dataclass(eq=False)
@@ -47,8 +49,8 @@ class PrioritySlots:
     `reserved` slots (at most all but one; `reserve` changes it) are kept for urgent work (first
     audio, live finals): an engine step once started cannot be interrupted, so without them a live
     final arriving behind a whole-file transcription's batch or another stream's partial waits for it
-    to end. Less urgent work takes a reserved slot only once overdue, a partial never (a later one
-    replaces it)."""
+    to end. Less urgent work takes a reserved slot only once overdue, a partial or a guess never (a
+    later one replaces it, or the final decodes anyway)."""
 
     def __init__(
         self,
@@ -85,7 +87,7 @@ class PrioritySlots:
         if free > self.reserved or priority <= URGENT:
             return free > 0
         overdue = self._clock() - since >= self.promote_after_seconds
-        return free > 0 and overdue and priority != Priority.LIVE_PARTIAL
+        return free > 0 and overdue and priority not in DISPOSABLE
 
     async def acquire(self, priority: Priority) -> None:
         """Wait for a slot (cancellable: a cancelled waiter leaves the queue, no slot lost)."""

@@ -174,12 +174,13 @@ class LiveDecoder:
                 await self.guess_ready.wait()
             guess, self.next_guess = self.next_guess, None
             guess.started = True
-            # Only on a slot free now: a guess that waited would hold a slot when real finals come
-            # (an engine step cannot be interrupted, and speech may resume). No slot, or no time:
-            # the final decodes at the stop, and says why if it fails too.
+            # Only on spare capacity: a slot free now and not one kept for finals. A guess that
+            # waited, or took the kept slot, would hold it when real finals come (an engine step
+            # cannot be interrupted, and speech may resume). No slot, or no time: the final decodes
+            # at the stop, and says why if it fails too.
             with guess.scope, contextlib.suppress(ContractError):
                 options = self._options(final=True)
-                guess.heard = await self._recognize(guess.audio, options, final=True, max_wait=0)
+                guess.heard = await self._recognize(guess.audio, options, Priority.LIVE_GUESS, max_wait=0)
             guess.done.set()
 
     def _options(self, *, final: bool) -> RecognitionOptions:
@@ -191,7 +192,7 @@ class LiveDecoder:
         )
 
     async def _recognize(
-        self, audio: Audio, options: RecognitionOptions, *, final: bool, max_wait: float | None = None
+        self, audio: Audio, options: RecognitionOptions, priority: Priority, max_wait: float | None = None
     ) -> tuple[Transcript, Cost]:
         """Recognise a live utterance (ahead of whole-file transcriptions, a final ahead of
         partials), waiting for a slot at most `max_wait` seconds if given (a partial: its interval):
@@ -211,10 +212,9 @@ class LiveDecoder:
 
         cost = Cost()
         timeout = service.settings.transcribe_timeout_seconds
-        priority = Priority.LIVE_FINAL if final else Priority.LIVE_PARTIAL
         # a partial waits no longer than the next one would: by then it says less
         wait = max_wait
-        if wait is None and not final:
+        if wait is None and priority == Priority.LIVE_PARTIAL:
             wait = max(PARTIAL_MIN_WAIT_SECONDS, self.params.partial_interval_ms / 1000)
         transcript = await scheduler.run(
             scheduler.recognition,
@@ -235,9 +235,8 @@ class LiveDecoder:
         if job.guess is not None:
             await job.guess.done.wait()
             found = job.guess.heard
-        transcript, cost = found or await self._recognize(
-            job.audio, self._options(final=job.final), final=job.final
-        )
+        priority = Priority.LIVE_FINAL if job.final else Priority.LIVE_PARTIAL
+        transcript, cost = found or await self._recognize(job.audio, self._options(final=job.final), priority)
         if not job.final:
             return Heard(redacted(transcript, service.policy, self.who), cost.report(job.audio.duration))
         service.heard(self.who, job.audio.duration)

@@ -201,3 +201,13 @@ async def test_a_slot_asked_for_without_waiting_is_had_when_free_and_busy_at_onc
             async with admission.slot(Priority.LIVE_FINAL, max_wait=0):
                 pass
     assert admission.in_use == 0 and admission.waiting == 0
+
+
+async def test_a_guess_runs_only_on_spare_capacity_never_on_a_slot_kept_for_finals():
+    admission = Admission("test", slots=2, max_waiting=4, max_wait_seconds=30, reserved=1)
+    async with admission.slot(Priority.LIVE_GUESS, max_wait=0):  # both free: one is spare
+        with pytest.raises(Busy):  # the other is kept for finals
+            async with admission.slot(Priority.LIVE_GUESS, max_wait=0):
+                pass
+        async with admission.slot(Priority.LIVE_FINAL, max_wait=0):
+            assert admission.in_use == 2
