@@ -1,8 +1,9 @@
-"""Time to first audio and speech throughput, in one interleaved run: raw Piper's first sentence, the
-server before this scheduler (`--before`, a worktree of that revision), the server now with the
-first sentence made whole (`SERVICE__LEAD_IN_WORDS=0`) and as it is (a short lead-in first), and,
-with `--peer-python`, wyoming-piper on the same voice (`make bench-peers`). Each server runs in its
-own subprocess; rounds visit every server in turn, so a noisy moment hits all of them alike.
+"""Time to first audio and speech throughput, in one interleaved run: raw Piper's first sentence
+(in this process, measured in the same rounds), the server before this scheduler (`--before`, a
+worktree of that revision), the server now with the first sentence made whole
+(`SERVICE__LEAD_IN_WORDS=0`) and as it is (a short lead-in first), and, with `--peer-python`,
+wyoming-piper on the same voice (`make bench-peers`). Each server runs in its own subprocess;
+rounds visit every server in turn, so a noisy moment hits all of them alike.
 
 Rows: 1 client on texts of about 3, 9 and 43 s of speech; 4 and 8 concurrent clients on the 9 s
 text (median [p95, max]); throughput (seconds of audio delivered per second, reading each stream to
@@ -21,6 +22,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.to_thread
 import httpx2
 from peers import start_peer, wyoming_first_audio
 from revisions import BEFORE_SCHEDULER, revision_env, short
@@ -50,23 +52,26 @@ class Samples:
     throughput: dict[int, list[float]] = field(default_factory=dict)
 
 
-def raw_first_sentence(rounds: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Raw Piper in this process: seconds to its first sentence, and each text's audio seconds."""
-    settings = Settings()
-    synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"))
-    voice = settings.engines.piper.default_voice
-    synthesizer.load(voice)
-    first: dict[str, float] = {}
-    length: dict[str, float] = {}
-    for name, text in TEXTS.items():
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            next(iter(synthesizer.synthesize(text, voice, SynthesisOptions())))
-            times.append(time.perf_counter() - start)
-        first[name] = statistics.median(times)
-        length[name] = sum(c.audio.duration for c in synthesizer.synthesize(text, voice, SynthesisOptions()))
-    return first, length
+class RawPiper:
+    """Raw Piper in this process (the default voice, loaded): its first sentence of a text."""
+
+    def __init__(self) -> None:
+        settings = Settings()
+        self.synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"))
+        self.voice = settings.engines.piper.default_voice
+        self.synthesizer.load(self.voice)
+
+    def first_sentence(self, text: str) -> float:
+        """Seconds to the first sentence of `text`."""
+        start = time.perf_counter()
+        next(iter(self.synthesizer.synthesize(text, self.voice, SynthesisOptions())))
+        return time.perf_counter() - start
+
+    def seconds(self, text: str) -> float:
+        """Seconds of audio `text` makes."""
+        return sum(
+            c.audio.duration for c in self.synthesizer.synthesize(text, self.voice, SynthesisOptions())
+        )
 
 
 async def at_once(measure: Measure, text: str, clients: int) -> tuple[list[float], float]:
@@ -83,13 +88,15 @@ async def at_once(measure: Measure, text: str, clients: int) -> tuple[list[float
     return samples, time.perf_counter() - start
 
 
-async def run(
-    servers: dict[str, Measure], raw: dict[str, float], length: dict[str, float], rounds: int
-) -> None:
+async def run(servers: dict[str, Measure], piper: RawPiper, rounds: int) -> None:
     got = {name: Samples() for name in servers}
+    length = {name: piper.seconds(text) for name, text in TEXTS.items()}
+    raw_samples: dict[str, list[float]] = {name: [] for name in TEXTS}
     for measure in servers.values():
         await measure(SHORT)  # warm
     for _ in range(rounds):
+        for text_name, text in TEXTS.items():  # raw Piper in the same rounds, while the servers idle
+            raw_samples[text_name].append(await anyio.to_thread.run_sync(piper.first_sentence, text))
         for name, measure in servers.items():
             samples = got[name]
             for text_name, text in TEXTS.items():
@@ -100,6 +107,7 @@ async def run(
             for clients in THROUGHPUT:
                 _, wall = await at_once(measure, MEDIUM, clients)
                 samples.throughput.setdefault(clients, []).append(clients * length["medium"] / wall)
+    raw = {name: statistics.median(values) for name, values in raw_samples.items()}
     report(got, raw, length, rounds)
 
 
@@ -133,7 +141,7 @@ def main() -> None:
     parser.add_argument("--before", default=BEFORE_SCHEDULER, help="revision measured as 'before'")
     parser.add_argument("--peer-python", help="python of a virtualenv with wyoming-piper (make bench-peers)")
     args = parser.parse_args()
-    raw, length = raw_first_sentence(args.rounds)
+    piper = RawPiper()
     with ExitStack() as stack:
         before = stack.enter_context(revision_env(args.before))
         configs = {
@@ -163,7 +171,7 @@ def main() -> None:
                 }
                 if peer_port:
                     servers["wyoming-piper"] = lambda text: wyoming_first_audio(peer_port, text)
-                await run(servers, raw, length, args.rounds)
+                await run(servers, piper, args.rounds)
 
         anyio.run(measure_all)
 
