@@ -84,12 +84,14 @@ bench: install redis-server
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/cluster.py
 
-# The time-to-first-audio table with wyoming-piper in the same run, installed in its own virtualenv.
+# The time-to-first-audio table with wyoming-piper in the same run, installed in its own virtualenv
+# (BENCH_ARGS: more options of benchmarks/first_audio.py, e.g. --rounds 3).
 PEERS ?= .venv-peers
+BENCH_ARGS ?=
 bench-peers: install
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt wyoming-piper==2.5.2
-	$(BIN)/python benchmarks/first_audio.py --peer-python $(PEERS)/bin/python
+	$(BIN)/python benchmarks/first_audio.py --peer-python $(PEERS)/bin/python $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PEERS) $(CLIENTS_VENV) .cache .mypy_cache .ruff_cache .pytest_cache $(TS_CLIENTS)/node_modules

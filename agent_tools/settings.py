@@ -23,7 +23,11 @@ class ServiceSettings(BaseModel):
     max_speech_seconds: float = Field(600.0, gt=0, description="Longest audio one `speak` call may produce.")
     default_format: AudioFormat = Field("wav", description="Audio format when a `speak` call names none.")
     synthesis_slots: int = Field(
-        1, ge=1, le=64, description="Sentences synthesized at once (each uses its threads); calls take turns."
+        2,
+        ge=1,
+        le=64,
+        description="Sentences synthesized at once; calls take turns. A sentence made alone uses "
+        "Piper's `intra_op_threads`, each of several side by side its `busy_intra_op_threads`.",
     )
     recognition_slots: int = Field(
         2, ge=1, le=64, description="Recognitions run at once; keep at or below the Whisper worker count."

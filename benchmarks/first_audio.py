@@ -3,13 +3,15 @@
 worktree of that revision), the server now with the first sentence made whole
 (`SERVICE__LEAD_IN_WORDS=0`) and as it is (a short lead-in first), and, with `--peer-python`,
 wyoming-piper on the same voice (`make bench-peers`). Each server runs in its own subprocess;
-rounds visit every server in turn, so a noisy moment hits all of them alike.
+rounds visit every server in turn, each round starting with the next one, so a noisy moment hits
+all of them alike.
 
 Rows: 1 client on texts of about 3, 9 and 43 s of speech; 4 and 8 concurrent clients on the 9 s
 text (median [p95, max]); throughput (seconds of audio delivered per second, reading each stream to
 its end) with 1, 2 and 4 clients.
 
-    python benchmarks/first_audio.py [--rounds N] [--before REV] [--peer-python PY]
+    python benchmarks/first_audio.py [--rounds N] [--before REV] [--also LABEL:KEY=VALUE,...]
+        [--peer-python PY]
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import anyio
 import anyio.to_thread
 import httpx2
 from peers import start_peer, wyoming_first_audio
-from revisions import BEFORE_SCHEDULER, revision_env, short
+from revisions import BEFORE_SCHEDULER, labelled_settings, revision_env, short
 from streaming import first_audio_streamed, p95
 from timing import NEWS
 from tool_calls import free_port, start_server
@@ -94,11 +96,14 @@ async def run(servers: dict[str, Measure], piper: RawPiper, rounds: int) -> None
     raw_samples: dict[str, list[float]] = {name: [] for name in TEXTS}
     for measure in servers.values():
         await measure(SHORT)  # warm
-    for _ in range(rounds):
+    names = list(servers)
+    for round_ in range(rounds):
         for text_name, text in TEXTS.items():  # raw Piper in the same rounds, while the servers idle
             raw_samples[text_name].append(await anyio.to_thread.run_sync(piper.first_sentence, text))
-        for name, measure in servers.items():
-            samples = got[name]
+        # Each round starts with the next server: whoever comes right after another's heaviest row
+        # (8 clients) meets a busier machine, and that must not always be the same server.
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            measure, samples = servers[name], got[name]
             for text_name, text in TEXTS.items():
                 samples.single.setdefault(text_name, []).append(await measure(text))
             for clients in CONCURRENT:
@@ -139,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--before", default=BEFORE_SCHEDULER, help="revision measured as 'before'")
+    parser.add_argument("--also", action="append", default=[], help="LABEL:KEY=VALUE,... (repeatable)")
     parser.add_argument("--peer-python", help="python of a virtualenv with wyoming-piper (make bench-peers)")
     args = parser.parse_args()
     piper = RawPiper()
@@ -149,6 +155,7 @@ def main() -> None:
             "now, first sentence whole": {"SPEECH_TOOLS_SERVICE__LEAD_IN_WORDS": "0"},
             "now": {},
         }
+        configs.update(labelled_settings(extra) for extra in args.also)
         procs = []
         urls: dict[str, str] = {}
         for name, env in configs.items():

@@ -20,7 +20,7 @@ import time
 import anyio
 import httpx2
 import numpy as np
-from revisions import BEFORE_SCHEDULER, revision_env, short
+from revisions import BEFORE_SCHEDULER, labelled_settings, revision_env, short
 from tool_calls import free_port, start_server
 from websockets.asyncio.client import connect
 
@@ -158,9 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     with revision_env(args.before) as before:
         envs = {f"before ({short(args.before)})": before, "now": {}}
-        for extra in args.also:
-            label, _, pairs = extra.partition(":")
-            envs[label] = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+        envs.update(labelled_settings(extra) for extra in args.also)
         ports = {name: free_port() for name in envs}
         procs = [start_server(ports[name], envs[name]) for name in envs]
         try:

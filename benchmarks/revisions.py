@@ -37,3 +37,10 @@ def short(revision: str) -> str:
         ["git", "-C", str(ROOT), "rev-parse", "--short", revision], check=True, capture_output=True, text=True
     )
     return out.stdout.strip()
+
+
+def labelled_settings(spec: str) -> tuple[str, dict[str, str]]:
+    """`LABEL:KEY=VALUE,...` (a benchmark's `--also`): a server of the current code with those
+    settings, under that label."""
+    label, _, pairs = spec.partition(":")
+    return label, dict(pair.split("=", 1) for pair in pairs.split(",") if pair)

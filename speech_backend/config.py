@@ -33,7 +33,16 @@ class PiperSettings(BaseModel):
         (), description="Extra folders of Piper voices (`*.onnx` with `*.onnx.json` beside each)."
     )
     default_voice: str = Field("en_US-joe-medium", description="Voice used when a call names none.")
-    intra_op_threads: int = Field(2, ge=1, le=64, description="onnxruntime threads per synthesis.")
+    intra_op_threads: int = Field(
+        2, ge=1, le=64, description="onnxruntime threads of a sentence synthesized while no other is."
+    )
+    busy_intra_op_threads: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="onnxruntime threads of each sentence synthesized beside others (CPU sessions "
+        "sharing the voice's weights); 0: every sentence on `intra_op_threads`.",
+    )
     max_loaded_voices: int = Field(4, ge=1, description="Voices kept loaded at once (least recent out).")
     max_sentence_chars: int = Field(
         400, ge=20, le=5000, description="Longer sentences are split at commas or spaces before synthesis."

@@ -1,23 +1,23 @@
-"""Piper (VITS on onnxruntime) text-to-speech; the only module that imports `piper`."""
+"""Piper (VITS on onnxruntime) text-to-speech; with `piper_sessions`, the only modules that import
+`piper`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from speech_backend.catalog import VoiceCatalog, VoiceFiles
+from speech_backend.catalog import VoiceCatalog
 from speech_backend.config import PiperSettings
 from speech_backend.devices import Device
-from speech_backend.errors import InvalidArgument, ModelNotFound
+from speech_backend.errors import InvalidArgument
+from speech_backend.piper_sessions import VoiceSessions, load_sessions
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice, WordTiming
 from speech_backend.text import continuing, lead_in, normalize_text, split_sentences
@@ -25,7 +25,7 @@ from speech_backend.text import continuing, lead_in, normalize_text, split_sente
 logger = logging.getLogger(__name__)
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
-_SETTING = "SPEECH_TOOLS_ENGINES__PIPER__VOICE_DIRS"
+WARM_NARROW = 2  # narrow sessions a loaded voice starts with
 
 
 QUIET = 0.01  # amplitude below which a sample counts as silence
@@ -44,16 +44,19 @@ class PiperSynthesizer:
         self._settings = settings
         self._device = device
         self._cache_dir = cache_dir
-        self._loaded: OrderedDict[str, Any] = OrderedDict()
+        self._loaded: OrderedDict[str, VoiceSessions] = OrderedDict()
         self._lock = threading.Lock()
+        self._running = 0  # sentences being synthesized now, on any voice
+        self._running_lock = threading.Lock()
 
     def voices(self) -> tuple[Voice, ...]:
         """The catalog's voices."""
         return self._catalog.voices()
 
     def load(self, voice_id: str) -> None:
-        """Load a voice now rather than on its first call (start-up warm-up)."""
-        self._voice(voice_id)
+        """Load a voice now rather than on its first call (start-up warm-up), with the narrow
+        sessions two sentences side by side take (more are made if more run at once)."""
+        self._voice(voice_id).warm(WARM_NARROW)
 
     def synthesize(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
         """Yield one chunk per sentence of `text` (the first in two with `options.lead_in_words`).
@@ -70,15 +73,19 @@ class PiperSynthesizer:
         sentences = lead_in(whole, options.lead_in_words)
         return self._chunks(self._voice(voice_id), sentences, config, len(sentences) - len(whole))
 
-    def _chunks(self, voice: Any, sentences: list[str], config: Any, continued: int) -> Iterator[SpeechChunk]:
+    def _chunks(
+        self, sessions: VoiceSessions, sentences: list[str], config: Any, continued: int
+    ) -> Iterator[SpeechChunk]:
         """The chunks; the first `continued` ones are cut from their sentence and spoken as a
         phrase that goes on (`continuing`), not as a sentence's end."""
+        voice = sessions.wide
         rate = int(voice.config.sample_rate)
         align = len(voice.session.get_outputs()) > 1
         offset = 0.0
         for index, sentence in enumerate(sentences):
             spoken = continuing(sentence) if index < continued else sentence
-            parts = list(voice.synthesize(spoken, config, include_alignments=align))
+            with self._session(sessions) as session:
+                parts = list(session.synthesize(spoken, config, include_alignments=align))
             samples = (
                 np.concatenate([p.audio_float_array for p in parts]).astype(np.float32, copy=False)
                 if parts
@@ -90,6 +97,23 @@ class PiperSynthesizer:
             chunk = SpeechChunk(index, sentence, Audio(samples, rate), start=offset, words=words)
             offset = chunk.end
             yield chunk
+
+    @contextmanager
+    def _session(self, sessions: VoiceSessions) -> Iterator[Any]:
+        """The session for one sentence: the wide one when no other sentence is being made, else
+        a narrow one, so that sentences side by side share the cores rather than crowd them."""
+        with self._running_lock:
+            alone = self._running == 0
+            self._running += 1
+        try:
+            if alone:
+                yield sessions.wide
+            else:
+                with sessions.narrow() as narrow:
+                    yield narrow
+        finally:
+            with self._running_lock:
+                self._running -= 1
 
     def _synthesis_config(self, voice: Voice, options: SynthesisOptions) -> Any:
         from piper.config import SynthesisConfig
@@ -107,84 +131,16 @@ class PiperSynthesizer:
             speaker_id=speaker_id, length_scale=1.0 / options.speed, noise_scale=zero, noise_w_scale=zero
         )
 
-    def _voice(self, voice_id: str) -> Any:
+    def _voice(self, voice_id: str) -> VoiceSessions:
         with self._lock:
             if voice_id in self._loaded:
                 self._loaded.move_to_end(voice_id)
                 return self._loaded[voice_id]
-            voice = self._load(self._catalog.get(voice_id))
+            voice = load_sessions(self._catalog.get(voice_id), self._settings, self._device, self._cache_dir)
             self._loaded[voice_id] = voice
             while len(self._loaded) > self._settings.max_loaded_voices:
                 self._loaded.popitem(last=False)
             return voice
-
-    def _load(self, files: VoiceFiles) -> Any:
-        import onnxruntime
-        from piper import PiperVoice
-        from piper.config import PiperConfig
-
-        try:
-            config = PiperConfig.from_dict(json.loads(files.config.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelNotFound(
-                f"voice config {files.config} is unreadable ({type(exc).__name__}); check {_SETTING}"
-            ) from exc
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self._settings.intra_op_threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # warnings such as "hardware specific optimizations" are expected
-        model_path = self._optimised_path(files.model)
-        source: str | bytes
-        if model_path is not None and model_path.is_file():
-            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
-            source = str(model_path)
-        else:
-            source = _with_durations(files.model)
-            if model_path is not None:
-                options.optimized_model_filepath = str(model_path.with_suffix(f".{os.getpid()}.tmp"))
-        try:
-            session = onnxruntime.InferenceSession(
-                source, sess_options=options, providers=list(self._device.onnx_providers)
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors for unreadable models
-            raise ModelNotFound(
-                f"voice model {files.model} could not be loaded ({type(exc).__name__}); "
-                f"reinstall it or check {_SETTING}"
-            ) from exc
-        if model_path is not None and options.optimized_model_filepath:
-            _publish(Path(options.optimized_model_filepath), model_path)
-        logger.info(
-            "loaded voice %s on %s (providers %s, %d threads)",
-            files.voice.id,
-            self._device.kind,
-            ",".join(session.get_providers()),
-            self._settings.intra_op_threads,
-        )
-        return PiperVoice(session=session, config=config)
-
-    def _optimised_path(self, model: Path) -> Path | None:
-        """Where the optimised graph of `model` for this device and onnxruntime version is cached."""
-        if self._cache_dir is None:
-            return None
-        import onnxruntime
-
-        stat = model.stat()
-        parts = (
-            model.resolve(),
-            stat.st_size,
-            stat.st_mtime_ns,
-            onnxruntime.__version__,
-            self._device.kind,
-            "durations",  # the graph exposes phoneme durations (see _with_durations)
-        )
-        key = "|".join(map(str, parts))
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        folder = self._cache_dir / "onnx"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return None
-        return folder / f"{model.stem}-{digest}.onnx"
 
 
 def _trim_pause(samples: np.ndarray[Any, Any], rate: int) -> np.ndarray[Any, Any]:
@@ -195,38 +151,6 @@ def _trim_pause(samples: np.ndarray[Any, Any], rate: int) -> np.ndarray[Any, Any
     if len(loud) == 0:
         return samples
     return samples[: min(len(samples), int(loud[-1]) + 1 + rate * JOIN_PAUSE_MS // 1000)]
-
-
-def _with_durations(model: Path) -> str | bytes:
-    """The voice's graph with its phoneme durations (the `Ceil` of the duration predictor, which the
-    exported graph computes anyway) marked as a second output, so that every sentence comes with
-    its alignment and words with their times; the path unchanged when the graph already has that
-    output or no such tensor. Done once: the optimised graph cached from it keeps the output.
-
-    Raises:
-        ModelNotFound: the file is not an ONNX graph.
-    """
-    import onnx
-    from piper.patch_voice_with_alignment import add_alignment_output
-
-    try:
-        graph = onnx.load(str(model))
-    except Exception as exc:  # onnx raises protobuf's untyped errors for unreadable files
-        raise ModelNotFound(
-            f"voice model {model} is not a readable ONNX graph; reinstall it or check {_SETTING}"
-        ) from exc
-    try:
-        add_alignment_output(graph)
-    except ValueError:  # already an output, or no duration tensor to expose
-        return str(model)
-    return bytes(graph.SerializeToString())
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    try:
-        os.replace(tmp, final)
-    except OSError:
-        tmp.unlink(missing_ok=True)
 
 
 # Phonemes that are not part of a word: sentence markers, pauses, and punctuation espeak keeps.

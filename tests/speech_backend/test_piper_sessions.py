@@ -1,0 +1,86 @@
+"""A voice's sessions: a wide one for a sentence made alone, narrow ones lent to sentences made
+side by side, sharing the voice's weights."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from speech_backend import SynthesisOptions, Synthesizer
+from speech_backend.piper_sessions import VoiceSessions
+from tests.conftest import DEFAULT_VOICE
+
+
+class Maker:
+    """Makes stand-in sessions and keeps them."""
+
+    def __init__(self) -> None:
+        self.made: list[object] = []
+
+    def __call__(self) -> object:
+        self.made.append(object())
+        return self.made[-1]
+
+
+def test_a_lent_narrow_session_comes_back_for_the_next_sentence():
+    make = Maker()
+    made = make.made
+    sessions = VoiceSessions(wide=object(), make_narrow=make)
+    with sessions.narrow() as first, sessions.narrow() as second:  # first lent: a second is made
+        assert second is not first
+    assert len(made) == 2
+    with sessions.narrow() as again:
+        assert again in made
+    assert len(made) == 2  # nothing more was made
+
+
+def test_warm_makes_the_narrow_sessions_up_front_once():
+    make = Maker()
+    made = make.made
+    sessions = VoiceSessions(wide=object(), make_narrow=make)
+    sessions.warm(2)
+    sessions.warm(2)
+    assert len(made) == 2
+    with sessions.narrow() as one, sessions.narrow() as two:
+        assert {id(one), id(two)} == {id(m) for m in made}
+
+
+def test_without_narrow_sessions_every_sentence_gets_the_wide_one():
+    wide = object()
+    sessions = VoiceSessions(wide=wide)
+    sessions.warm(2)
+    with sessions.narrow() as one, sessions.narrow() as two:
+        assert one is wide and two is wide
+
+
+def test_the_bundled_voice_loads_narrow_sessions_beside_its_wide_one(synthesizer: Synthesizer):
+    sessions: Any = synthesizer._voice(DEFAULT_VOICE)  # type: ignore[attr-defined]
+    assert isinstance(sessions, VoiceSessions)
+    assert sessions.make_narrow is not None and sessions.weights  # shared weights, on the CPU
+    with sessions.narrow() as narrow:
+        assert narrow.session is not sessions.wide.session
+
+
+def test_sentences_made_side_by_side_sound_as_when_made_alone(synthesizer: Synthesizer):
+    text = "Two calls speak at the same moment. Each one hears its own words."
+    options = SynthesisOptions(deterministic=True)
+    alone = np.concatenate([c.audio.samples for c in synthesizer.synthesize(text, DEFAULT_VOICE, options)])
+    side_by_side: list[np.ndarray[Any, Any]] = []
+    start = threading.Barrier(3)
+
+    def speak() -> None:
+        start.wait()
+        chunks = synthesizer.synthesize(text, DEFAULT_VOICE, options)
+        side_by_side.append(np.concatenate([c.audio.samples for c in chunks]))
+
+    threads = [threading.Thread(target=speak) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(side_by_side) == 3
+    for audio in side_by_side:  # fewer threads may sum in another order: equal within rounding
+        assert audio.shape == alone.shape
+        assert np.allclose(audio, alone, atol=1e-3)
