@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals speech_errors
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install clients redis-server run cluster cluster-down test check lint format bench bench-peers devset eval clean
+.PHONY: install clients redis-server chromium run cluster cluster-down test check lint format bench bench-peers devset eval clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ $(CLIENTS_STAMP): clients/python/requirements.txt
 
 clients: $(TS_STAMP) $(CLIENTS_STAMP)
 
+# Debian's Chromium, for the playground's browser tests (driven by Playwright; no browser download).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
 # Debian's redis-server, for the cluster tests and `make cluster` (the embedded default needs none).
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
@@ -57,7 +61,7 @@ cluster: install redis-server
 cluster-down:
 	test ! -x $(BIN)/python || $(BIN)/python -m speech_cluster.local down --state-dir $(CLUSTER_DIR)
 
-test: install devset clients redis-server
+test: install devset clients redis-server chromium
 	$(BIN)/python -m pytest
 
 eval: install devset

@@ -120,6 +120,17 @@ class ServerSettings(BaseModel):
     body_timeout_seconds: float = Field(
         300.0, gt=0, le=3600, description="Longest a whole request body may take (then 408 `timeout`)."
     )
+    socket_ticket_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="How long a socket ticket (`POST /v1/socket-tickets`, for browsers) stays valid; "
+        "each is used once, on the front-end that issued it.",
+    )
+    eval_report: Path = Field(
+        Path(".cache/eval/report.html"),
+        description="The eval report the page shows (`make eval` writes it here).",
+    )
 
 
 class StateSettings(BaseModel):

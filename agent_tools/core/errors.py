@@ -8,6 +8,7 @@ the policy's `PolicyError` both are); the service adds::
     ├── Busy             busy            queue full or shutting down (retryable, retry_after_ms)
     ├── DeadlineExceeded timeout         the call ran past its deadline and its work was stopped
     ├── UriForbidden     uri_forbidden   a scheme, root or file that may not be read
+    ├── NotFound         not_found       nothing there yet (the eval report before `make eval`)
     └── ...              the backend's codes
 
 Everything else is `internal`: logged with its request id, reported with a generic message.
@@ -91,6 +92,12 @@ class UriForbidden(SpeechError):
     """The URI names a scheme, root or file this server will not read."""
 
     code = "uri_forbidden"
+
+
+class NotFound(SpeechError):
+    """What was asked for does not exist (yet)."""
+
+    code = "not_found"
 
 
 def http_status(code: str, exc: BaseException | None = None) -> int:

@@ -12,6 +12,7 @@ from agent_tools.core.engines import Engines, EngineState
 from agent_tools.core.metrics import Metrics
 from agent_tools.core.scheduler import Scheduler
 from agent_tools.core.service import SpeechService
+from agent_tools.core.socket_tickets import SocketTickets
 from agent_tools.core.streams import SpeechStreams
 from agent_tools.settings import Settings
 from policies import (
@@ -43,6 +44,7 @@ class Runtime:
     scheduler: Scheduler
     service: SpeechService
     streams: SpeechStreams
+    tickets: SocketTickets
 
     @classmethod
     def build(
@@ -63,7 +65,10 @@ class Runtime:
         state = EngineState(engines)
         scheduler = Scheduler(cfg, metrics)
         service = SpeechService(state, cfg, policy, metrics, store, scheduler)
-        return cls(settings, policy, metrics, store, state, scheduler, service, SpeechStreams(service))
+        tickets = SocketTickets(settings.server.socket_ticket_seconds)
+        return cls(
+            settings, policy, metrics, store, state, scheduler, service, SpeechStreams(service), tickets
+        )
 
     def load(self) -> None:
         """Load every model (blocking); on failure the server stays live but not ready."""

@@ -23,6 +23,7 @@ from agent_tools.tools.server import build_server
 from agent_tools.web.guard import BodyTimeouts, PathTable, RequestGuard
 from agent_tools.web.openai_routes import OpenAIRoutes
 from agent_tools.web.openai_speech import OpenAISpeechRoute
+from agent_tools.web.page_routes import PageRoutes
 from agent_tools.web.probes import Probes
 from agent_tools.web.realtime_socket import RealtimeSocket
 from agent_tools.web.route_boundary import ApiRoute, RouteBoundary
@@ -108,6 +109,7 @@ def api_routes(runtime: Runtime) -> list[ApiRoute]:
         *OpenAISpeechRoute(runtime).api(),
         *OpenAIRoutes(runtime).api(),
         *SpeechStreamRoute(runtime).api(),
+        *PageRoutes(runtime).api(),
     ]
 
 
@@ -148,6 +150,7 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
     api = api_routes(runtime)
     routes = [
         *Probes(runtime).routes(),
+        *PageRoutes(runtime).routes(),
         *RouteBoundary(runtime).routes(api),
         *SpeakSocket(runtime, gate).routes(),
         *TranscribeSocket(runtime, gate).routes(),

@@ -3,8 +3,8 @@ the bearer token and the request body bounded as it arrives (bytes counted, ever
 Refusals are the contract's error object with its status, whatever route was asked for, MCP's
 included.
 
-A WebSocket's token is checked by `SocketGate` after the handshake, so that the refusal can be
-said the way a socket can (an error event and a close code).
+A WebSocket's token (or, from a browser, its socket ticket) is checked by `SocketGate` after the
+handshake, so that the refusal can be said the way a socket can (an error event and a close code).
 """
 
 from __future__ import annotations
@@ -24,13 +24,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import DeadlineExceeded, error_body, http_status
 from agent_tools.core.runtime import Runtime, new_request_id
+from agent_tools.core.socket_tickets import offered_ticket
 from policies import Principal, Unauthorized
 from speech_backend import InvalidArgument, PayloadTooLarge, SpeechError
 from speech_errors import ContractError
 
 T = TypeVar("T")
-# Paths anyone on an allowed Host may ask for, tokens or not: probes, metrics, OAuth metadata.
-PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/.well-known/")
+# Paths anyone on an allowed Host may ask for, tokens or not: probes, metrics, OAuth metadata, the
+# playground page's static files (it asks for a token itself before it calls anything).
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/.well-known/", "/page/")
+PUBLIC_EXACT = ("/",)
+
+
+def public(path: str) -> bool:
+    """Whether `path` is served without a token."""
+    return path in PUBLIC_EXACT or path.startswith(PUBLIC_PATHS)
 
 
 def bearer_token(headers: Headers) -> str | None:
@@ -51,6 +59,23 @@ def caller(runtime: Runtime, headers: Headers) -> Principal:
     if not runtime.auth_required:
         return runtime.policy.local()
     return runtime.policy.authenticate(bearer_token(headers))
+
+
+def socket_caller(runtime: Runtime, headers: Headers, subprotocols: Sequence[str]) -> Principal:
+    """The principal a WebSocket is opened as: as `caller`, or, for a browser (which cannot set
+    headers on a socket), by a ticket offered as the subprotocol `ticket.<value>`.
+
+    Raises:
+        Unauthorized: as `caller`; or the ticket is unknown, spent or expired, or its principal has
+            left the policy since.
+    """
+    ticket = offered_ticket(list(subprotocols))
+    if not runtime.auth_required or ticket is None or bearer_token(headers) is not None:
+        return caller(runtime, headers)
+    principal = runtime.policy.config.principal(runtime.tickets.redeem(ticket))
+    if principal is None:
+        raise Unauthorized("the principal of this socket ticket is no longer in the policy")
+    return principal
 
 
 @dataclass(frozen=True)
@@ -150,7 +175,8 @@ class RequestGuard:
                 return
             state = scope.setdefault("state", {})
             try:
-                state["principal"] = caller(self.runtime, Headers(scope=scope))
+                subprotocols = scope.get("subprotocols", [])
+                state["principal"] = socket_caller(self.runtime, Headers(scope=scope), subprotocols)
             except ContractError as exc:  # the socket reports it once open, as a close code a client reads
                 state["refusal"] = exc
         if scope["type"] != "http":
@@ -166,7 +192,7 @@ class RequestGuard:
         headers = Headers(scope=scope)
         request_id = new_request_id()
         try:
-            if not scope["path"].startswith(PUBLIC_PATHS):
+            if not public(scope["path"]):
                 scope.setdefault("state", {})["principal"] = self._caller(scope["path"], headers, request_id)
             limit = self.limits.of(scope["path"])
             declared = _content_length(headers)

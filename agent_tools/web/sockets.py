@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import DeadlineExceeded, error_body, error_kind, unwrap
 from agent_tools.core.runtime import Runtime, new_request_id
+from agent_tools.core.socket_tickets import SUBPROTOCOL
 from policies import Principal
 from speech_backend import InvalidArgument, PayloadTooLarge
 
@@ -171,7 +172,8 @@ class SocketGate:
         per connection (who, how it ended, the audio it carried), or only for a refused or failed
         connection when the handler audits each call it serves (`audit_each_call`). A protocol with
         its own error shape passes `error_event`; one with larger messages, `max_text_frame`."""
-        await websocket.accept()
+        offered = websocket.scope.get("subprotocols", [])
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         timeout = self.runtime.settings.service.socket_timeout_seconds
         session = SocketSession(websocket, timeout, max_text_frame=max_text_frame, error_event=error_event)
         started = time.perf_counter()

@@ -1,0 +1,117 @@
+// The playground: speak, listen, voices, the last eval report and the server's live figures.
+
+import { ApiError, auth, call } from "./api.js";
+import { ListenPanel } from "./listen.js";
+import { SpeakPanel } from "./speak.js";
+
+const $ = (id) => document.getElementById(id);
+
+const speak = new SpeakPanel({
+  text: $("speak-text"),
+  voice: $("speak-voice"),
+  speed: $("speak-speed"),
+  speedValue: $("speak-speed-value"),
+  play: $("speak-play"),
+  stop: $("speak-stop"),
+  words: $("speak-words"),
+  heard: $("speak-heard"),
+  info: $("speak-info"),
+  format: $("download-format"),
+  download: $("download"),
+  error: $("speak-error"),
+});
+const listen = new ListenPanel({
+  mic: $("listen-mic"),
+  file: $("listen-file"),
+  drop: $("listen-drop"),
+  partial: $("listen-partial"),
+  finals: $("listen-finals"),
+  error: $("listen-error"),
+});
+
+async function loadVoices() {
+  const { voices, default_voice: defaultVoice } = await call("/v1/audio/voices");
+  const select = $("speak-voice");
+  select.replaceChildren(
+    ...voices.map((voice) => new Option(`${voice.id} (${voice.language})`, voice.id, false, voice.id === defaultVoice)),
+  );
+  $("voices-rows").replaceChildren(
+    ...voices.map((voice) => {
+      const row = document.createElement("tr");
+      const cells = [voice.id, voice.language, voice.quality, `${voice.sample_rate} Hz`, (voice.speakers || []).length || 1, voice.licence];
+      for (const value of cells) {
+        const cell = document.createElement("td");
+        cell.textContent = value;
+        row.append(cell);
+      }
+      const use = document.createElement("button");
+      use.type = "button";
+      use.textContent = "use";
+      use.addEventListener("click", () => {
+        select.value = voice.id;
+      });
+      const cell = document.createElement("td");
+      cell.append(use);
+      row.append(cell);
+      return row;
+    }),
+  );
+}
+
+async function showStatus() {
+  const status = $("status");
+  try {
+    const s = await call("/v1/status");
+    const state = document.createElement("span");
+    state.className = s.ready ? "ready" : "not-ready";
+    state.textContent = s.ready ? "ready" : "not ready";
+    const queued = Object.values(s.queued).reduce((a, b) => a + b, 0);
+    status.replaceChildren(
+      state,
+      ` · ${s.voice || "no voice"} · ${s.recognizer || "no recognizer"} · ${s.in_flight} in flight · ${queued} queued · ${s.live_streams} live`,
+    );
+  } catch (error) {
+    status.textContent = error instanceof ApiError ? `${error.code}: ${error.message}` : "server unreachable";
+  }
+}
+
+async function showEvalReport() {
+  const info = $("eval-info");
+  const frame = $("eval-report");
+  try {
+    const response = await call("/v1/eval/report", { raw: true });
+    frame.srcdoc = await response.text();
+    frame.hidden = false;
+    info.textContent = "";
+  } catch (error) {
+    frame.hidden = true;
+    info.textContent = error.message;
+  }
+}
+
+async function start() {
+  try {
+    await loadVoices();
+    $("token-form").hidden = true;
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) $("speak-error").textContent = error.message;
+  }
+  await showStatus();
+}
+
+document.addEventListener("unauthorized", (event) => {
+  $("token-form").hidden = false;
+  $("token-error").textContent = auth.token ? event.detail.message : "";
+});
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  auth.token = $("token").value.trim();
+  $("token").value = "";
+  start();
+});
+$("eval-show").addEventListener("click", showEvalReport);
+setInterval(showStatus, 2000);
+start();
+
+// For people poking at it from the console, and for the browser tests.
+window.playground = { speak, listen };
