@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from agent_tools.core.scheduler import Scheduler
 from agent_tools.core.service import SpeechService
 from agent_tools.core.socket_tickets import SocketTickets
 from agent_tools.core.streams import SpeechStreams
+from agent_tools.core.tracing import Tracing
 from agent_tools.settings import Settings
 from policies import (
     AuditSink,
@@ -45,13 +47,19 @@ class Runtime:
     service: SpeechService
     streams: SpeechStreams
     tickets: SocketTickets
+    tracing: Tracing
 
     @classmethod
     def build(
-        cls, settings: Settings, engines: Engines | None = None, policy: Policy | None = None
+        cls,
+        settings: Settings,
+        engines: Engines | None = None,
+        policy: Policy | None = None,
+        tracing: Tracing | None = None,
     ) -> Runtime:
         """The runtime of `settings`: over `engines` when given, else engines still to `load`; under
-        `policy` when given, else the settings' policy file (or the default local policy).
+        `policy` when given, else the settings' policy file (or the default local policy); traced
+        to `tracing` when given, else as the `OTEL_*` environment says (off when it says nothing).
 
         Raises:
             PolicyFileError: the policy file is invalid.
@@ -63,12 +71,12 @@ class Runtime:
         metrics = Metrics()
         store = build_audio_store(settings, shared)
         state = EngineState(engines)
-        scheduler = Scheduler(cfg, metrics)
+        tracing = tracing or Tracing.from_environment(os.environ)
+        scheduler = Scheduler(cfg, metrics, tracing)
         service = SpeechService(state, cfg, policy, metrics, store, scheduler)
         tickets = SocketTickets(settings.server.socket_ticket_seconds)
-        return cls(
-            settings, policy, metrics, store, state, scheduler, service, SpeechStreams(service), tickets
-        )
+        streams = SpeechStreams(service)
+        return cls(settings, policy, metrics, store, state, scheduler, service, streams, tickets, tracing)
 
     def load(self) -> None:
         """Load every model (blocking); on failure the server stays live but not ready."""

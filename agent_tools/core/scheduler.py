@@ -16,6 +16,7 @@ from agent_tools.core.admission import Admission, Priority, PrioritySlots
 from agent_tools.core.cost import Cost
 from agent_tools.core.errors import DeadlineExceeded
 from agent_tools.core.metrics import Metrics
+from agent_tools.core.tracing import Tracing
 from agent_tools.settings import ServiceSettings
 from speech_backend import SpeechChunk
 
@@ -25,10 +26,11 @@ T = TypeVar("T")
 class Scheduler:
     """The admissions and slots of one process, shared by every surface."""
 
-    def __init__(self, settings: ServiceSettings, metrics: Metrics) -> None:
+    def __init__(self, settings: ServiceSettings, metrics: Metrics, tracing: Tracing | None = None) -> None:
         queue, wait = settings.max_queued, settings.max_queue_wait_seconds
         promote = settings.promote_after_seconds
         self.metrics = metrics
+        self.tracing = tracing or Tracing.off()
         # Utterances (whole clips and streams) are admitted as calls, then share the synthesis
         # slots sentence by sentence, a call's first sentence ahead of later ones.
         self.synthesis = Admission("synthesis", settings.max_utterances, queue, wait)
@@ -101,9 +103,16 @@ class Scheduler:
             try:
                 with anyio.fail_after(deadline_s):
                     asked = time.perf_counter()
-                    async with admission.slot(priority, max_wait):
-                        self.waited(admission.name, time.perf_counter() - asked, cost)
-                        return await anyio.to_thread.run_sync(work)
+                    queued = self.tracing.tracer.start_span(
+                        f"queue {admission.name}", attributes={"speech.priority": priority.name.lower()}
+                    )
+                    try:
+                        async with admission.slot(priority, max_wait):
+                            queued.end()
+                            self.waited(admission.name, time.perf_counter() - asked, cost)
+                            return await anyio.to_thread.run_sync(work)
+                    finally:
+                        queued.end()  # refused or cancelled while waiting (a second end is ignored)
             except TimeoutError as exc:
                 raise DeadlineExceeded(
                     f"{what} did not finish within {deadline_s:g} s and was stopped; retry with less input"
@@ -123,18 +132,32 @@ class Scheduler:
         waits and synthesis counted in `cost`. However it ends, `chunks` is closed here: an engine
         elsewhere (a pool replica) stops now, not when the garbage collector gets to it."""
         try:
+            tracer = self.tracing.tracer
             while True:
                 asked = time.perf_counter()
                 priority = Priority.FIRST_AUDIO if first else Priority.LATER_AUDIO
-                anyio.from_thread.run(self.sentences.acquire, priority)
+                with tracer.start_as_current_span(
+                    "queue sentences", attributes={"speech.priority": priority.name.lower()}
+                ):
+                    anyio.from_thread.run(self.sentences.acquire, priority)
                 self.waited("sentences", time.perf_counter() - asked, cost)
                 started = time.perf_counter()
-                try:
-                    chunk = next(chunks, None)
-                finally:
-                    anyio.from_thread.run_sync(self.sentences.release)
-                    if cost is not None:
-                        cost.engine_seconds += time.perf_counter() - started
+                with tracer.start_as_current_span("synthesize sentence") as span:
+                    try:
+                        chunk = next(chunks, None)
+                    finally:
+                        anyio.from_thread.run_sync(self.sentences.release)
+                        if cost is not None:
+                            cost.engine_seconds += time.perf_counter() - started
+                    if chunk is None:  # asking for the next sentence learned there is none
+                        span.update_name("synthesis end")
+                    else:
+                        span.set_attributes(
+                            {
+                                "speech.sentence.index": chunk.index,
+                                "speech.audio_seconds": chunk.audio.duration,
+                            }
+                        )
                 if chunk is None:
                     return
                 anyio.from_thread.check_cancelled()

@@ -8,7 +8,6 @@ redaction. Bounds are checked before any engine work; engine work goes through t
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -25,18 +24,17 @@ from agent_tools.core.metrics import Metrics
 from agent_tools.core.outputs import Heard, SentenceTiming, Speech, chunk_words, redacted
 from agent_tools.core.scheduler import Scheduler
 from agent_tools.core.sources import AudioSource, source_bytes
+from agent_tools.core.speech_limits import SpeechLimits
 from agent_tools.settings import ServiceSettings
 from policies import Policy, Principal
 from speech_backend import (
     MIME_TYPES,
     Audio,
     AudioFormat,
-    AudioTooLong,
     InvalidArgument,
     RecognitionOptions,
     SpeechChunk,
     SynthesisOptions,
-    TextTooLong,
     Transcript,
     Voice,
     VoiceNotFound,
@@ -71,6 +69,8 @@ class SpeechService:
         self.metrics = metrics
         self.store = store
         self.scheduler = scheduler
+        self.tracing = scheduler.tracing  # one tracer for the call's every step
+        self.limits = SpeechLimits(settings)
 
     def require(self) -> Engines:
         """The loaded engines, or `backend_unavailable` while they load or after they failed."""
@@ -104,33 +104,21 @@ class SpeechService:
             )
         return voice_id
 
-    def check_text(self, text: str, spoken_chars: int = 0) -> None:
-        """Refuse text over the character cap (counting `spoken_chars` already in the utterance).
-
-        Raises:
-            TextTooLong: with the limit attached.
-        """
-        total = spoken_chars + len(text)
-        if total > self.settings.max_text_chars:
-            raise TextTooLong(
-                f"text is {total} characters, over the limit of {self.settings.max_text_chars}; "
-                "split it into several calls",
-                limit=self.settings.max_text_chars,
-            )
-
     def admit_speech(
         self, text: str, voice: str | None, speed: float, principal: Principal | None, spoken_text: str = ""
     ) -> tuple[str, Principal]:
         """The checks every utterance passes before synthesis: length, speed, voice, caller and policy
         (over the whole utterance: `spoken_text` is what it already had). Returns the voice and caller."""
         spoken_chars = len(spoken_text)
-        self.check_text(text, spoken_chars)
-        if not math.isfinite(speed) or not 0.5 <= speed <= 2.0:
-            raise InvalidArgument("speed must be a finite number between 0.5 and 2.0")
+        self.limits.check_text(text, spoken_chars)
+        self.limits.check_speed(speed)
         who = self.caller(principal)
         voice_id = voice or self.require().default_voice
         # the policy first: a caller refused a voice learns nothing of the catalog
-        self.policy.check_speak(who, text, voice_id, spoken_chars=spoken_chars, spoken_text=spoken_text)
+        with self.tracing.span(
+            "policy", {"enduser.id": who.id, "speech.tool": "speak", "speech.voice": voice_id}
+        ):
+            self.policy.check_speak(who, text, voice_id, spoken_chars=spoken_chars, spoken_text=spoken_text)
         return self.check_voice(voice_id), who
 
     def synthesis_options(
@@ -143,14 +131,6 @@ class SpeechService:
             deterministic=deterministic or self.settings.deterministic_speech,
             lead_in_words=self.settings.lead_in_words if streamed else 0,
         )
-
-    def check_spoken(self, seconds: float) -> None:
-        """Refuse speech that has run past the per-call output cap."""
-        if seconds > self.settings.max_speech_seconds:
-            raise AudioTooLong(
-                f"the speech would be longer than {self.settings.max_speech_seconds:g} s; "
-                "send less text or a higher speed"
-            )
 
     def spoke(self, who: Principal, seconds: float) -> None:
         """Count audio spoken for `who`."""
@@ -191,7 +171,7 @@ class SpeechService:
             for chunk in self.scheduler.sentence_by_sentence(sentences, first=True, cost=cost):
                 chunks.append(chunk)
                 total += chunk.audio.duration
-                self.check_spoken(total)
+                self.limits.check_spoken(total)
                 if progress is not None:
                     anyio.from_thread.run(progress, float(len(chunks)), None, f"sentence {len(chunks)}")
             return chunks
@@ -204,7 +184,8 @@ class SpeechService:
         rate = chunks[0].audio.sample_rate
         audio = Audio(np.concatenate([c.audio.samples for c in chunks]), rate)
         marker = synthetic_metadata(voice_id, synthesizer.engine)
-        with self.scheduler.track():  # encoding is part of the call a drain waits for
+        with self.scheduler.track(), self.tracing.span("encode", {"speech.format": fmt}):
+            # encoding is part of the call a drain waits for
             data = await anyio.to_thread.run_sync(lambda: encode_audio(audio, fmt, sample_rate, marker))
         self.spoke(who, audio.duration)
         spent = settle(
@@ -247,7 +228,8 @@ class SpeechService:
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
         """
         who = self.caller(principal)
-        cap = self.policy.check_transcribe(who)
+        with self.tracing.span("policy", {"enduser.id": who.id, "speech.tool": "transcribe"}):
+            cap = self.policy.check_transcribe(who)
         engines = self.require()
         options = RecognitionOptions(
             language=language, word_timestamps=word_timestamps, initial_prompt=prompt
@@ -271,9 +253,11 @@ class SpeechService:
                 anyio.from_thread.run(progress, done, total, f"{done:.1f} of {total:.1f} s")
 
         def work() -> Transcript:
-            decoded = decode_audio(data, limits, ASR_RATE)
+            with self.tracing.span("decode", {"speech.bytes": len(data)}):
+                decoded = decode_audio(data, limits, ASR_RATE)
             anyio.from_thread.check_cancelled()
-            return engines.recognizer.transcribe(decoded.audio, options, hook)
+            with self.tracing.span("recognize", {"speech.audio_seconds": decoded.audio.duration}):
+                return engines.recognizer.transcribe(decoded.audio, options, hook)
 
         cost = Cost()
         timeout = self.settings.transcribe_timeout_seconds

@@ -73,7 +73,7 @@ class SpeechStreams:
         """
         service = self.service
         voice_id, who = service.admit_speech(text, voice, speed, principal, spoken_text)
-        service.check_spoken(spoken_seconds)
+        service.limits.check_spoken(spoken_seconds)
         options = service.synthesis_options(speed, deterministic, streamed=not spoken_text)
         synthesizer = service.require().synthesizer
         chunks = await anyio.to_thread.run_sync(lambda: synthesizer.synthesize(text, voice_id, options))
@@ -98,7 +98,7 @@ class SpeechStreams:
             total = 0.0
             for chunk in scheduler.sentence_by_sentence(plan.chunks, first=plan.first, cost=frames.cost):
                 total += chunk.audio.duration
-                service.check_spoken(plan.spoken_seconds + total)
+                service.limits.check_spoken(plan.spoken_seconds + total)
                 frame = frames.frame(chunk)
                 if frame.sequence == 0:
                     service.metrics.first_audio.labels(surface).observe(frames.first_audio_seconds)

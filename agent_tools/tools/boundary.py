@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
 from mcp.types import CallToolResult, TextContent
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ValidationError
 
 from agent_tools.core.audit_trail import audit_call
@@ -95,8 +97,14 @@ class ToolCallBoundary:
         request_id = new_request_id()
         started = time.perf_counter()
         token, principal_token = request_id_var.set(request_id), principal_var.set(None)
+        meta = ctx.params.get("_meta")
+        carrier = meta if isinstance(meta, dict) else None
+        attributes = {"speech.request_id": request_id, "speech.tool": label, "rpc.system": "mcp"}
         try:
-            with self.runtime.scheduler.track():  # a drain waits for the whole call
+            with (
+                self.runtime.scheduler.track(),  # a drain waits for the whole call
+                self.runtime.tracing.incoming(f"tools/call {label}", carrier, SpanKind.SERVER, attributes),
+            ):
                 result = await self._call(ctx, call_next, tool, label, request_id, started)
         finally:
             request_id_var.reset(token)
@@ -109,7 +117,9 @@ class ToolCallBoundary:
     ) -> CallToolResult:
         arguments = ctx.params.get("arguments")
         try:
-            principal_var.set(mcp_principal(self.runtime))
+            who = mcp_principal(self.runtime)
+            principal_var.set(who)
+            trace.get_current_span().set_attribute("enduser.id", who.id)
             self._check_arguments(tool, arguments)
             answer = await call_next(ctx)
             # the chain hands back the serialized result

@@ -145,6 +145,7 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
                 runtime.scheduler.shutdown()
                 tg.cancel_scope.cancel()
         runtime.policy.close()
+        runtime.tracing.shutdown()
 
     gate = SocketGate(runtime)
     api = api_routes(runtime)

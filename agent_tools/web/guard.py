@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import anyio
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -205,18 +206,22 @@ class RequestGuard:
             return
         body = BoundedBody(receive, limit, self.timeouts)
         started = False
+        path = scope["path"]
+        attributes = {"http.request.method": scope["method"], "url.path": path}
 
         async def tracked(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, body.receive, tracked)
-        except Exception:
-            if body.failure is None or started:
-                raise
-            await _reply_error(send, body.failure, request_id)
+        span_name = f"{scope['method']} {path}"
+        with self.runtime.tracing.incoming(span_name, headers, SpanKind.SERVER, attributes):
+            try:
+                await self.app(scope, body.receive, tracked)
+            except Exception:
+                if body.failure is None or started:
+                    raise
+                await _reply_error(send, body.failure, request_id)
 
     def _caller(self, path: str, headers: Headers, request_id: str) -> Principal:
         """The caller; a refusal is audited under the id its reply carries."""

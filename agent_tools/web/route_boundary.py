@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+from opentelemetry import trace
 from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
@@ -52,6 +53,12 @@ class RouteBoundary:
         async def guarded(request: Request) -> Response:
             request_id = new_request_id()
             request.state.request_id = request_id  # a stream's error event carries it too
+            span = trace.get_current_span()  # the request guard's
+            span.set_attribute("speech.request_id", request_id)
+            span.set_attribute("speech.tool", tool)
+            who = getattr(request.state, "principal", None)
+            if isinstance(who, Principal):
+                span.set_attribute("enduser.id", who.id)
             started = time.perf_counter()
             try:
                 response = await handler(request)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import anyio
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -179,11 +180,21 @@ class SocketGate:
         started = time.perf_counter()
         principal: Principal | None = None
         error: dict[str, Any] | None = None
+        headers = dict(websocket.headers)
+        attributes = {
+            "url.path": websocket.url.path,
+            "speech.tool": tool,
+            "speech.request_id": session.request_id,
+        }
         try:
-            principal = guarded_caller(websocket)
-            self.runtime.engines.require()
-            await handler(session, principal)
-            await session.close()
+            with self.runtime.tracing.incoming(
+                f"WS {websocket.url.path}", headers, SpanKind.SERVER, attributes
+            ) as span:
+                principal = guarded_caller(websocket)
+                span.set_attribute("enduser.id", principal.id)
+                self.runtime.engines.require()
+                await handler(session, principal)
+                await session.close()
         except Exception as exc:  # refused or failed: the error object says why
             failure = unwrap(exc)  # a task group's failure arrives wrapped
             if not isinstance(failure, ClientGone):

@@ -167,7 +167,7 @@ class Conversation:
                 if current is None:
                     current = self._start(tg)
                 try:
-                    self.service.check_text(message.text, current.received_chars)
+                    self.service.limits.check_text(message.text, current.received_chars)
                 except SpeechError as exc:
                     current.stop("error", exc)
                     current = None

@@ -123,7 +123,8 @@ async def test_a_new_stream_speaks_before_the_rest_of_a_whole_clip_already_speak
     from tests.agent_tools.conftest import eventually
     from tests.agent_tools.test_http_routes import gated
 
-    runtime, engine = gated(settings)
+    one_slot = settings.service.model_copy(update={"synthesis_slots": 1})  # calls must take turns
+    runtime, engine = gated(settings.model_copy(update={"service": one_slot}))
     service = runtime.service
     heard: list[str] = []
 

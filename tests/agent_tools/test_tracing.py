@@ -1,0 +1,170 @@
+"""Traces: one call on any surface is one trace — transport, policy, queue, each sentence's
+synthesis, encoding — under the caller's W3C `traceparent` (HTTP header or MCP `_meta`), with the
+request id and principal as attributes and never the text or audio; off, tracing costs nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import RequestParamsMeta
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NoOpTracer
+
+from agent_tools.core.runtime import Runtime
+from agent_tools.core.service import SpeechService
+from agent_tools.core.tracing import Tracing
+from agent_tools.settings import Settings
+from tests.agent_tools.conftest import serve_http
+
+pytestmark = pytest.mark.anyio
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+TEXT = "The first train leaves at nine. The second one leaves at ten. Both stop at every station."
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def traced(settings: Settings, service: SpeechService, spans: InMemorySpanExporter) -> Runtime:
+    """A runtime over the real engines whose spans land in `spans`."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    return Runtime.build(settings, service.require(), tracing=Tracing.to(provider))
+
+
+def in_trace(spans: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [
+        s
+        for s in spans.get_finished_spans()
+        if s.context is not None and f"{s.context.trace_id:032x}" == TRACE_ID
+    ]
+
+
+def names(spans: Sequence[ReadableSpan]) -> list[str]:
+    return [s.name for s in spans]
+
+
+def assert_no_text_or_audio(spans: Sequence[ReadableSpan]) -> None:
+    words = {w.strip(".").lower() for w in TEXT.split() if len(w) > 4}
+    for span in spans:
+        for key, value in (span.attributes or {}).items():
+            assert not isinstance(value, bytes), key
+            if isinstance(value, str):
+                assert not words & {w.strip(".").lower() for w in value.split()}, (span.name, key, value)
+
+
+async def test_one_speak_over_mcp_is_one_trace_under_the_meta_traceparent(traced, spans):
+    async with (
+        serve_http(traced) as base,
+        httpx2.AsyncClient() as http,
+        Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
+    ):
+        meta = RequestParamsMeta(traceparent=TRACEPARENT)  # type: ignore[typeddict-unknown-key]
+        result = await client.call_tool("speak", {"text": TEXT}, meta=meta)
+    assert not result.is_error
+    trace = in_trace(spans)
+    tool = next(s for s in trace if s.name == "tools/call speak")
+    assert tool.parent is not None and f"{tool.parent.span_id:016x}" == PARENT_ID  # the caller's span
+    assert tool.attributes is not None
+    assert tool.attributes["enduser.id"] == traced.policy.local().id
+    assert re.fullmatch(r"[0-9a-f]{16}", str(tool.attributes["speech.request_id"]))
+    got = names(trace)
+    for step in ("policy", "queue synthesis", "queue sentences", "encode"):
+        assert step in got, got
+    sentences = [s for s in trace if s.name == "synthesize sentence"]
+    assert len(sentences) == 3 and [
+        s.attributes["speech.sentence.index"] for s in sentences if s.attributes
+    ] == [0, 1, 2]
+    by_id = {s.context.span_id: s for s in trace if s.context is not None}
+
+    def under_tool(span: ReadableSpan) -> bool:  # every step descends from the tool's span
+        while span.parent is not None and span.parent.span_id in by_id:
+            span = by_id[span.parent.span_id]
+            if span is tool:
+                return True
+        return False
+
+    assert all(under_tool(s) for s in trace if s is not tool)
+    for sentence in sentences:  # each sentence's engine time is inside the call's time
+        assert tool.start_time is not None and tool.end_time is not None
+        assert sentence.start_time is not None and sentence.end_time is not None
+        assert tool.start_time <= sentence.start_time <= sentence.end_time <= tool.end_time
+    assert_no_text_or_audio(trace)
+
+
+async def test_a_streamed_speech_request_continues_the_header_traceparent(traced, spans):
+    async with serve_http(traced) as base, httpx2.AsyncClient(timeout=60) as http:
+        headers = {"traceparent": TRACEPARENT}
+        async with http.stream(
+            "POST", f"{base}/v1/speak/stream", json={"text": TEXT}, headers=headers
+        ) as response:
+            assert response.status_code == 200
+            body = [line async for line in response.aiter_lines()]
+    assert any(line.startswith("event: done") for line in body)
+    trace = in_trace(spans)
+    request = next(s for s in trace if s.name == "POST /v1/speak/stream")
+    assert request.parent is not None and f"{request.parent.span_id:016x}" == PARENT_ID
+    assert request.attributes is not None and request.attributes["speech.tool"] == "speak"
+    assert request.attributes["enduser.id"] == traced.policy.local().id
+    assert re.fullmatch(r"[0-9a-f]{16}", str(request.attributes["speech.request_id"]))
+    got = names(trace)
+    assert "policy" in got and got.count("synthesize sentence") >= 3  # the lead-in is a piece of its own
+    assert_no_text_or_audio(trace)
+
+
+async def test_transcription_is_traced_through_decode_and_recognition(traced, spans, speak):
+    from speech_backend import encode_audio
+
+    clip = encode_audio(speak("Please call me back tomorrow morning."), "wav")
+    async with serve_http(traced) as base, httpx2.AsyncClient(timeout=60) as http:
+        response = await http.post(
+            f"{base}/v1/audio/transcriptions",
+            files={"file": ("clip.wav", clip, "audio/wav")},
+            data={"model": "whisper-1"},
+            headers={"traceparent": TRACEPARENT},
+        )
+    assert response.status_code == 200
+    got = names(in_trace(spans))
+    for step in ("POST /v1/audio/transcriptions", "policy", "queue recognition", "decode", "recognize"):
+        assert step in got, got
+    assert_no_text_or_audio(in_trace(spans))
+
+
+def test_without_otel_settings_tracing_is_off_and_spans_record_nothing():
+    tracing = Tracing.from_environment({})
+    assert isinstance(tracing.tracer, NoOpTracer)
+    with tracing.span("policy", {"enduser.id": "a"}) as span:
+        assert not span.is_recording()
+    assert isinstance(
+        Tracing.from_environment({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "x"}).tracer,
+        NoOpTracer,
+    )
+    assert isinstance(
+        Tracing.from_environment({"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}).tracer,
+        NoOpTracer,
+    )
+
+
+def test_an_otlp_endpoint_turns_export_on():
+    tracing = Tracing.from_environment(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SERVICE_NAME": "speech"}
+    )
+    try:
+        assert tracing.provider is not None
+        assert tracing.provider.resource.attributes["service.name"] == "speech"
+        with tracing.span("policy") as span:
+            assert span.is_recording()
+    finally:
+        tracing.shutdown()
