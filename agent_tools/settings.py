@@ -125,7 +125,7 @@ class ServerSettings(BaseModel):
         gt=0,
         le=600,
         description="How long a socket ticket (`POST /v1/socket-tickets`, for browsers) stays valid; "
-        "each is used once, on the front-end that issued it.",
+        "each is used once (on any front-end when tickets are kept in Redis).",
     )
     eval_report: Path = Field(
         Path(".cache/eval/report.html"),

@@ -13,7 +13,7 @@ from agent_tools.core.engines import Engines, EngineState
 from agent_tools.core.metrics import Metrics
 from agent_tools.core.scheduler import Scheduler
 from agent_tools.core.service import SpeechService
-from agent_tools.core.socket_tickets import SocketTickets
+from agent_tools.core.socket_tickets import MemorySocketTickets, SocketTickets
 from agent_tools.core.streams import SpeechStreams
 from agent_tools.core.tracing import Tracing
 from agent_tools.settings import Settings
@@ -74,7 +74,7 @@ class Runtime:
         tracing = tracing or Tracing.from_environment(os.environ)
         scheduler = Scheduler(cfg, metrics, tracing)
         service = SpeechService(state, cfg, policy, metrics, store, scheduler)
-        tickets = SocketTickets(settings.server.socket_ticket_seconds)
+        tickets = build_socket_tickets(settings, shared)
         streams = SpeechStreams(service)
         return cls(settings, policy, metrics, store, state, scheduler, service, streams, tickets, tracing)
 
@@ -141,6 +141,16 @@ def redis_client(settings: Settings) -> Redis | None:
 
     timeout = state.redis_timeout_seconds
     return redis.Redis.from_url(state.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def build_socket_tickets(settings: Settings, shared: Redis | None = None) -> SocketTickets:
+    """Socket tickets: in this process, or in `shared` Redis (redeemable on any front-end)."""
+    ttl = settings.server.socket_ticket_seconds
+    if shared is None:
+        return MemorySocketTickets(ttl)
+    from agent_tools.core.redis_socket_tickets import RedisSocketTickets
+
+    return RedisSocketTickets(shared, ttl, settings.state.key_prefix)
 
 
 def build_policy(settings: Settings, shared: Redis | None = None) -> Policy:

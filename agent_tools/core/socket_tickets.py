@@ -8,6 +8,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 from policies import Unauthorized
 
@@ -15,9 +16,39 @@ TICKET_PREFIX = "ticket."  # the subprotocol that carries a ticket: `ticket.<val
 SUBPROTOCOL = "speech-tools"  # offered beside a ticket; the server answers with it, never the ticket
 
 
-class SocketTickets:
-    """Tickets of this process: each names a principal, lives `ttl_seconds`, and is redeemed once.
-    At most `max_outstanding` are kept (the oldest go first), so asking for many costs nothing."""
+SPENT = (
+    "the socket ticket is unknown, used or expired; ask POST /v1/socket-tickets for a new one right "
+    "before opening the socket"
+)
+
+
+def new_ticket() -> str:
+    """An unguessable ticket (192 random bits)."""
+    return secrets.token_urlsafe(24)
+
+
+class SocketTickets(Protocol):
+    """Where tickets are kept: each names a principal, lives `ttl_seconds`, and is redeemed once."""
+
+    ttl_seconds: float
+
+    def issue(self, principal_id: str) -> str:
+        """A new ticket for `principal_id`."""
+        ...
+
+    def redeem(self, ticket: str) -> str:
+        """The principal id `ticket` was issued to; the ticket is spent.
+
+        Raises:
+            Unauthorized: unknown, spent or expired.
+            BackendUnavailable: the shared store cannot be reached.
+        """
+        ...
+
+
+class MemorySocketTickets:
+    """Tickets of this process (one front-end). At most `max_outstanding` are kept (the oldest go
+    first), so asking for many costs nothing."""
 
     def __init__(
         self, ttl_seconds: float, max_outstanding: int = 10_000, clock: Callable[[], float] = time.monotonic
@@ -29,7 +60,7 @@ class SocketTickets:
 
     def issue(self, principal_id: str) -> str:
         """A new ticket for `principal_id`."""
-        ticket = secrets.token_urlsafe(24)
+        ticket = new_ticket()
         self._issued[ticket] = (principal_id, self._clock() + self.ttl_seconds)
         while len(self._issued) > self.max_outstanding:
             self._issued.popitem(last=False)
@@ -43,10 +74,7 @@ class SocketTickets:
         """
         issued = self._issued.pop(ticket, None)
         if issued is None or issued[1] < self._clock():
-            raise Unauthorized(
-                "the socket ticket is unknown, used or expired; ask POST /v1/socket-tickets for a new one "
-                "right before opening the socket"
-            )
+            raise Unauthorized(SPENT)
         return issued[0]
 
 

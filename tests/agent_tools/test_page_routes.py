@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from agent_tools.core.runtime import Runtime
-from agent_tools.core.socket_tickets import SocketTickets
+from agent_tools.core.socket_tickets import MemorySocketTickets
 from agent_tools.settings import Settings
 from policies import Unauthorized, token_hash
 from tests.agent_tools.conftest import serve_http
@@ -122,7 +122,7 @@ async def test_a_socket_ticket_opens_one_socket_as_its_principal_once(guarded):
 
 def test_tickets_expire_and_the_oldest_go_when_too_many_are_outstanding():
     now = [0.0]
-    tickets = SocketTickets(ttl_seconds=30, max_outstanding=2, clock=lambda: now[0])
+    tickets = MemorySocketTickets(ttl_seconds=30, max_outstanding=2, clock=lambda: now[0])
     first, second = tickets.issue("a"), tickets.issue("b")
     now[0] = 29.0
     assert tickets.redeem(second) == "b"

@@ -57,3 +57,28 @@ async def test_a_clip_spoken_through_one_front_end_is_read_and_transcribed_throu
     data = base64.b64decode(read.contents[0].blob)  # type: ignore[union-attr]
     assert len(data) == meta["bytes"] == len(download.content) and download.content == data
     assert download.headers["content-type"] == "audio/mpeg"
+
+
+async def test_a_socket_ticket_from_one_front_end_opens_a_socket_on_another_once(
+    engines, engine_settings, redis_server, tmp_path
+):
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    from policies import token_hash
+    from tests.agent_tools.test_sockets import closed_with, receive, ws_url
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nlocal_principal: a\nprincipals:\n  - id: a\n    token_sha256: [{token_hash(TOKEN)}]\n"
+    )
+    a = front_end(engines, engine_settings, redis_server.url, policy)
+    b = front_end(engines, engine_settings, redis_server.url, policy)
+    async with serve_http(a) as base_a, serve_http(b) as base_b, httpx2.AsyncClient() as http:
+        issued = await http.post(f"{base_a}/v1/socket-tickets", headers={"authorization": f"Bearer {TOKEN}"})
+        offered = [Subprotocol(p) for p in issued.json()["subprotocols"]]
+        async with connect(ws_url(base_b, "/v1/speak/ws"), subprotocols=offered) as ws:
+            assert (await receive(ws))["type"] == "ready"
+        async with connect(ws_url(base_a, "/v1/speak/ws"), subprotocols=offered) as ws:
+            error, close = await closed_with(ws)  # spent on b: spent everywhere
+    assert (error["code"], close) == ("unauthorized", 4401)
