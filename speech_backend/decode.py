@@ -23,8 +23,9 @@ from speech_backend.errors import (
 from speech_backend.resample import StreamResampler
 from speech_backend.results import Audio, Samples
 
-# FFmpeg demuxer names for wav, flac, mp3, ogg (vorbis, opus), webm/matroska (opus) and m4a/mp4 (aac).
-ALLOWED_DEMUXERS = ("wav", "flac", "mp3", "ogg", "matroska", "mov")
+# FFmpeg demuxer names for wav, flac, mp3, ogg (vorbis, opus), webm/matroska (opus), m4a/mp4 (aac)
+# and raw AAC in ADTS frames (what streamed `aac` speech is).
+ALLOWED_DEMUXERS = ("wav", "flac", "mp3", "ogg", "matroska", "mov", "aac")
 ALLOWED_CODECS = frozenset(
     {
         "pcm_s16le",
@@ -105,7 +106,7 @@ def decode_audio(data: bytes, limits: AudioLimits, target_rate: int | None = Non
         if kind is None:
             raise UnsupportedMedia(
                 "the input is not a recognised audio file; send wav, flac, mp3, ogg (vorbis or opus), "
-                "webm (opus) or m4a (aac)"
+                "webm (opus), m4a or adts (aac)"
             ) from exc
         raise DecodeFailed(f"the input looks like {kind} but its header is corrupt or truncated") from exc
     with container:

@@ -104,6 +104,31 @@ async def test_the_page_speaks_highlights_words_and_stops_with_what_was_heard(ru
         assert errors == []
 
 
+async def test_the_page_downloads_the_text_as_a_clip_in_every_format(runtime: Runtime):
+    from speech_backend import AudioLimits, decode_audio
+
+    async with serve_http(runtime) as base, browser_page() as (page, errors):
+        await page.goto(f"{base}/")
+        await until(page, "document.querySelectorAll('#speak-voice option').length > 0")
+        await page.fill("#speak-text", "Your table for four is booked for seven thirty tonight.")
+        sizes: dict[str, int] = {}
+        for fmt in ("wav", "mp3", "flac", "opus", "aac", "pcm"):
+            await page.select_option("#download-format", fmt)
+            async with page.expect_download(timeout=60_000) as event:
+                await page.click("#download")
+            download = await event.value
+            path = await download.path()
+            data = await anyio.Path(path).read_bytes()
+            sizes[fmt] = len(data)
+            assert download.suggested_filename.startswith("speech.")
+            if fmt == "pcm":  # raw 16-bit samples at 24 kHz, as OpenAI's pcm
+                assert len(data) % 2 == 0 and len(data) / 2 / 24000 > 2.0
+            else:
+                assert decode_audio(data, AudioLimits()).audio.duration > 2.0, fmt
+        assert errors == []
+    assert sizes["mp3"] < sizes["wav"]
+
+
 def padded_recording(tmp_path: Path) -> tuple[Path, str]:
     """The JFK clip with four seconds of silence after it (the fake device loops the file: the pause
     ends the utterance before it comes round again), and what it says."""

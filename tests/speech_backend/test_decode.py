@@ -33,6 +33,7 @@ TWO_SECONDS = tone(2.0, rate=22050)
         ("ogg", "libopus", 48000, 1),
         ("webm", "libopus", 48000, 2),
         ("ipod", "aac", 44100, 1),
+        ("adts", "aac", 24000, 1),  # raw AAC frames, as streamed `aac` speech is
     ],
 )
 def test_every_allowlisted_container_and_codec_decodes_to_16k_mono_of_the_right_length(
