@@ -70,8 +70,7 @@ def open_live(
     Raises:
         Forbidden, RateLimited, InvalidArgument, BackendUnavailable.
     """
-    who = service.caller(principal)
-    cap = service.policy.check_transcribe(who)
+    who, cap = service.admit_transcription(principal)
     segmenter = segmenter_for(service, params)
     max_seconds = min(cap or np.inf, service.require().audio_limits.max_seconds)
     return LiveTranscription(service, who, params, segmenter, emit, max_seconds)

@@ -208,7 +208,11 @@ class LiveDecoder:
             anyio.from_thread.check_cancelled()
 
         def work() -> Transcript:
-            return recognizer.transcribe(audio, options, stop_if_cancelled)
+            seconds, kind = audio.duration, priority.name.lower()
+            with service.tracing.span(
+                "recognize", {"speech.audio_seconds": seconds, "speech.priority": kind}
+            ):
+                return recognizer.transcribe(audio, options, stop_if_cancelled)
 
         cost = Cost()
         timeout = service.settings.transcribe_timeout_seconds

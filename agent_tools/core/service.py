@@ -205,6 +205,17 @@ class SpeechService:
             cost=spent,
         )
 
+    def admit_transcription(self, principal: Principal | None) -> tuple[Principal, float | None]:
+        """The caller, once the policy admits a transcription (whole file or live), and the most
+        seconds of audio it may send (None: no cap of its own).
+
+        Raises:
+            Forbidden, RateLimited: refused by policy.
+        """
+        who = self.caller(principal)
+        with self.tracing.span("policy", {"enduser.id": who.id, "speech.tool": "transcribe"}):
+            return who, self.policy.check_transcribe(who)
+
     async def transcribe(
         self,
         source: AudioSource,
@@ -227,9 +238,7 @@ class SpeechService:
             PayloadTooLarge, UnsupportedMedia, DecodeFailed, AudioTooLong, InvalidArgument: bad input.
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
         """
-        who = self.caller(principal)
-        with self.tracing.span("policy", {"enduser.id": who.id, "speech.tool": "transcribe"}):
-            cap = self.policy.check_transcribe(who)
+        who, cap = self.admit_transcription(principal)
         engines = self.require()
         options = RecognitionOptions(
             language=language, word_timestamps=word_timestamps, initial_prompt=prompt

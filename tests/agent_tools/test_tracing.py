@@ -168,3 +168,34 @@ def test_an_otlp_endpoint_turns_export_on():
             assert span.is_recording()
     finally:
         tracing.shutdown()
+
+
+async def test_a_live_transcription_socket_is_one_trace_with_each_recognition(traced, spans, speak):
+    import json
+
+    import numpy as np
+    from websockets.asyncio.client import connect
+
+    from speech_backend import resample
+    from tests.agent_tools.test_sockets import receive, ws_url
+
+    audio = resample(speak("Please call me back tomorrow morning."), 16000)
+    silence = np.zeros(16000, dtype=np.float32)
+    pcm = (np.concatenate([silence, audio.samples, silence]) * 32767).astype("<i2").tobytes()
+    async with (
+        serve_http(traced) as base,
+        connect(ws_url(base, "/v1/transcribe/ws"), additional_headers={"traceparent": TRACEPARENT}) as ws,
+    ):
+        assert (await receive(ws))["type"] == "ready"
+        for start in range(0, len(pcm), 3200):
+            await ws.send(pcm[start : start + 3200])
+        await ws.send(json.dumps({"type": "end"}))
+        while (await receive(ws))["type"] != "done":
+            pass
+    trace = in_trace(spans)
+    socket = next(s for s in trace if s.name == "WS /v1/transcribe/ws")
+    assert socket.parent is not None and f"{socket.parent.span_id:016x}" == PARENT_ID
+    assert socket.attributes is not None and socket.attributes["enduser.id"] == traced.policy.local().id
+    got = names(trace)
+    assert "recognize" in got and "queue recognition" in got and "policy" in got, got
+    assert_no_text_or_audio(trace)
