@@ -54,7 +54,7 @@ class PageRoutes:
     def api(self) -> list[ApiRoute]:
         """The routes the page reads, each inside the route boundary."""
         return [
-            ApiRoute("/v1/status", "GET", self.status, "status"),
+            ApiRoute("/v1/status", "GET", self.status, "status", audit_success=False),  # polled
             ApiRoute("/v1/eval/report", "GET", self.eval_report, "eval_report"),
             ApiRoute("/v1/socket-tickets", "POST", self.socket_ticket, "socket_ticket"),
         ]

@@ -35,6 +35,7 @@ class ApiRoute:
     method: str
     handler: Handler
     tool: str
+    audit_success: bool = True  # False for reads polled every few seconds (a refusal is audited)
 
 
 class RouteBoundary:
@@ -45,9 +46,9 @@ class RouteBoundary:
 
     def routes(self, api: list[ApiRoute]) -> list[BaseRoute]:
         """Starlette routes for `api`, each inside the boundary."""
-        return [Route(r.path, self.wrap(r.handler, r.tool), methods=[r.method]) for r in api]
+        return [Route(r.path, self.wrap(r.handler, r.tool, r.audit_success), methods=[r.method]) for r in api]
 
-    def wrap(self, handler: Handler, tool: str) -> Handler:
+    def wrap(self, handler: Handler, tool: str, audit_success: bool = True) -> Handler:
         """`handler` inside the boundary (a stream's audit line says it started, not how it ended)."""
 
         async def guarded(request: Request) -> Response:
@@ -72,7 +73,7 @@ class RouteBoundary:
                     # a stream's audit line is written when it ends, and says how it ended
                     stream = response.body_iterator
                     response.body_iterator = self._audited(stream, request, request_id, tool, started)
-                else:
+                elif audit_success:
                     self._audit(request, request_id, tool, None, started)
                 return response
             body = error_body(error, request_id)

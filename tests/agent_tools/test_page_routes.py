@@ -4,6 +4,7 @@ a principal without a header and without a token in the URL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx2
@@ -19,7 +20,7 @@ from tests.agent_tools.conftest import serve_http
 from tests.agent_tools.test_sockets import closed_with, receive, ws_url
 
 POLICY = (
-    "version: 1\nlocal_principal: a\nprincipals:\n"
+    "version: 1\nlocal_principal: a\naudit:\n  path: audit.log\nprincipals:\n"
     f"  - id: a\n    token_sha256: [{token_hash('a-token')}]\n    tools: [speak, transcribe, list_voices]\n"
     f"  - id: b\n    token_sha256: [{token_hash('b-token')}]\n    tools: [speak]\n"
 )
@@ -78,6 +79,20 @@ async def test_status_says_readiness_and_the_live_figures(guarded):
             "sentences",
         }
     )
+
+
+async def test_status_polls_are_not_audited_but_tickets_and_refusals_are(guarded, tmp_path):
+    async with serve_http(guarded) as base, httpx2.AsyncClient(base_url=base) as http:
+        for _ in range(3):
+            assert (await http.get("/v1/status", headers=A)).status_code == 200
+        assert (await http.get("/v1/status")).status_code == 401
+        assert (await http.post("/v1/socket-tickets", headers=A)).status_code == 200
+    lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+    assert [(line["tool"], line["decision"]) for line in lines] == [
+        ("status", "deny"),
+        ("socket_ticket", "allow"),
+    ]
+    assert not any(issued in (tmp_path / "audit.log").read_text() for issued in ("ticket.", "a-token"))
 
 
 async def test_the_eval_report_is_not_found_until_one_is_written(guarded):
