@@ -23,6 +23,7 @@ export class Utterance {
     this.spokenSeconds = 0; // utterance time of the audio queued so far
     this.samples = 0;
     this.peak = 0;
+    this.ended = false; // the stream is over (done, error or stopped): nothing more will be queued
   }
 
   /** Queue `floats` at `rate` right after what is queued (or now, if playback ran dry). */
@@ -147,6 +148,7 @@ export class SpeakPanel {
     } catch (error) {
       if (error.name !== "AbortError") this.el.error.textContent = error.message;
     } finally {
+      utterance.ended = true;
       this.abort = null;
       this.el.play.disabled = false;
     }
@@ -172,7 +174,7 @@ export class SpeakPanel {
       span.classList.toggle("spoken", utterance.words[i] && utterance.words[i].end_ms <= ms);
     });
     if (now >= 0 && this.highlighted[this.highlighted.length - 1] !== now) this.highlighted.push(now);
-    const finished = !this.abort && utterance.samples > 0 && this.context.currentTime >= utterance.queuedUntil;
+    const finished = utterance.ended && this.context.currentTime >= utterance.queuedUntil;
     if (finished) {
       this.el.stop.disabled = true;
       spans.forEach((span) => span.classList.remove("now"));
