@@ -367,14 +367,15 @@ principals:
 """
 
 
-def policy_runtime(service, settings, tmp_path: Path, text: str) -> Runtime:
-    """A runtime over the real engines with the policy file `text` (`{name}` is that name's token hash)."""
+def policy_runtime(service, settings, tmp_path: Path, text: str, **service_settings: object) -> Runtime:
+    """A runtime over the real engines with the policy file `text` (`{name}` is that name's token
+    hash), and `service_settings` changed."""
     from policies import token_hash
 
     path = tmp_path / "policy.yaml"
     path.write_text(text.format(**{n: token_hash(f"{n}-token") for n in ("alice", "bob", "carol")}))
     with_policy = settings.model_copy(update={"policy_file": path})
-    return runtime_with(service, with_policy)
+    return runtime_with(service, with_policy, **service_settings)
 
 
 @contextlib.asynccontextmanager

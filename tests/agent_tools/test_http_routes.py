@@ -263,9 +263,8 @@ async def test_a_stream_error_event_carries_the_request_id_of_its_audit_line(
 ):
     from tests.agent_tools.test_failure_behaviour import policy_runtime
 
-    runtime = policy_runtime(service, settings, tmp_path, "version: 1\naudit:\n  path: audit.log\n")
-    service = runtime.service
-    service.settings = service.settings.model_copy(update={"max_speech_seconds": 2.0})
+    policy = "version: 1\naudit:\n  path: audit.log\n"
+    runtime = policy_runtime(service, settings, tmp_path, policy, max_speech_seconds=2.0)
     async with (
         serve_http(runtime) as base,
         httpx2.AsyncClient(timeout=60) as http,
