@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from typing import TypeVar
 
 import anyio
@@ -103,16 +103,12 @@ class Scheduler:
             try:
                 with anyio.fail_after(deadline_s):
                     asked = time.perf_counter()
-                    queued = self.tracing.tracer.start_span(
-                        f"queue {admission.name}", attributes={"speech.priority": priority.name.lower()}
-                    )
-                    try:
-                        async with admission.slot(priority, max_wait):
-                            queued.end()
-                            self.waited(admission.name, time.perf_counter() - asked, cost)
-                            return await anyio.to_thread.run_sync(work)
-                    finally:
-                        queued.end()  # refused or cancelled while waiting (a second end is ignored)
+                    async with AsyncExitStack() as held:
+                        attributes = {"speech.priority": priority.name.lower()}
+                        with self.tracing.span(f"queue {admission.name}", attributes):
+                            await held.enter_async_context(admission.slot(priority, max_wait))
+                        self.waited(admission.name, time.perf_counter() - asked, cost)
+                        return await anyio.to_thread.run_sync(work)
             except TimeoutError as exc:
                 raise DeadlineExceeded(
                     f"{what} did not finish within {deadline_s:g} s and was stopped; retry with less input"

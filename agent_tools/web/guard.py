@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -215,7 +216,13 @@ class RequestGuard:
             await send(message)
 
         span_name = f"{scope['method']} {path}"
-        with self.runtime.tracing.incoming(span_name, headers, SpanKind.SERVER, attributes):
+        # probes, metrics and the page's files are polled or static: a trace of each is noise
+        span: AbstractContextManager[object] = (
+            nullcontext()
+            if public(path)
+            else self.runtime.tracing.incoming(span_name, headers, SpanKind.SERVER, attributes)
+        )
+        with span:
             try:
                 await self.app(scope, body.receive, tracked)
             except Exception:

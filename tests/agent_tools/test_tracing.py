@@ -199,3 +199,11 @@ async def test_a_live_transcription_socket_is_one_trace_with_each_recognition(tr
     got = names(trace)
     assert "recognize" in got and "queue recognition" in got and "policy" in got, got
     assert_no_text_or_audio(trace)
+
+
+async def test_probes_metrics_and_the_page_files_are_not_traced(traced, spans):
+    async with serve_http(traced) as base, httpx2.AsyncClient(base_url=base) as http:
+        for path in ("/healthz", "/readyz", "/metrics", "/", "/page/playground.js"):
+            assert (await http.get(path, headers={"traceparent": TRACEPARENT})).status_code == 200
+        assert (await http.get("/v1/status", headers={"traceparent": TRACEPARENT})).status_code == 200
+    assert names(in_trace(spans)) == ["GET /v1/status"]
