@@ -52,7 +52,10 @@ class Tracing:
 
         resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", INSTRUMENTATION)})
         provider = TracerProvider(resource=resource)
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        traces = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        url = traces or (f"{base.rstrip('/')}/v1/traces" if base else None)  # None: the SDK's default
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
         return cls(provider.get_tracer(INSTRUMENTATION), provider)
 
     @classmethod

@@ -157,17 +157,45 @@ def test_without_otel_settings_tracing_is_off_and_spans_record_nothing():
     )
 
 
-def test_an_otlp_endpoint_turns_export_on():
+def test_an_otlp_endpoint_exports_the_spans_over_otlp_http():
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[tuple[str, str, bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append((self.path, self.headers["content-type"], body))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.end_headers()
+            self.wfile.write(b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    collector = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
     tracing = Tracing.from_environment(
-        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SERVICE_NAME": "speech"}
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "speech"}
     )
     try:
         assert tracing.provider is not None
-        assert tracing.provider.resource.attributes["service.name"] == "speech"
-        with tracing.span("policy") as span:
+        with tracing.span("policy", {"enduser.id": "a"}) as span:
             assert span.is_recording()
     finally:
-        tracing.shutdown()
+        tracing.shutdown()  # flushes the batch
+        collector.shutdown()
+        collector.server_close()
+    assert [(path, kind) for path, kind, _ in received] == [("/v1/traces", "application/x-protobuf")]
+    request = ExportTraceServiceRequest.FromString(received[0][2])
+    resource = request.resource_spans[0]
+    assert {a.key: a.value.string_value for a in resource.resource.attributes}["service.name"] == "speech"
+    assert [s.name for s in resource.scope_spans[0].spans] == ["policy"]
 
 
 async def test_a_live_transcription_socket_is_one_trace_with_each_recognition(traced, spans, speak):
