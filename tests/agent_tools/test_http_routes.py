@@ -23,6 +23,7 @@ from speech_backend import Audio, SpeechChunk, encode_audio, resample
 from speech_backend.fakes import FakeSynthesizer
 from tests.agent_tools.conftest import eventually, serve_http
 from tests.wer import normalized_wer
+from tests.windows import room_in_the_window
 
 pytestmark = pytest.mark.anyio
 
@@ -246,6 +247,7 @@ async def test_http_routes_apply_the_same_tokens_and_policy_as_mcp(settings, tmp
         f"    token_sha256: [{token_hash('a-token')}]\n    tools: [list_voices]\n    rate_per_minute: 2\n"
     )
     runtime, _ = fake_runtime(settings, policy)
+    await room_in_the_window(15)
     async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
         anonymous = await http.get(f"{base}/v1/audio/voices")
         auth = {"authorization": "Bearer a-token"}

@@ -21,6 +21,7 @@ from speech_backend.fakes import FakeRecognizer, FakeSynthesizer
 from tests.agent_tools.conftest import serve_http
 from tests.conftest import tone
 from tests.typed import tool_error
+from tests.windows import DAY, room_in_the_window
 
 pytestmark = pytest.mark.anyio
 SPOKEN_PII = "Call me at 555-123-4567 or write to bob@example.com"
@@ -142,6 +143,7 @@ async def test_each_policy_decision_over_http_and_its_audit_line(settings, polic
 
 async def test_a_flood_from_one_principal_is_rate_limited_while_another_is_served(settings, policy_file):
     runtime, _ = fake_runtime(settings, policy_file)
+    await room_in_the_window(15)
     async with (
         serve_http(runtime) as base,
         as_principal(base, "alice-token") as alice,
@@ -155,6 +157,7 @@ async def test_a_flood_from_one_principal_is_rate_limited_while_another_is_serve
 
 
 async def test_quotas_survive_a_server_restart(settings, policy_file):
+    await room_in_the_window(15, window=DAY)
     first, _ = fake_runtime(settings, policy_file)
     async with serve_http(first) as base, as_principal(base, "carol-token") as carol:
         assert not (await carol.call_tool("speak", {"text": "Twenty five characters ok"})).is_error

@@ -24,6 +24,7 @@ from policies import token_hash
 from speech_cluster.local import ClusterState, LocalCluster, free_port
 from tests.typed import tool_error
 from tests.wer import normalized_wer
+from tests.windows import HOUR, room_in_the_window
 
 pytestmark = [pytest.mark.anyio, pytest.mark.cluster]
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +188,7 @@ def code(result: CallToolResult) -> str:
 
 async def test_rate_and_character_quota_are_counted_across_front_end_processes(pool):
     a, b = front_ends(pool)
+    await room_in_the_window(40)
     async with mcp_client(a, token=METERED_TOKEN) as via_a, mcp_client(b, token=METERED_TOKEN) as via_b:
         first = await via_a.call_tool("speak", {"text": "Twenty five characters ok."})
         second = await via_b.call_tool("speak", {"text": "Twenty five characters ok."})
@@ -200,6 +202,7 @@ async def test_rate_and_character_quota_are_counted_across_front_end_processes(p
 
 async def test_redis_stopped_is_backend_unavailable_on_every_front_end_and_counts_survive(cluster, pool):
     a, b = front_ends(pool)
+    await room_in_the_window(120, window=HOUR)
     async with mcp_client(a, token=KEPT_TOKEN) as via_a, mcp_client(b, token=KEPT_TOKEN) as via_b:
         spoken = await via_a.call_tool("speak", {"text": "Thirty characters are counted."})
         cluster.stop_redis()
