@@ -36,6 +36,10 @@ T = TypeVar("T")
 # playground page's static files (it asks for a token itself before it calls anything).
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/.well-known/", "/page/")
 PUBLIC_EXACT = ("/",)
+# Probes and the metrics scrape answer any Host: kubelets, load balancers and Prometheus address a
+# front-end by its pod or instance IP, which no list of names holds. They are read-only and hold no
+# caller's data; a request from a browser page (one carrying an Origin) is still refused.
+ANY_HOST = ("/healthz", "/readyz", "/metrics")
 
 
 def public(path: str) -> bool:
@@ -184,12 +188,10 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refused = await self.security.validate_request(Request(scope))
+        refused = await self._refused(scope)
         if refused is not None:  # 421 for a foreign Host, 403 for a foreign Origin
             message = "the Host or Origin header is not one this server answers; use its address"
-            await _reply(
-                send, refused.status_code, {"code": "forbidden", "message": message, "retryable": False}
-            )
+            await _reply(send, refused, {"code": "forbidden", "message": message, "retryable": False})
             return
         headers = Headers(scope=scope)
         request_id = new_request_id()
@@ -229,6 +231,14 @@ class RequestGuard:
                 if body.failure is None or started:
                     raise
                 await _reply_error(send, body.failure, request_id)
+
+    async def _refused(self, scope: Scope) -> int | None:
+        """The status refusing a request's Host or Origin, or None: a probe (`ANY_HOST`, read with
+        GET or HEAD) passes with any Host and no Origin."""
+        if scope["path"] in ANY_HOST and scope["method"] in ("GET", "HEAD"):
+            return 403 if "origin" in Headers(scope=scope) else None
+        refused = await self.security.validate_request(Request(scope))
+        return None if refused is None else refused.status_code
 
     def _caller(self, path: str, headers: Headers, request_id: str) -> Principal:
         """The caller; a refusal is audited under the id its reply carries."""

@@ -11,6 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from agent_tools.web.app import build_app
+from agent_tools.web.guard import ANY_HOST
 from tests.agent_tools.conftest import serve_http
 from tests.agent_tools.test_sockets import ws_url
 
@@ -39,7 +40,8 @@ async def test_every_route_and_socket_refuses_a_foreign_host_and_origin(runtime)
         for method, path in http_routes:
             host = await http.request(method, base + path, headers={"host": FOREIGN})
             origin = await http.request(method, base + path, headers={"origin": f"http://{FOREIGN}"})
-            assert host.status_code == 421 and host.json()["error"]["code"] == "forbidden", path
+            if path not in ANY_HOST:
+                assert host.status_code == 421 and host.json()["error"]["code"] == "forbidden", path
             assert origin.status_code == 403 and origin.json()["error"]["code"] == "forbidden", path
         port = int(base.rsplit(":", 1)[1])
         for path in sockets:
@@ -50,6 +52,19 @@ async def test_every_route_and_socket_refuses_a_foreign_host_and_origin(runtime)
                     async with attempt:
                         pass
                 assert refused.value.response.status_code == 403, path
+
+
+async def test_probes_and_the_metrics_scrape_answer_a_pod_ip_host_but_not_a_browser_page(runtime):
+    pod = {"host": "10.42.0.17:8000"}  # how a kubelet or Prometheus addresses a front-end
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        answered = {path: await http.get(base + path, headers=pod) for path in ANY_HOST}
+        from_a_page = await http.get(f"{base}/metrics", headers={**pod, "origin": "http://10.42.0.17:8000"})
+        posted = await http.post(f"{base}/readyz", headers=pod)
+        beside = await http.get(f"{base}/v1/status", headers=pod)
+    assert {path: r.status_code for path, r in answered.items()} == dict.fromkeys(ANY_HOST, 200)
+    assert "speech_" in answered["/metrics"].text
+    assert from_a_page.status_code == 403
+    assert posted.status_code == 421 and beside.status_code == 421  # only reading a probe passes
 
 
 async def test_cors_answers_loopback_pages_and_refuses_other_origins(runtime):
