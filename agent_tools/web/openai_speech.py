@@ -110,6 +110,7 @@ class OpenAISpeechRoute:
         streams = self.runtime.streams
         rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
         engine = streams.service.require().synthesizer.engine
+        tracing = streams.service.tracing
         encoder: StreamEncoder | None = None
         async with streams.frames(plan, frames, "openai_speech") as receive:
             async for item in receive:
@@ -118,13 +119,15 @@ class OpenAISpeechRoute:
                 if encoder is None:
                     marker = synthetic_metadata(plan.voice, engine)
                     encoder = StreamEncoder(body.response_format, item.sample_rate, rate, marker)
-                data = await anyio.to_thread.run_sync(encoder.push, item.sentence_audio)
+                with tracing.span("encode", {"speech.format": body.response_format}):
+                    data = await anyio.to_thread.run_sync(encoder.push, item.sentence_audio)
                 frames.sent(item)
                 request.state.audio_seconds = frames.audio_seconds
                 if data:
                     yield data
         if encoder is not None:
-            last = await anyio.to_thread.run_sync(encoder.close)
+            with tracing.span("encode", {"speech.format": body.response_format}):
+                last = await anyio.to_thread.run_sync(encoder.close)
             if last:
                 yield last
 

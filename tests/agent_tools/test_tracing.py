@@ -124,6 +124,24 @@ async def test_a_streamed_speech_request_continues_the_header_traceparent(traced
     assert_no_text_or_audio(trace)
 
 
+async def test_openai_progressive_speech_traces_the_encoding_of_each_sentence(traced, spans):
+    async with serve_http(traced) as base, httpx2.AsyncClient(timeout=60) as http:
+        response = await http.post(
+            f"{base}/v1/audio/speech",
+            json={"model": "tts-1", "input": TEXT, "voice": "alloy", "response_format": "mp3"},
+            headers={"traceparent": TRACEPARENT},
+        )
+    assert response.status_code == 200 and response.content
+    trace = in_trace(spans)
+    request = next(s for s in trace if s.name == "POST /v1/audio/speech")
+    encodes = [s for s in trace if s.name == "encode"]
+    sentences = [s for s in trace if s.name == "synthesize sentence"]
+    assert len(encodes) == len(sentences) + 1  # each sentence as it is made, then the encoder's tail
+    assert all(s.attributes is not None and s.attributes["speech.format"] == "mp3" for s in encodes)
+    assert all(s.parent is not None and s.parent.span_id == request.context.span_id for s in encodes)
+    assert_no_text_or_audio(trace)
+
+
 async def test_transcription_is_traced_through_decode_and_recognition(traced, spans, speak):
     from speech_backend import encode_audio
 
