@@ -61,7 +61,7 @@ class Control(enum.Enum):
 Receive = Callable[[], Awaitable[bytes | Control | LiveSettings | None]]
 
 
-def open_live(
+async def open_live(
     service: SpeechService, params: LiveSettings, principal: Principal | None, emit: Emit
 ) -> LiveTranscription:
     """A live transcription for the caller, emitting its events through `emit`, once the policy admits
@@ -70,7 +70,7 @@ def open_live(
     Raises:
         Forbidden, RateLimited, InvalidArgument, BackendUnavailable.
     """
-    who, cap = service.admit_transcription(principal)
+    who, cap = await service.admit_transcription(principal)
     segmenter = segmenter_for(service, params)
     max_seconds = min(cap or np.inf, service.require().audio_limits.max_seconds)
     return LiveTranscription(service, who, params, segmenter, emit, max_seconds)

@@ -243,7 +243,7 @@ class LiveDecoder:
         transcript, cost = found or await self._recognize(job.audio, self._options(final=job.final), priority)
         if not job.final:
             return Heard(redacted(transcript, service.policy, self.who), cost.report(job.audio.duration))
-        service.heard(self.who, job.audio.duration)
+        await service.heard(self.who, job.audio.duration)
         spent = settle(cost, job.audio.duration, service.metrics, "live final", "recognition")
         return Heard(redacted(transcript, service.policy, self.who), spent)
 

@@ -3,6 +3,8 @@
 Every policy step happens here, once: the caller as the policy now defines it, the tool, the
 voice, the caps, the content rules over the whole utterance, rate and quota, source resolution,
 redaction. Bounds are checked before any engine work; engine work goes through the scheduler.
+Policy steps that count (rates, quotas, clips) run off the event loop: their counters may be in
+Redis, and a slow Redis must not stall every other call.
 """
 
 from __future__ import annotations
@@ -80,10 +82,12 @@ class SpeechService:
         """The principal a call is made as: the given one as the policy now defines it, else the local one."""
         return self.policy.local() if principal is None else self.policy.resolve(principal)
 
-    def voices(self, language: str | None = None, *, principal: Principal | None = None) -> tuple[Voice, ...]:
+    async def voices(
+        self, language: str | None = None, *, principal: Principal | None = None
+    ) -> tuple[Voice, ...]:
         """Catalog voices the caller may use, optionally only those whose language starts with `language`."""
         who = self.caller(principal)
-        self.policy.check_list_voices(who)
+        await anyio.to_thread.run_sync(self.policy.check_list_voices, who)
         voices = tuple(v for v in self.require().synthesizer.voices() if who.may_speak_with(v.id))
         if language is None:
             return voices
@@ -104,7 +108,7 @@ class SpeechService:
             )
         return voice_id
 
-    def admit_speech(
+    async def admit_speech(
         self, text: str, voice: str | None, speed: float, principal: Principal | None, spoken_text: str = ""
     ) -> tuple[str, Principal]:
         """The checks every utterance passes before synthesis: length, speed, voice, caller and policy
@@ -118,7 +122,11 @@ class SpeechService:
         with self.tracing.span(
             "policy", {"enduser.id": who.id, "speech.tool": "speak", "speech.voice": voice_id}
         ):
-            self.policy.check_speak(who, text, voice_id, spoken_chars=spoken_chars, spoken_text=spoken_text)
+            await anyio.to_thread.run_sync(
+                lambda: self.policy.check_speak(
+                    who, text, voice_id, spoken_chars=spoken_chars, spoken_text=spoken_text
+                )
+            )
         return self.check_voice(voice_id), who
 
     def synthesis_options(
@@ -132,10 +140,10 @@ class SpeechService:
             lead_in_words=self.settings.lead_in_words if streamed else 0,
         )
 
-    def spoke(self, who: Principal, seconds: float) -> None:
+    async def spoke(self, who: Principal, seconds: float) -> None:
         """Count audio spoken for `who`."""
         self.metrics.audio_seconds.labels("out").inc(seconds)
-        self.policy.record_audio(who, seconds)
+        await anyio.to_thread.run_sync(self.policy.record_audio, who, seconds)
 
     async def speak(
         self,
@@ -157,7 +165,7 @@ class SpeechService:
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
             InvalidArgument, VoiceNotFound: bad arguments.
         """
-        voice_id, who = self.admit_speech(text, voice, speed, principal)
+        voice_id, who = await self.admit_speech(text, voice, speed, principal)
         fmt = fmt or self.settings.default_format
         output_rate(fmt, 22050, sample_rate)  # refuse an impossible rate before synthesis
         options = self.synthesis_options(speed, deterministic)
@@ -187,7 +195,7 @@ class SpeechService:
         with self.scheduler.track(), self.tracing.span("encode", {"speech.format": fmt}):
             # encoding is part of the call a drain waits for
             data = await anyio.to_thread.run_sync(lambda: encode_audio(audio, fmt, sample_rate, marker))
-        self.spoke(who, audio.duration)
+        await self.spoke(who, audio.duration)
         spent = settle(
             cost, audio.duration, self.metrics, "speak", "synthesis", voice=voice_id, chars=len(text)
         )
@@ -205,7 +213,7 @@ class SpeechService:
             cost=spent,
         )
 
-    def admit_transcription(self, principal: Principal | None) -> tuple[Principal, float | None]:
+    async def admit_transcription(self, principal: Principal | None) -> tuple[Principal, float | None]:
         """The caller, once the policy admits a transcription (whole file or live), and the most
         seconds of audio it may send (None: no cap of its own).
 
@@ -214,7 +222,7 @@ class SpeechService:
         """
         who = self.caller(principal)
         with self.tracing.span("policy", {"enduser.id": who.id, "speech.tool": "transcribe"}):
-            return who, self.policy.check_transcribe(who)
+            return who, await anyio.to_thread.run_sync(self.policy.check_transcribe, who)
 
     async def transcribe(
         self,
@@ -238,7 +246,7 @@ class SpeechService:
             PayloadTooLarge, UnsupportedMedia, DecodeFailed, AudioTooLong, InvalidArgument: bad input.
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
         """
-        who, cap = self.admit_transcription(principal)
+        who, cap = await self.admit_transcription(principal)
         engines = self.require()
         options = RecognitionOptions(
             language=language, word_timestamps=word_timestamps, initial_prompt=prompt
@@ -247,13 +255,15 @@ class SpeechService:
         limits = engines.audio_limits
         if cap is not None and cap < limits.max_seconds:
             limits = limits.model_copy(update={"max_seconds": cap})
-        data = source_bytes(
-            source,
-            lambda uri: read_clip(
-                self.store, self.policy, uri, who, request_id=request_id, transport=transport
-            ),
-            self.settings.file_roots,
-            limits.max_bytes,
+        data = await anyio.to_thread.run_sync(  # a file, a clip in Redis: read off the event loop
+            lambda: source_bytes(
+                source,
+                lambda uri: read_clip(
+                    self.store, self.policy, uri, who, request_id=request_id, transport=transport
+                ),
+                self.settings.file_roots,
+                limits.max_bytes,
+            )
         )
 
         def hook(done: float, total: float) -> None:
@@ -278,13 +288,13 @@ class SpeechService:
             priority=Priority.BATCH,
             cost=cost,
         )
-        self.heard(who, transcript.duration)
+        await self.heard(who, transcript.duration)
         spent = settle(
             cost, transcript.duration, self.metrics, "transcribe", "recognition", language=transcript.language
         )
         return Heard(redacted(transcript, self.policy, who), spent)
 
-    def heard(self, who: Principal, seconds: float) -> None:
+    async def heard(self, who: Principal, seconds: float) -> None:
         """Count audio heard for `who`."""
         self.metrics.audio_seconds.labels("in").inc(seconds)
-        self.policy.record_audio(who, seconds)
+        await anyio.to_thread.run_sync(self.policy.record_audio, who, seconds)

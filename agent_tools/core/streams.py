@@ -72,7 +72,7 @@ class SpeechStreams:
             TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
         """
         service = self.service
-        voice_id, who = service.admit_speech(text, voice, speed, principal, spoken_text)
+        voice_id, who = await service.admit_speech(text, voice, speed, principal, spoken_text)
         service.limits.check_spoken(spoken_seconds)
         options = service.synthesis_options(speed, deterministic, streamed=not spoken_text)
         synthesizer = service.require().synthesizer
@@ -120,7 +120,7 @@ class SpeechStreams:
                     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                         await send.send(exc)
                     return
-                service.spoke(plan.principal, spoken)
+                await service.spoke(plan.principal, spoken)
                 if spoken > 0:
                     rtf = (frames.cost.engine_seconds - engine_before) / spoken
                     service.metrics.real_time_factor.labels("synthesis").observe(rtf)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio.to_thread
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
@@ -150,7 +151,9 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
             principal=principal_var.get(),
         )
         ext = EXTENSIONS[speech.format]
-        clip = runtime.store.put(speech.data, speech.mime_type, speech.owner, suffix=ext)
+        clip = await anyio.to_thread.run_sync(  # the store may be Redis: off the event loop
+            lambda: runtime.store.put(speech.data, speech.mime_type, speech.owner, suffix=ext)
+        )
         inline = inline_audio and len(speech.data) <= cfg.inline_audio_max_bytes
         result = SpeakResult.of(
             speech, clip.uri, "inline" if inline else "resource_link", cfg.audio_store_ttl_seconds
@@ -217,7 +220,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
         """List voices (see LIST_VOICES_DESCRIPTION)."""
         service = runtime.service
         result = VoiceList(
-            voices=[VoiceInfo.of(v) for v in service.voices(language, principal=principal_var.get())],
+            voices=[VoiceInfo.of(v) for v in await service.voices(language, principal=principal_var.get())],
             default_voice=service.require().default_voice,
         )
         return structured(result)
@@ -235,8 +238,8 @@ def _register_resources(server: MCPServer, runtime: Runtime) -> None:
         mime_type="application/json",
         description="The installed voices, as list_voices returns them.",
     )
-    def voices_catalog() -> str:
-        voices = runtime.service.voices(principal=mcp_principal(runtime))
+    async def voices_catalog() -> str:
+        voices = await runtime.service.voices(principal=mcp_principal(runtime))
         return json.dumps({"voices": [VoiceInfo.of(v).model_dump() for v in voices]})
 
 
@@ -249,16 +252,18 @@ def _register_clip_template(server: MCPServer, runtime: Runtime, fmt: AudioForma
         mime_type=MIME_TYPES[fmt],
         description=f"Speech made by speak, as {fmt}; readable until it expires.",
     )
-    def clip(clip_id: str) -> bytes:
+    async def clip(clip_id: str) -> bytes:
         try:
             reader = mcp_principal(runtime)
-            found = read_clip(
-                runtime.store,
-                runtime.policy,
-                f"{clip_id}.{ext}",
-                reader,
-                request_id=new_request_id(),
-                transport="mcp",
+            found = await anyio.to_thread.run_sync(  # the store may be Redis: off the event loop
+                lambda: read_clip(
+                    runtime.store,
+                    runtime.policy,
+                    f"{clip_id}.{ext}",
+                    reader,
+                    request_id=new_request_id(),
+                    transport="mcp",
+                )
             )
         except (UriForbidden, PolicyError) as exc:
             raise ResourceError(f"[{exc.code}] {exc.message}") from exc

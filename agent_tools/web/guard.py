@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
+import anyio.to_thread
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers
@@ -182,7 +183,10 @@ class RequestGuard:
             state = scope.setdefault("state", {})
             try:
                 subprotocols = scope.get("subprotocols", [])
-                state["principal"] = socket_caller(self.runtime, Headers(scope=scope), subprotocols)
+                headers = Headers(scope=scope)  # a ticket may be redeemed in Redis: off the event loop
+                state["principal"] = await anyio.to_thread.run_sync(
+                    socket_caller, self.runtime, headers, subprotocols
+                )
             except ContractError as exc:  # the socket reports it once open, as a close code a client reads
                 state["refusal"] = exc
         if scope["type"] != "http":

@@ -104,7 +104,7 @@ class OpenAIRoutes:
     async def voices(self, request: Request) -> Response:
         """The catalog, as list_voices returns it."""
         service = self.runtime.service
-        voices = [VoiceInfo.of(v).model_dump() for v in service.voices(principal=principal(request))]
+        voices = [VoiceInfo.of(v).model_dump() for v in await service.voices(principal=principal(request))]
         return JSONResponse({"voices": voices, "default_voice": service.require().default_voice})
 
 

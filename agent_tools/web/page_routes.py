@@ -110,7 +110,7 @@ class PageRoutes:
         """A ticket to open one WebSocket as the caller within `SERVER__SOCKET_TICKET_SECONDS`:
         offered as the subprotocol `ticket.<value>` beside `speech-tools`."""
         who = principal(request)
-        ticket = self.runtime.tickets.issue(who.id)
+        ticket = await anyio.to_thread.run_sync(self.runtime.tickets.issue, who.id)  # maybe Redis
         return JSONResponse(
             {
                 "ticket": ticket,

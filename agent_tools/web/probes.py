@@ -62,13 +62,15 @@ class Probes:
         """The raw bytes behind an `audio://` handle, while it lives."""
         request_id = new_request_id()
         try:
-            clip = read_clip(
-                self.runtime.store,
-                self.runtime.policy,
-                request.path_params["clip_id"],
-                request.state.principal,
-                request_id=request_id,
-                transport="http",
+            clip = await anyio.to_thread.run_sync(  # the store may be Redis: off the event loop
+                lambda: read_clip(
+                    self.runtime.store,
+                    self.runtime.policy,
+                    request.path_params["clip_id"],
+                    request.state.principal,
+                    request_id=request_id,
+                    transport="http",
+                )
             )
         except ContractError as exc:
             body = error_body(exc, request_id)

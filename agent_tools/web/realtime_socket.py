@@ -100,7 +100,7 @@ class RealtimeConnection:
         await self._send("session.created", session=self.session.describe())
         while not self.pending:  # settings may change until audio arrives
             await self._next()
-        self.live = open_live(self.runtime.service, self.settings, self.principal, self._emit)
+        self.live = await open_live(self.runtime.service, self.settings, self.principal, self._emit)
         try:
             await self.live.run(self._receive)
         finally:

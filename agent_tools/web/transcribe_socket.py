@@ -51,7 +51,7 @@ class TranscribeSocket:
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
         params = LiveSettings.model_validate(dict(session.websocket.query_params))
-        live = open_live(self.runtime.service, params, principal, session.send)
+        live = await open_live(self.runtime.service, params, principal, session.send)
         await session.send(live.ready())
 
         async def receive() -> bytes | Control | None:

@@ -75,7 +75,7 @@ async def transcribe_live(service: SpeechService, pcm: bytes, principal=None) ->
     async def emit(event: dict[str, Any]) -> None:
         events.append(event)
 
-    live = open_live(service, LiveSettings(partial_interval_ms=0), principal, emit)
+    live = await open_live(service, LiveSettings(partial_interval_ms=0), principal, emit)
     await live.run(receive)
     return events
 

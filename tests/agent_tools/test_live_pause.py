@@ -95,7 +95,7 @@ async def run_live(service: SpeechService, *phases: bytes, between=None) -> list
     async def emit(event: dict[str, Any]) -> None:
         events.append(event)
 
-    await open_live(service, LiveSettings(partial_interval_ms=0), None, emit).run(receive)
+    await (await open_live(service, LiveSettings(partial_interval_ms=0), None, emit)).run(receive)
     return events
 
 

@@ -54,7 +54,7 @@ async def test_a_live_final_is_decoded_before_a_whole_file_transcription_queued_
             if event["type"] == "final":
                 order.append("live final")
 
-        await open_live(service, LiveSettings(partial_interval_ms=0), None, emit).run(receive)
+        await (await open_live(service, LiveSettings(partial_interval_ms=0), None, emit)).run(receive)
 
     async with anyio.create_task_group() as tg, recognition.slot(Priority.BATCH):  # holds the only slot
         tg.start_soon(batch)
@@ -123,7 +123,8 @@ async def test_while_a_live_stream_is_open_a_slot_is_kept_for_its_finals(engines
         order.append("batch")
 
     async with anyio.create_task_group() as tg, recognition.slot(Priority.BATCH):  # one of two slots busy
-        tg.start_soon(open_live(service, LiveSettings(partial_interval_ms=0), None, emit).run, receive)
+        live = await open_live(service, LiveSettings(partial_interval_ms=0), None, emit)
+        tg.start_soon(live.run, receive)
         await eventually(lambda: runtime.scheduler.live_streams == 1, within=10)
         tg.start_soon(batch)
         await eventually(lambda: recognition.waiting == 1, within=30)  # a slot is free, but kept
@@ -153,6 +154,6 @@ async def test_partials_without_a_slot_are_skipped_and_the_stream_goes_on(engine
     # A whole-file transcription holds the only slot partials may use (the other is kept for finals)
     # for longer than a slot is ever waited for.
     async with recognition.slot(Priority.BATCH):
-        await open_live(service, LiveSettings(partial_interval_ms=300), None, emit).run(receive)
+        await (await open_live(service, LiveSettings(partial_interval_ms=300), None, emit)).run(receive)
     kinds = [e["type"] for e in events]
     assert "partial" not in kinds and kinds.count("final") == 1 and kinds[-1] == "done"

@@ -114,9 +114,9 @@ async def test_bad_audio_gets_its_typed_error_and_the_service_keeps_serving(serv
 
 
 async def test_voices_filter_by_language_prefix(service):
-    assert [v.id for v in service.voices("en")] == ["en_US-joe-medium"]
-    assert [v.id for v in service.voices("en-us")] == ["en_US-joe-medium"]
-    assert service.voices("de") == ()
+    assert [v.id for v in (await service.voices("en"))] == ["en_US-joe-medium"]
+    assert [v.id for v in (await service.voices("en-us"))] == ["en_US-joe-medium"]
+    assert (await service.voices("de")) == ()
 
 
 async def test_a_new_stream_speaks_before_the_rest_of_a_whole_clip_already_speaking(settings):

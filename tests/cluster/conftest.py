@@ -28,13 +28,17 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def front_end(
-    engines: Engines, engine_settings: EngineSettings, redis_url: str, policy_file: Path | None = None
+    engines: Engines,
+    engine_settings: EngineSettings,
+    redis_url: str,
+    policy_file: Path | None = None,
+    redis_timeout: float = 1.0,
 ) -> Runtime:
     """One stateless front-end over the shared engines, its clips and quotas in Redis."""
     settings = Settings(
         engines=engine_settings,
         service=ServiceSettings(deterministic_speech=True),
-        state=StateSettings(redis_url=redis_url, redis_timeout_seconds=1.0),
+        state=StateSettings(redis_url=redis_url, redis_timeout_seconds=redis_timeout),
         policy_file=policy_file,
     )
     return Runtime.build(settings, engines)

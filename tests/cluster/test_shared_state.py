@@ -8,8 +8,10 @@ import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx2
 import pytest
+from anyio.abc import SocketAttribute, SocketStream
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -20,6 +22,25 @@ from tests.wer import normalized_wer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.cluster]
 TOKEN = "shared-state-token"
+
+
+@asynccontextmanager
+async def unanswering_redis() -> AsyncIterator[tuple[str, anyio.Event]]:
+    """The URL of a "Redis" that accepts connections and never answers (a hung or partitioned
+    server), and an event set once a client has connected to it."""
+    connected = anyio.Event()
+
+    async def hold(stream: SocketStream) -> None:
+        connected.set()
+        async with stream:
+            await anyio.sleep_forever()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, hold)
+        yield f"redis://127.0.0.1:{port}/0", connected
+        tg.cancel_scope.cancel()
 
 
 @asynccontextmanager
@@ -82,3 +103,34 @@ async def test_a_socket_ticket_from_one_front_end_opens_a_socket_on_another_once
         async with connect(ws_url(base_a, "/v1/speak/ws"), subprotocols=offered) as ws:
             error, close = await closed_with(ws)  # spent on b: spent everywhere
     assert (error["code"], close) == ("unauthorized", 4401)
+
+
+async def test_a_redis_that_does_not_answer_holds_only_the_calls_that_need_it(
+    engines, engine_settings, tmp_path
+):
+    from policies import token_hash
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nlocal_principal: free\nprincipals:\n"
+        f"  - id: metered\n    token_sha256: [{token_hash('metered')}]\n    rate_per_minute: 100\n"
+        f"  - id: free\n    token_sha256: [{token_hash('free')}]\n"
+    )
+    done: list[tuple[str, int]] = []
+    async with unanswering_redis() as (url, connected):
+        runtime = front_end(engines, engine_settings, url, policy, redis_timeout=5.0)
+        async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=30) as http:
+
+            async def get(path: str, token: str, label: str) -> None:
+                response = await http.get(base + path, headers={"authorization": f"Bearer {token}"})
+                done.append((label, response.status_code))
+                if label == "metered":
+                    assert response.json()["error"]["code"] == "backend_unavailable"
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(get, "/v1/audio/voices", "metered", "metered")  # its rate is counted in Redis
+                await connected.wait()  # the call now waits on Redis
+                await get("/healthz", "free", "probe")
+                await get("/v1/audio/voices", "free", "unmetered")  # nothing to count: no Redis
+    # the front-end kept serving while one call waited out the Redis timeout
+    assert done == [("probe", 200), ("unmetered", 200), ("metered", 503)]
