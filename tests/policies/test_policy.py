@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ from policies import (
     token_hash,
 )
 from policies.config import BlockedPattern, ContentRules
+from policies.errors import StateUnavailable
+from policies.limits import Limits
+from policies.quota_store import Charge, MemoryQuotaStore
 from policies.redaction import redact
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
@@ -101,6 +105,56 @@ def test_character_and_audio_quotas_are_counted_per_window():
     clock.now += 3600
     with pytest.raises(RateLimited, match="audio seconds per day"):
         policy.check_speak(capped, "x", "v")
+
+
+class FlakyStore(MemoryQuotaStore):
+    """The in-process counters behind a connection that can be cut (a Redis restart, a partition)."""
+
+    down = False
+
+    def add(self, principal: str, counter: str, window_start: int, amount: float) -> None:
+        if self.down:
+            raise StateUnavailable("the quota store cannot be reached")
+        super().add(principal, counter, window_start, amount)
+
+    def charge(self, principal: str, charges: Sequence[Charge]) -> Charge | None:
+        if self.down:
+            raise StateUnavailable("the quota store cannot be reached")
+        return super().charge(principal, charges)
+
+
+def test_audio_used_while_the_store_is_down_is_counted_once_it_answers():
+    store, clock = FlakyStore(), Clock()
+    capped = Principal(id="capped", quota=Quota(audio_seconds_per_hour=10))
+    config = PolicyConfig(local_principal="capped", principals=(capped,))
+    policy = Policy(config, store=store, clock=clock)
+    policy.check_transcribe(capped)
+    store.down = True
+    policy.record_audio(capped, 6.0)  # the call was served: its use is held, not raised
+    policy.record_audio(capped, 5.0)
+    assert policy.limits.held == 2
+    with pytest.raises(StateUnavailable):  # nothing is admitted unchecked meanwhile
+        policy.check_transcribe(capped)
+    store.down = False
+    with pytest.raises(RateLimited, match="audio seconds per hour"):  # 11 s held, now counted
+        policy.check_transcribe(capped)
+    assert (
+        policy.limits.held == 0
+        and store.used("capped", "audio_seconds_per_hour", 1_000_000 // 3600 * 3600) == 11
+    )
+
+
+def test_held_use_beyond_its_bound_is_dropped_oldest_first_and_counted_as_lost():
+    store = FlakyStore()
+    capped = Principal(id="capped", quota=Quota(audio_seconds_per_hour=100))
+    limits = Limits(store, Clock(), max_held=3)
+    store.down = True
+    for seconds in (1.0, 2.0, 3.0, 4.0, 5.0):
+        limits.record_audio(capped, seconds)
+    store.down = False
+    limits.write_held()
+    assert (limits.held, limits.lost) == (0, 2)
+    assert store.used("capped", "audio_seconds_per_hour", 1_000_000 // 3600 * 3600) == 3 + 4 + 5
 
 
 def test_text_arriving_in_pieces_counts_one_call_and_every_character():
