@@ -29,6 +29,7 @@ from speech_backend import (
     VoiceNotFound,
 )
 from speech_backend.languages import resolve_language
+from speech_backend.priority import ENGINE_PRIORITY
 from speech_backend.protocols import ProgressHook
 from speech_cluster.deployments import RECOGNITION_APP, SYNTHESIS_APP
 from speech_errors import ContractError
@@ -117,8 +118,9 @@ class RemoteSynthesizer:
         return self._stream(text, voice_id, options)
 
     def _stream(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
+        priority = ENGINE_PRIORITY.get()  # read when the first sentence is asked for
         for attempt in (1, 2):
-            response = self._handle.options(stream=True).synthesize.remote(text, voice_id, options)
+            response = self._handle.options(stream=True).synthesize.remote(text, voice_id, options, priority)
             sent = 0
             try:
                 for chunk in response:
@@ -170,8 +172,10 @@ class RemoteRecognizer:
     def transcribe(
         self, audio: Audio, options: RecognitionOptions, progress: ProgressHook | None = None
     ) -> Transcript:
-        """Recognise on a replica; `progress` is polled while waiting and may raise to cancel it."""
-        result: Transcript = _call(lambda: self._handle.transcribe.remote(audio, options), progress)
+        """Recognise on a replica (told the work's priority); `progress` is polled while waiting and
+        may raise to cancel it."""
+        priority = ENGINE_PRIORITY.get()
+        result: Transcript = _call(lambda: self._handle.transcribe.remote(audio, options, priority), progress)
         return result
 
 

@@ -19,6 +19,7 @@ from agent_tools.core.metrics import Metrics
 from agent_tools.core.tracing import Tracing
 from agent_tools.settings import ServiceSettings
 from speech_backend import SpeechChunk
+from speech_backend.priority import ENGINE_PRIORITY
 
 T = TypeVar("T")
 
@@ -108,7 +109,12 @@ class Scheduler:
                         with self.tracing.span(f"queue {admission.name}", attributes):
                             await held.enter_async_context(admission.slot(priority, max_wait))
                         self.waited(admission.name, time.perf_counter() - asked, cost)
-                        return await anyio.to_thread.run_sync(work)
+                        # the work's thread sees it, and tells an engine elsewhere (a pool replica)
+                        token = ENGINE_PRIORITY.set(priority)
+                        try:
+                            return await anyio.to_thread.run_sync(work)
+                        finally:
+                            ENGINE_PRIORITY.reset(token)
             except TimeoutError as exc:
                 raise DeadlineExceeded(
                     f"{what} did not finish within {deadline_s:g} s and was stopped; retry with less input"
@@ -137,6 +143,7 @@ class Scheduler:
                 ):
                     anyio.from_thread.run(self.sentences.acquire, priority)
                 self.waited("sentences", time.perf_counter() - asked, cost)
+                ENGINE_PRIORITY.set(priority)  # a pool replica starting the stream now is told
                 started = time.perf_counter()
                 with tracer.start_as_current_span("synthesize sentence") as span:
                     try:

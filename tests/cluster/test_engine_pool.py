@@ -124,15 +124,22 @@ async def ready(base: str, within: float = 120) -> None:
         await polled(answers, within, 0.5)
 
 
-async def test_speech_made_through_one_front_end_is_transcribed_through_the_other(pool):
-    text = "The engines run in a pool and any front end can reach them."
+async def test_speech_made_through_one_front_end_is_transcribed_through_the_other(cluster, pool):
+    text = "The engines run in a pool. Any front end can reach them."
     a, b = front_ends(pool)
+    spoke_before = await admin(cluster, "stats")
+    heard_before = await admin(cluster, "recognition-stats")
     async with mcp_client(a) as client:
         spoken = await client.call_tool("speak", {"text": text})
     async with mcp_client(b, mode="legacy") as client:  # an initialize-era client: no session to pin
         heard = await client.call_tool("transcribe", {"audio_uri": spoken.structured_content["audio_uri"]})
     assert not spoken.is_error and spoken.structured_content["words"]
     assert normalized_wer([text], [heard.structured_content["text"]]) <= 0.15
+    # the replicas were told each request's class by the front-ends: they serve by priority too
+    spoke, heard_stats = await admin(cluster, "stats"), await admin(cluster, "recognition-stats")
+    made = {k: spoke.get(k, 0) - spoke_before.get(k, 0) for k in ("first_audio", "later_audio")}
+    assert made == {"first_audio": 1, "later_audio": 1}
+    assert heard_stats.get("batch", 0) - heard_before.get("batch", 0) == 1
 
 
 async def test_a_stream_cancelled_on_a_front_end_stops_synthesis_on_the_replica(cluster, pool):
