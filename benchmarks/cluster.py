@@ -6,7 +6,11 @@ asks both the same thing in turn.
   transcribing 5 s of speech (`/v1/audio/transcriptions`), medians, cluster / embedded;
 - throughput at 4 concurrent clients, with 1 and then 2 replicas per role: speech (audio seconds
   per wall second over `/v1/audio/speech`) and recognition (transcriptions of the 5 s clip per
-  second).
+  second);
+- priority across front-ends: time to first audio when 8 streams start at once, split over two
+  front-ends, on one synthesis replica that hands its slots out by priority (2 slots) and on one
+  that makes every sentence at once as it comes (64 slots: no queue, as before priorities reached
+  the replicas); median and p95 over the rounds.
 
     python benchmarks/cluster.py [--rounds N] [--seconds S]
 """
@@ -33,6 +37,11 @@ from speech_backend import Audio, SynthesisOptions, build_synthesizer, encode_au
 from speech_cluster.local import SERVE_CONFIG, LocalCluster
 
 SENTENCE = "Your table for four is booked for seven thirty tonight."
+MEDIUM = (
+    "Your order has shipped and should arrive on Thursday. The courier will call before delivery. "
+    "If nobody is home, the parcel goes to the pickup point on Main Street. You can change the "
+    "address until Wednesday evening."
+)
 
 
 def clip_of_five_seconds() -> bytes:
@@ -105,12 +114,38 @@ async def throughput(base: str, wav: bytes, seconds: float, clients: int = 4) ->
         return speech, done / (time.perf_counter() - start)
 
 
-def redeploy(cluster: LocalCluster, replicas: int) -> None:
-    """The pool with a fixed number of replicas per role."""
+async def first_audio_together(fronts: list[str], clients: int) -> list[float]:
+    """Time to first audio of `clients` streams started at once, spread over the front-ends."""
+    ttfa: list[float] = []
+    async with httpx2.AsyncClient(timeout=300) as http:
+
+        async def one(base: str) -> None:
+            ttfa.append(await first_audio_streamed(http, base, MEDIUM))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(clients):
+                tg.start_soon(one, fronts[n % len(fronts)])
+    return ttfa
+
+
+def priority_rows(cluster: LocalCluster, fronts: list[str], rounds: int, clients: int = 8) -> None:
+    print(f"time to first audio, {clients} streams at once over {len(fronts)} front-ends, 1 replica:")
+    for label, slots in (("by priority (2 slots)", 2), ("all at once (64 slots)", 64)):
+        redeploy(cluster, 1, synthesis_args={"slots": slots})
+        anyio.run(first_audio_together, fronts, 2)  # warm
+        times = [t for _ in range(rounds) for t in anyio.run(first_audio_together, fronts, clients)]
+        p95 = float(np.percentile(times, 95))
+        print(f"  {label}: median {statistics.median(times) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+
+
+def redeploy(cluster: LocalCluster, replicas: int, synthesis_args: dict[str, int] | None = None) -> None:
+    """The pool with a fixed number of replicas per role (and extra synthesis application args)."""
     state = cluster.state()
     assert state is not None
     config = yaml.safe_load(SERVE_CONFIG.read_text())
     for app in config["applications"]:
+        if synthesis_args and app["name"] == "speech-synthesis":
+            app["args"].update(synthesis_args)
         for deployment in app["deployments"]:
             deployment.pop("autoscaling_config", None)
             deployment["num_replicas"] = replicas
@@ -137,17 +172,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each throughput run")
+    parser.add_argument("--only-priority", action="store_true", help="only the priority rows")
     args = parser.parse_args()
     wav = clip_of_five_seconds()
     port = free_port()
     embedded = start_server(port)
     cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="bench-cluster-")))
     try:
-        state = cluster.up([free_port()])
-        front = f"http://127.0.0.1:{state.front_end_ports[0]}"
+        state = cluster.up([free_port(), free_port()])
+        fronts = [f"http://127.0.0.1:{p}" for p in state.front_end_ports]
+        front = fronts[0]
+        if args.only_priority:
+            embedded.terminate()
+            embedded.wait(timeout=60)
+            priority_rows(cluster, fronts, args.rounds)
+            return
         anyio.run(overhead, f"http://127.0.0.1:{port}", front, wav, args.rounds)
         embedded.terminate()
         embedded.wait(timeout=60)
+        priority_rows(cluster, fronts, args.rounds)
         print(f"throughput at 4 clients through the cluster ({args.seconds:g} s per run):")
         for replicas in (1, 2):
             redeploy(cluster, replicas)
