@@ -43,6 +43,11 @@ class PiperSettings(BaseModel):
         description="onnxruntime threads of each sentence synthesized beside others (CPU sessions "
         "sharing the voice's weights); 0: every sentence on `intra_op_threads`.",
     )
+    spin_wait: bool = Field(
+        False,
+        description="onnxruntime's idle threads spin between a sentence's operators (and for a while after "
+        "it) rather than sleep: CPU other sentences need when several are made side by side.",
+    )
     max_loaded_voices: int = Field(4, ge=1, description="Voices kept loaded at once (least recent out).")
     max_sentence_chars: int = Field(
         400, ge=20, le=5000, description="Longer sentences are split at commas or spaces before synthesis."

@@ -85,23 +85,26 @@ def load_sessions(
         ) from exc
     cached = _optimised_path(files.model, device, cache_dir)
     wide_threads, narrow_threads = settings.intra_op_threads, settings.busy_intra_op_threads
+    spin = settings.spin_wait
     if cached is None or not cached.is_file():
         source = _with_durations(files.model)
-        session = _session(files.model, source, wide_threads, device, optimised=False, optimise_to=cached)
+        session = _session(
+            files.model, source, wide_threads, device, spin, optimised=False, optimise_to=cached
+        )
         if cached is None or not cached.is_file() or not narrow_threads or device.kind != "cpu":
             _log_loaded(files, device, session, wide_threads, 0)
             return VoiceSessions(PiperVoice(session=session, config=config))
         del session  # built only to optimise the graph: the sessions below share weights
     if not narrow_threads or device.kind != "cpu":
-        session = _session(files.model, str(cached), wide_threads, device)
+        session = _session(files.model, str(cached), wide_threads, device, spin)
         _log_loaded(files, device, session, wide_threads, 0)
         return VoiceSessions(PiperVoice(session=session, config=config))
     weights = _weights(cached)
-    session = _session(files.model, str(cached), wide_threads, device, weights=weights)
+    session = _session(files.model, str(cached), wide_threads, device, spin, weights=weights)
     _log_loaded(files, device, session, wide_threads, narrow_threads)
 
     def make_narrow() -> Any:
-        narrow = _session(files.model, str(cached), narrow_threads, device, weights=weights)
+        narrow = _session(files.model, str(cached), narrow_threads, device, spin, weights=weights)
         return PiperVoice(session=narrow, config=config)
 
     return VoiceSessions(PiperVoice(session=session, config=config), make_narrow, weights)
@@ -112,18 +115,22 @@ def _session(
     source: str | bytes,
     threads: int,
     device: Device,
+    spin_wait: bool,
     *,
     optimised: bool = True,
     optimise_to: Path | None = None,
     weights: dict[str, Any] | None = None,
 ) -> Any:
     """One session of `source` (a graph already `optimised`, or optimised now and, with
-    `optimise_to`, cached there) on `threads` threads, reading `weights` where given."""
+    `optimise_to`, cached there) on `threads` threads, reading `weights` where given; its idle
+    threads spin only with `spin_wait`."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if not spin_wait:  # idle pool threads sleep: spinning ones take the cores other sentences need
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings such as "hardware specific optimizations" are expected
     if optimised:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL

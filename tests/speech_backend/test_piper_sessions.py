@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from speech_backend import SynthesisOptions, Synthesizer
+from speech_backend import EngineSettings, SynthesisOptions, Synthesizer, build_synthesizer
+from speech_backend.devices import Device
 from speech_backend.piper_sessions import VoiceSessions
 from tests.conftest import DEFAULT_VOICE
 
@@ -84,3 +85,26 @@ def test_sentences_made_side_by_side_sound_as_when_made_alone(synthesizer: Synth
     for audio in side_by_side:  # fewer threads may sum in another order: equal within rounding
         assert audio.shape == alone.shape
         assert np.allclose(audio, alone, atol=1e-3)
+
+
+def spinning(voice: Any) -> str:
+    """The session's `allow_spinning` entry ("" when it was left at onnxruntime's default: spin)."""
+    options = voice.session.get_session_options()
+    try:
+        return str(options.get_session_config_entry("session.intra_op.allow_spinning"))
+    except RuntimeError:  # no such entry
+        return ""
+
+
+def test_idle_synthesis_threads_sleep_unless_spinning_is_asked_for(
+    synthesizer: Synthesizer, engine_settings: EngineSettings, cpu: Device
+):
+    sessions: Any = synthesizer._voice(DEFAULT_VOICE)  # type: ignore[attr-defined]
+    with sessions.narrow() as narrow:
+        assert spinning(sessions.wide) == "0" and spinning(narrow) == "0"
+    piper = engine_settings.piper.model_copy(update={"spin_wait": True})
+    spinner = build_synthesizer(engine_settings.model_copy(update={"piper": piper}), cpu)
+    spinner.load(DEFAULT_VOICE)
+    sessions = spinner._voice(DEFAULT_VOICE)  # type: ignore[attr-defined]
+    with sessions.narrow() as narrow:
+        assert spinning(sessions.wide) != "0" and spinning(narrow) != "0"
