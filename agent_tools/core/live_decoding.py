@@ -174,13 +174,17 @@ class LiveDecoder:
                 await self.guess_ready.wait()
             guess, self.next_guess = self.next_guess, None
             guess.started = True
-            # Only on spare capacity: a slot free now and not one kept for finals. A guess that
-            # waited, or took the kept slot, would hold it when real finals come (an engine step
-            # cannot be interrupted, and speech may resume). No slot, or no time: the final decodes
-            # at the stop, and says why if it fails too.
+            # Only on spare capacity: a slot free now, and not one kept for finals while other
+            # streams are open. A guess that waited, or took the kept slot, would hold it when their
+            # finals come (an engine step cannot be interrupted, and speech may resume). The only
+            # stream open is the one the kept slot is for: its guess is its next final and may take
+            # it (its partials hold the other slot most of the time on a slow CPU). No slot, or no
+            # time: the final decodes at the stop, and says why if it fails too.
+            alone = self.service.scheduler.live_streams <= 1
+            priority = Priority.LIVE_FINAL if alone else Priority.LIVE_GUESS
             with guess.scope, contextlib.suppress(ContractError):
                 options = self._options(final=True)
-                guess.heard = await self._recognize(guess.audio, options, Priority.LIVE_GUESS, max_wait=0)
+                guess.heard = await self._recognize(guess.audio, options, priority, max_wait=0)
             guess.done.set()
 
     def _options(self, *, final: bool) -> RecognitionOptions:

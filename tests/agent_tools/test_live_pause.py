@@ -7,9 +7,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import anyio
 import numpy as np
 import pytest
 
+from agent_tools.core.admission import Priority
 from agent_tools.core.engines import Engines
 from agent_tools.core.live import open_live
 from agent_tools.core.live_settings import LiveSettings
@@ -126,3 +128,43 @@ async def test_speech_back_within_the_pause_is_heard_whole_in_one_final(engines,
     assert len(finals) == 1 and normalized_wer([f"{first} {second}"], [str(finals[0]["text"])]) <= 0.2
     assert recognizer.finished[-1] == pytest.approx(finals[0]["duration"], abs=0.001)
     assert [e["type"] for e in events].count("speech_stopped") == 1
+
+
+async def test_the_only_stream_open_guesses_on_the_slot_kept_for_finals(engines, engine_settings, speak):
+    text = "The parcel arrives on Thursday before noon."
+    recognizer = Counted(engines.recognizer)
+    service = counted_service(engines, engine_settings, recognizer)
+    recognition = service.scheduler.recognition
+    assert recognition.slots == 2 and service.scheduler.live_reserved_slots == 1
+    paused = pcm(silence(1.0), spoken(speak, text), silence(0.4))
+
+    async def decoded_before_the_stop() -> None:
+        await eventually(lambda: len(recognizer.finished) == 1, within=60)
+
+    # the slot not kept for finals is busy (a partial of this stream, here a whole-file transcription)
+    async with recognition.slot(Priority.BATCH):
+        events = await run_live(service, paused, pcm(silence(1.0)), between=decoded_before_the_stop)
+    finals = [e for e in events if e["type"] == "final"]
+    assert len(finals) == 1 and normalized_wer([text], [str(finals[0]["text"])]) <= 0.2
+    assert recognizer.finished == [pytest.approx(finals[0]["duration"], abs=0.001)]  # decoded once
+
+
+async def test_beside_another_open_stream_a_guess_leaves_the_kept_slot_to_its_finals(
+    engines, engine_settings, speak
+):
+    text = "The parcel arrives on Thursday before noon."
+    recognizer = Counted(engines.recognizer)
+    service = counted_service(engines, engine_settings, recognizer)
+    recognition = service.scheduler.recognition
+    paused = pcm(silence(1.0), spoken(speak, text), silence(0.4))
+
+    async def not_guessed() -> None:
+        await anyio.sleep(1.5)  # a guess would have started at once
+        assert recognizer.finished == []
+
+    with service.scheduler.live_stream():  # another stream is open: the kept slot is for its finals
+        async with recognition.slot(Priority.BATCH):
+            events = await run_live(service, paused, pcm(silence(1.0)), between=not_guessed)
+    finals = [e for e in events if e["type"] == "final"]
+    assert len(finals) == 1 and normalized_wer([text], [str(finals[0]["text"])]) <= 0.2
+    assert recognizer.finished == [pytest.approx(finals[0]["duration"], abs=0.001)]  # at the stop
