@@ -93,16 +93,21 @@ class PrioritySlots:
         overdue = self._clock() - since >= self.promote_after_seconds
         return free > 0 and overdue and priority not in DISPOSABLE
 
-    async def acquire(self, priority: Priority) -> None:
-        """Wait for a slot (cancellable: a cancelled waiter leaves the queue, no slot lost)."""
-        now = self._clock()
-        if self._may_take(priority, now, self._free) and not any(
+    def try_acquire(self, priority: Priority) -> bool:
+        """Take a slot if work of `priority` may have one now, ahead of no waiter; never queues."""
+        if self._may_take(priority, self._clock(), self._free) and not any(
             self._may_take(w.priority, w.since, self._free) for w in self._waiting
         ):
             self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, priority: Priority) -> None:
+        """Wait for a slot (cancellable: a cancelled waiter leaves the queue, no slot lost)."""
+        if self.try_acquire(priority):
             return
         self._order += 1
-        waiter = _Waiter(priority, self._order, now)
+        waiter = _Waiter(priority, self._order, self._clock())
         self._waiting.append(waiter)
         try:
             await waiter.granted.wait()

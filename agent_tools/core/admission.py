@@ -70,10 +70,14 @@ class Admission:
         if not self._slots.free and self.waiting >= self.max_waiting:
             raise self._busy(f"at capacity ({self.slots} running, {self.waiting} queued)")
         wait = self.max_wait_seconds if max_wait is None else min(max_wait, self.max_wait_seconds)
-        with anyio.move_on_after(wait) as scope:
-            await self._slots.acquire(priority)
-        if scope.cancelled_caught:
-            raise self._busy(f"still full after {wait:g} s")
+        if wait <= 0:  # a slot free now or none: never queued, not even for a moment
+            if not self._slots.try_acquire(priority):
+                raise self._busy("full now (asked not to wait)")
+        else:
+            with anyio.move_on_after(wait) as scope:
+                await self._slots.acquire(priority)
+            if scope.cancelled_caught:
+                raise self._busy(f"still full after {wait:g} s")
         try:
             if self.closed:
                 raise self._busy("shutting down")

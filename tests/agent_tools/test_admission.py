@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from agent_tools.core.admission import Admission, Priority, PrioritySlots
@@ -197,10 +198,32 @@ async def test_a_slot_asked_for_without_waiting_is_had_when_free_and_busy_at_onc
     admission = Admission("test", slots=1, max_waiting=4, max_wait_seconds=30)
     async with admission.slot(Priority.LIVE_FINAL, max_wait=0):
         assert admission.in_use == 1
-        with anyio.fail_after(1), pytest.raises(Busy, match="after 0 s"):
+        with anyio.fail_after(1), pytest.raises(Busy, match="asked not to wait"):
             async with admission.slot(Priority.LIVE_FINAL, max_wait=0):
                 pass
     assert admission.in_use == 0 and admission.waiting == 0
+
+
+async def test_a_slot_asked_for_without_waiting_never_joins_the_queue_even_for_a_moment():
+    """Others count the queue (how many wait, who gets the slot next): a caller that will not wait
+    must not appear in it while its refusal is on the way."""
+    admission = Admission("test", slots=1, max_waiting=4, max_wait_seconds=30)
+    seen: list[int] = []
+
+    async def refused() -> None:
+        with pytest.raises(Busy):
+            async with admission.slot(Priority.LIVE_FINAL, max_wait=0):
+                pass
+
+    async def watch() -> None:
+        for _ in range(20):
+            seen.append(admission.waiting)
+            await anyio.lowlevel.checkpoint()
+
+    async with admission.slot(Priority.BATCH), anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        tg.start_soon(refused)
+    assert max(seen) == 0 and admission.waiting == 0
 
 
 async def test_a_guess_runs_only_on_spare_capacity_never_on_a_slot_kept_for_finals():
