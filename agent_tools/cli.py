@@ -21,21 +21,19 @@ from agent_tools.core.sources import AudioSource
 from agent_tools.core.subtitles import TranscriptFormat, render
 from agent_tools.logs import configure_logging
 from agent_tools.settings import Settings
-from speech_backend import AUDIO_FORMATS, AudioFormat, SpeechError, build_synthesizer, resolve_device
+from speech_backend import (
+    AUDIO_FORMATS,
+    AudioFormat,
+    SpeechError,
+    build_synthesizer,
+    resolve_device,
+)
+from speech_backend.encode import format_for_suffix
 
 logger = logging.getLogger("speech_tools")
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
-_SUFFIX_FORMATS: dict[str, AudioFormat] = {
-    ".wav": "wav",
-    ".flac": "flac",
-    ".mp3": "mp3",
-    ".opus": "opus",
-    ".ogg": "opus",
-    ".pcm": "pcm",
-    ".raw": "pcm",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,7 +154,7 @@ def _voices(args: argparse.Namespace, settings: Settings) -> int:
 
 def _speak(args: argparse.Namespace, settings: Settings) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
-    fmt: AudioFormat = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower(), "wav")
+    fmt = args.format or _output_format(args.output)
     service = _local_service(settings, speak=True)
     with _progress("speaking", unit="sentence") as bar:
 
@@ -181,6 +179,11 @@ def _speak(args: argparse.Namespace, settings: Settings) -> int:
         summary = f"{speech.duration:.2f} s, {speech.format}, {speech.sample_rate} Hz, voice {speech.voice}"
         print(f"{args.output}: {summary}", file=sys.stderr)
     return 0
+
+
+def _output_format(output: Path) -> AudioFormat:
+    """The format a `speak` output's suffix names (WAV for stdout or no suffix)."""
+    return "wav" if str(output) == "-" or not output.suffix else format_for_suffix(output.suffix)
 
 
 def _transcribe(args: argparse.Namespace, settings: Settings) -> int:

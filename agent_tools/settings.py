@@ -56,6 +56,12 @@ class ServiceSettings(BaseModel):
     max_queue_wait_seconds: float = Field(
         30.0, gt=0, description="Longest a call waits for a slot before it is answered `busy`."
     )
+    live_final_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a live turn's final waits for a recognition slot; past it the turn is "
+        "answered with a `busy` error event at once (the stream goes on) rather than after the queue wait.",
+    )
     lead_in_words: int = Field(
         5,
         ge=0,

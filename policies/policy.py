@@ -132,6 +132,11 @@ class Policy:
         self.limits.admit(principal)
         return principal.max_audio_seconds
 
+    def check_socket_ticket(self, principal: Principal) -> None:
+        """A socket ticket counts as a call against the rate (a ticket opens a socket)."""
+        self.check_audit()
+        self.limits.admit(principal)
+
     def check_list_voices(self, principal: Principal) -> None:
         """Tool and rate for `list_voices`."""
         self.check_tool(principal, "list_voices")

@@ -1,7 +1,10 @@
 """Bounded audio decoding with PyAV: allowlisted demuxers and codecs, samples counted as they decode.
 
 Nothing a header says is trusted for sizing: the decoded sample count is what stops an input that is
-too long, and the whole input is never held at its source rate when a target rate is asked for.
+too long, and the whole input is never held at its source rate when a target rate is asked for. A
+header that declares a length over the cap is believed, though: the input is refused before any of
+it is decoded. Decoded samples go into one buffer grown by doubling (no per-frame pieces to join):
+large blocks the allocator hands back to the system once the call is over.
 """
 
 from __future__ import annotations
@@ -131,6 +134,8 @@ def _decode_container(
     if not container.streams.audio:
         raise UnsupportedMedia("the file has no audio stream; send an audio file")
     stream = container.streams.audio[0]
+    if stream.codec_context is None:  # a format tag FFmpeg knows no decoder for (0xFFFF, say)
+        raise UnsupportedMedia("the audio codec is unknown; use PCM wav, flac, mp3, vorbis, opus or aac")
     codec = stream.codec_context.name
     if codec not in ALLOWED_CODECS:
         raise UnsupportedMedia(
@@ -139,13 +144,14 @@ def _decode_container(
     rate = int(stream.codec_context.sample_rate or 0)
     channels = len(stream.codec_context.layout.channels)
     _check_parameters(rate, channels, limits)
+    _check_declared_length(container, stream, limits.max_seconds)
     out_rate = target_rate or rate
     counter = _SampleCounter(rate, limits.max_seconds)
     resampler = StreamResampler(rate, out_rate)
     # Packed float: one interleaved plane whatever the channel count (PyAV reads past the end of
     # planar frames with 8 planes, so planar output is never asked for).
     to_float = av.AudioResampler(format="flt")
-    pieces: list[Samples] = []
+    out = _Growing()
     try:
         for packet in container.demux(stream):
             for frame in packet.decode():
@@ -155,16 +161,17 @@ def _decode_container(
                     raise DecodeFailed("the audio changes sample rate or channel count midway; re-encode it")
                 counter.add(frame.samples)
                 for converted in to_float.resample(frame):
-                    pieces.append(resampler.push(_mono(converted, channels)))
+                    out.extend(resampler.push(_mono(converted, channels)))
     except av.FFmpegError as exc:
         raise DecodeFailed(
             f"the audio stream is corrupt ({exc.strerror or 'decoder error'}); re-encode it"
         ) from exc
     if counter.samples == 0:
         raise DecodeFailed("the file contains no audio samples; send a recording with sound in it")
-    pieces.append(resampler.push(np.zeros(0, dtype=np.float32), last=True))
+    out.extend(resampler.push(np.zeros(0, dtype=np.float32), last=True))
     _check_truncation(stream, counter.seconds)
-    samples = np.clip(np.concatenate(pieces), -1.0, 1.0).astype(np.float32, copy=False)
+    samples = out.take()
+    np.clip(samples, -1.0, 1.0, out=samples)
     return DecodedAudio(
         audio=Audio(samples, out_rate),
         container=container.format.name,
@@ -173,6 +180,46 @@ def _decode_container(
         channels=channels,
         metadata={str(k).lower(): str(v) for k, v in [*container.metadata.items(), *stream.metadata.items()]},
     )
+
+
+def _check_declared_length(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, max_seconds: float
+) -> None:
+    """Refuse an input whose header declares more than `max_seconds` (a streaming writer's unknown
+    length, a sentinel of a day or more, is not a declaration)."""
+    declared = 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        declared = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        declared = container.duration / av.time_base
+    if max_seconds < declared < _SENTINEL_SECONDS:
+        raise AudioTooLong(
+            f"the file declares {declared:.0f} s of audio, over the limit of {max_seconds:g} s; split it "
+            "and send the parts"
+        )
+
+
+class _Growing:
+    """Mono samples appended in pieces, held in one buffer that doubles when full."""
+
+    def __init__(self) -> None:
+        self._buffer: Samples = np.empty(1 << 16, dtype=np.float32)
+        self._size = 0
+
+    def extend(self, piece: Samples) -> None:
+        end = self._size + len(piece)
+        if end > len(self._buffer):
+            grown = np.empty(max(end, 2 * len(self._buffer)), dtype=np.float32)
+            grown[: self._size] = self._buffer[: self._size]
+            self._buffer = grown
+        self._buffer[self._size : end] = piece
+        self._size = end
+
+    def take(self) -> Samples:
+        """The samples, in an array of their own size (the buffer is let go)."""
+        samples: Samples = self._buffer[: self._size].copy()
+        self._buffer = np.empty(0, dtype=np.float32)
+        return samples
 
 
 def _check_parameters(rate: int, channels: int, limits: AudioLimits) -> None:

@@ -34,6 +34,33 @@ CODECS: dict[AudioFormat, tuple[str, str, tuple[int, ...] | None]] = {
     "aac": ("ipod", "aac", (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)),
 }
 SYNTHETIC_MARKER = "synthetic-speech"
+SUFFIX_FORMATS: dict[str, AudioFormat] = {
+    ".wav": "wav",
+    ".flac": "flac",
+    ".mp3": "mp3",
+    ".opus": "opus",
+    ".ogg": "opus",
+    ".m4a": "aac",
+    ".mp4": "aac",
+    ".aac": "aac",
+    ".pcm": "pcm",
+    ".raw": "pcm",
+}
+
+
+def format_for_suffix(suffix: str) -> AudioFormat:
+    """The format a file named with `suffix` (`.m4a`, say) is written in.
+
+    Raises:
+        InvalidArgument: no format is written under that suffix.
+    """
+    found = SUFFIX_FORMATS.get(suffix.lower())
+    if found is None:
+        raise InvalidArgument(
+            f"no audio format is written as {suffix!r}; use one of {', '.join(SUFFIX_FORMATS)}, or name "
+            "the format (--format on the command line)"
+        )
+    return found
 
 
 def synthetic_metadata(voice: str, engine: str) -> dict[str, str]:

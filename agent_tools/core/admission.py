@@ -57,15 +57,20 @@ class Admission:
 
     @asynccontextmanager
     async def slot(
-        self, priority: Priority = Priority.FIRST_AUDIO, max_wait: float | None = None
+        self,
+        priority: Priority = Priority.FIRST_AUDIO,
+        max_wait: float | None = None,
+        *,
+        continuing: bool = False,
     ) -> AsyncIterator[None]:
         """Hold one slot for the duration of the block, waiting for it at most `max_wait` seconds
-        (at most the admission's bound).
+        (at most the admission's bound). Work `continuing` a call admitted before a shutdown began
+        (a live stream's voice activity and finals) is still served while it drains.
 
         Raises:
-            Busy: shutting down, the queue is full, or no slot freed within the wait.
+            Busy: shutting down (new work), the queue is full, or no slot freed within the wait.
         """
-        if self.closed:
+        if self.closed and not continuing:
             raise self._busy("shutting down")
         if not self._slots.free and self.waiting >= self.max_waiting:
             raise self._busy(f"at capacity ({self.slots} running, {self.waiting} queued)")
@@ -79,7 +84,7 @@ class Admission:
             if scope.cancelled_caught:
                 raise self._busy(f"still full after {wait:g} s")
         try:
-            if self.closed:
+            if self.closed and not continuing:
                 raise self._busy("shutting down")
             yield
         finally:

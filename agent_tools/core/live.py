@@ -4,33 +4,34 @@ Utterances end at pauses (voice activity from the Silero VAD model, loaded with 
 endpointing, per frame under the scheduler's voice-activity admission) or where the client commits
 (manual turns); a client can also end the open utterance early (commit) or drop it (clear). Finals
 and partials decode under the recognition admission (`live_decoding`), finals in order and ahead of
-any partial. Every buffer is bounded: one open utterance
-(at most `max_utterance_seconds`), a few utterances waiting for decoding, and the caller's audio
-cap over the whole stream.
+any partial. Every buffer is bounded: one open utterance (at most `max_utterance_seconds`), a few
+utterances waiting for decoding, and the caller's audio cap over the whole stream.
+
+Nothing owed is dropped: a stream refused midway (over the caller's audio cap, a frame too large, a
+server shutting down) first gets the finals of everything heard within the bounds, the open
+utterance included, then the refusal; a final that cannot be made (no recognition slot in time)
+is answered with an `error` event naming its utterance, and the stream goes on.
 """
 
 from __future__ import annotations
 
-import enum
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.from_thread
 import numpy as np
 
-from agent_tools.core.live_decoding import Emit, Job, LiveDecoder
+from agent_tools.core.errors import Busy
+from agent_tools.core.live_decoding import Emit, LiveDecoder
+from agent_tools.core.live_input import Control, Frame, Receive, frame_refusal
+from agent_tools.core.live_jobs import Job
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.service import SpeechService
 from policies import Principal
-from speech_backend import (
-    AudioTooLong,
-    InvalidArgument,
-    PayloadTooLarge,
-    RecognitionOptions,
-)
+from speech_backend import RecognitionOptions
 from speech_backend.endpointing import (
     CommitSegmenter,
     Endpointer,
@@ -42,38 +43,37 @@ from speech_backend.endpointing import (
 )
 from speech_backend.resample import StreamResampler
 from speech_backend.vad import VAD_RATE
+from speech_errors import ContractError
 
-MAX_FRAME_SECONDS = 2.0
 NOTHING_TO_COMMIT = (
     "nothing to commit: no utterance is open (with voice activity detection, speech must have "
     "started; with manual turns, at least 100 ms of audio must have arrived since the last one)"
 )
-
-
-class Control(enum.Enum):
-    """What a client can ask of the stream besides sending audio."""
-
-    COMMIT = "commit"  # the turn is over: end the open utterance here and decode it
-    CLEAR = "clear"  # drop the open utterance unheard
-
-
-# The next frame of PCM16, a control, new settings from here on, or None when the stream is over.
-Receive = Callable[[], Awaitable[bytes | Control | LiveSettings | None]]
+WOUND_UP = (
+    "the server is shutting down: the turns heard so far have been transcribed; reconnect (to another "
+    "server) to go on"
+)
 
 
 async def open_live(
-    service: SpeechService, params: LiveSettings, principal: Principal | None, emit: Emit
+    service: SpeechService,
+    params: LiveSettings,
+    principal: Principal | None,
+    emit: Emit,
+    request_id: str = "-",
 ) -> LiveTranscription:
     """A live transcription for the caller, emitting its events through `emit`, once the policy admits
-    it (tool, rate) and the options are ones the recognizer serves.
+    it (tool, rate) and the options are ones the recognizer serves; `request_id` names the
+    connection in the error events of turns that could not be transcribed.
 
     Raises:
-        Forbidden, RateLimited, InvalidArgument, BackendUnavailable.
+        Forbidden, RateLimited, InvalidArgument, BackendUnavailable; Busy: shutting down.
     """
+    service.scheduler.check_open()
     who, cap = await service.admit_transcription(principal)
     segmenter = segmenter_for(service, params)
     max_seconds = min(cap or np.inf, service.require().audio_limits.max_seconds)
-    return LiveTranscription(service, who, params, segmenter, emit, max_seconds)
+    return LiveTranscription(service, who, params, segmenter, emit, max_seconds, request_id)
 
 
 def segmenter_for(service: SpeechService, params: LiveSettings) -> Segmenter:
@@ -102,6 +102,7 @@ class LiveTranscription:
         endpointer: Segmenter,
         emit: Emit,
         max_seconds: float,
+        request_id: str = "-",
     ) -> None:
         self.service = service
         self.params = params
@@ -110,12 +111,20 @@ class LiveTranscription:
         self.emit = emit
         self.max_seconds = float(max_seconds)
         self.received_seconds = 0.0
-        self.decoder = LiveDecoder(service, who, params, emit, self._still_open)
+        self.decoder = LiveDecoder(service, who, params, emit, self._still_open, request_id)
         self.last_partial_at = 0.0  # in the segmenter's time
         # a segmenter replaced mid-stream (new settings) starts its time and numbering afresh
         self.offset = 0.0  # stream seconds where the segmenter started
         self.base = 0  # utterances numbered before it
         self.announced = 0  # the last utterance whose start was announced
+        self.winding_up = False  # the server is shutting down: take no more audio
+        self._receiving: anyio.CancelScope | None = None  # the wait for the client's next frame
+
+    @property
+    def owes_results(self) -> bool:
+        """Whether a turn has ended whose final (or error) the client has not been sent yet: a client
+        waiting for it is not idle."""
+        return self.decoder.owes_results
 
     def ready(self) -> dict[str, Any]:
         """The event that says the stream may start, with the settings in force."""
@@ -134,7 +143,7 @@ class LiveTranscription:
             InvalidArgument, PayloadTooLarge, AudioTooLong (over the caller's cap), decoding
             failures, and whatever `receive` or `emit` raise (a client gone, a silent client).
         """
-        with self.service.scheduler.live_stream():
+        with self.service.scheduler.live_stream(self._wind_up):
             failure = await self._run(receive)
         if failure is not None:
             raise failure
@@ -142,24 +151,49 @@ class LiveTranscription:
             {
                 "type": "done",
                 "utterances": self.decoder.final_count,
+                "failed": self.decoder.failed_count,
                 "audio_seconds": round(self.received_seconds, 3),
             }
         )
 
     async def _run(self, receive: Receive) -> Exception | None:
-        """Read and decode until the stream is over; what ended it early, if anything."""
+        """Read and decode until the stream is over; what ended it early, if anything. A refusal
+        (the stream's own bounds, a shutdown) comes after the finals of what was heard within them;
+        a client gone, silent or not reading ends it at once."""
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.decoder.final_loop)
             tg.start_soon(self.decoder.partial_loop)
             tg.start_soon(self.decoder.guess_loop)
             try:
-                await self._read(receive)
+                failure = await self._read(receive)
+                await self._handle(await self._step(self._finish))  # the open utterance ends here
             except Exception as exc:  # ends the stream once decoding has stopped
                 failure = exc
                 tg.cancel_scope.cancel()
             self.decoder.end()
         return failure
+
+    def _wind_up(self) -> None:
+        """The server is shutting down: stop waiting for audio, finish what is owed."""
+        self.winding_up = True
+        if self._receiving is not None:
+            self._receiving.cancel()
+
+    async def _next(self, receive: Receive) -> Frame | Busy:
+        """The client's next frame, or Busy once the server is shutting down."""
+        if not self.winding_up:
+            with anyio.CancelScope() as self._receiving:
+                try:
+                    return await receive()
+                finally:
+                    self._receiving = None
+        return Busy(WOUND_UP, retry_after_ms=1000)
+
+    async def _step(self, work: Callable[[], list[EndpointEvent]]) -> list[EndpointEvent]:
+        """A voice-activity step of this stream (served during a drain: the stream was admitted)."""
+        scheduler = self.service.scheduler
+        return await scheduler.step(scheduler.voice_activity, work, continuing=True)
 
     def _number(self, utterance: int) -> int:
         return self.base + utterance
@@ -167,36 +201,25 @@ class LiveTranscription:
     def _still_open(self, utterance: int) -> bool:
         return utterance == self._number(self.endpointer.utterance_count) and self.endpointer.in_speech
 
-    async def _read(self, receive: Receive) -> None:
-        rate = self.params.sample_rate
-        max_bytes = int(rate * MAX_FRAME_SECONDS) * 2
-        scheduler = self.service.scheduler
+    async def _read(self, receive: Receive) -> ContractError | None:
+        """Feed frames until the stream is over (None) or refused (why: a frame over a bound, the
+        caller's audio cap reached, a shutdown)."""
         while True:
-            frame = await receive()
-            if frame is None:
-                await self._handle(await scheduler.step(scheduler.voice_activity, self._finish))
-                return
+            frame = await self._next(receive)
+            if frame is None or isinstance(frame, Busy):
+                return frame
             if isinstance(frame, Control):
                 await self._control(frame)
                 continue
             if isinstance(frame, LiveSettings):
                 await self._reconfigure(frame)
-                rate = self.params.sample_rate
-                max_bytes = int(rate * MAX_FRAME_SECONDS) * 2
                 continue
-            if len(frame) > max_bytes:
-                raise PayloadTooLarge(
-                    f"frames hold at most {MAX_FRAME_SECONDS:g} s of audio; send smaller ones"
-                )
-            if len(frame) % 2:
-                raise InvalidArgument("a frame has an odd number of bytes; send whole 16-bit samples")
+            rate = self.params.sample_rate
+            refusal = frame_refusal(frame, rate, self.received_seconds, self.max_seconds)
+            if refusal is not None:
+                return refusal
             self.received_seconds += len(frame) / 2 / rate
-            if self.received_seconds > self.max_seconds:
-                raise AudioTooLong(
-                    f"the stream is over the limit of {self.max_seconds:g} s of audio; open a new connection"
-                )
-            events = await scheduler.step(scheduler.voice_activity, functools.partial(self._push, frame))
-            await self._handle(events)
+            await self._handle(await self._step(functools.partial(self._push, frame)))
             self._maybe_partial()
 
     async def _control(self, control: Control) -> None:
@@ -207,8 +230,7 @@ class LiveTranscription:
             utterance = self._number(self.endpointer.utterance_count) if dropped else None
             await self.emit({"type": "cleared", "utterance": utterance})
             return
-        scheduler = self.service.scheduler
-        events = await scheduler.step(scheduler.voice_activity, self.endpointer.commit)
+        events = await self._step(self.endpointer.commit)
         if not events:
             await self.emit({"type": "rejected", "code": "invalid_argument", "message": NOTHING_TO_COMMIT})
         await self._handle(events)
@@ -217,12 +239,9 @@ class LiveTranscription:
         """New settings from here on: a new segmenter takes over the audio the old one held (an open
         utterance goes on under the same number), at the stream time where it was."""
         new = segmenter_for(self.service, params)
-        scheduler = self.service.scheduler
         if params.sample_rate != self.params.sample_rate:
             tail = self.resampler.push(np.zeros(0, dtype=np.float32), last=True)
-            await self._handle(
-                await scheduler.step(scheduler.voice_activity, functools.partial(self.endpointer.push, tail))
-            )
+            await self._handle(await self._step(functools.partial(self.endpointer.push, tail)))
             self.resampler = StreamResampler(params.sample_rate, VAD_RATE)
         old = self.endpointer
         held = old.held()
@@ -231,7 +250,7 @@ class LiveTranscription:
         self.endpointer, self.params, self.decoder.params = new, params, params
         self.decoder.drop_guess()
         self.last_partial_at = 0.0
-        await self._handle(await scheduler.step(scheduler.voice_activity, functools.partial(new.push, held)))
+        await self._handle(await self._step(functools.partial(new.push, held)))
 
     def _push(self, frame: bytes) -> list[EndpointEvent]:
         samples = np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0

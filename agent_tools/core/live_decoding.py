@@ -4,7 +4,11 @@ partial only, each under the recognition admission and the transcription deadlin
 A final is decoded ahead while its utterance pauses (`guess`): the endpointer says, once the silence
 has lasted the trailing pad, exactly which audio the stop would carry, so the decoding runs during
 the rest of the pause and the final is ready sooner; speech that resumes cancels it. A guess counts
-against the caller's audio quota only once it is the final."""
+against the caller's audio quota only once it is the final.
+
+A final waits for a recognition slot at most `live_final_wait_seconds`: past that (or past the
+deadline) its utterance is answered with an `error` event (`busy`, retryable, or `timeout`) at once,
+rather than the client waiting on a queue in silence, and the stream goes on."""
 
 from __future__ import annotations
 
@@ -13,7 +17,6 @@ import dataclasses
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -21,7 +24,8 @@ import anyio.from_thread
 
 from agent_tools.core.admission import Priority
 from agent_tools.core.cost import Cost, settle
-from agent_tools.core.errors import Busy
+from agent_tools.core.errors import Busy, error_body
+from agent_tools.core.live_jobs import Guess, Job
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.outputs import Heard, redacted
 from agent_tools.core.service import SpeechService
@@ -34,40 +38,6 @@ PARTIAL_MIN_WAIT_SECONDS = 0.25
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-@dataclass
-class Guess:
-    """A final decoded while its utterance pauses; `heard` once done, None if dropped or refused."""
-
-    utterance: int
-    audio: Audio
-    done: anyio.Event = field(default_factory=anyio.Event)
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    heard: tuple[Transcript, Cost] | None = None
-    started: bool = False
-
-    def matches(self, utterance: int, audio: Audio) -> bool:
-        """Whether this guess decoded exactly `audio` of `utterance`."""
-        return self.utterance == utterance and len(self.audio.samples) == len(audio.samples)
-
-    def drop(self) -> None:
-        """Stop it (its result, if any, goes unused)."""
-        self.scope.cancel()
-        self.done.set()
-
-
-@dataclass(frozen=True)
-class Job:
-    """Audio of one utterance to decode, partially (so far) or finally (all of it)."""
-
-    utterance: int
-    audio: Audio
-    start: float
-    end: float
-    final: bool
-    stopped_at: float = 0.0
-    guess: Guess | None = None
-
-
 class LiveDecoder:
     """The decoding side of one stream: at most a few finals waiting, and one partial."""
 
@@ -78,8 +48,10 @@ class LiveDecoder:
         params: LiveSettings,
         emit: Emit,
         still_open: Callable[[int], bool],
+        request_id: str = "-",
     ) -> None:
         self.service = service
+        self.request_id = request_id
         self.who = who
         self.params = params
         self.emit = emit
@@ -94,6 +66,12 @@ class LiveDecoder:
         self.space = anyio.Event()
         self.ended = False
         self.final_count = 0
+        self.failed_count = 0
+
+    @property
+    def owes_results(self) -> bool:
+        """Whether an utterance has stopped whose final (or error) has not been emitted yet."""
+        return bool(self.finals)
 
     async def add_final(self, job: Job) -> None:
         """Queue an utterance for its final result, waiting while decoding is behind (the stream
@@ -196,11 +174,17 @@ class LiveDecoder:
         )
 
     async def _recognize(
-        self, audio: Audio, options: RecognitionOptions, priority: Priority, max_wait: float | None = None
+        self,
+        audio: Audio,
+        options: RecognitionOptions,
+        priority: Priority,
+        max_wait: float | None = None,
+        continuing: bool = False,
     ) -> tuple[Transcript, Cost]:
         """Recognise a live utterance (ahead of whole-file transcriptions, a final ahead of
-        partials), waiting for a slot at most `max_wait` seconds if given (a partial: its interval):
-        the transcript as the engine made it, and what it cost.
+        partials), waiting for a slot at most `max_wait` seconds if given (a final: the live final
+        wait; a partial: its interval): the transcript as the engine made it, and what it cost. A
+        final is `continuing` work of an admitted stream: served while the server drains.
 
         Raises:
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
@@ -224,6 +208,8 @@ class LiveDecoder:
         wait = max_wait
         if wait is None and priority == Priority.LIVE_PARTIAL:
             wait = max(PARTIAL_MIN_WAIT_SECONDS, self.params.partial_interval_ms / 1000)
+        elif wait is None:
+            wait = service.settings.live_final_wait_seconds
         transcript = await scheduler.run(
             scheduler.recognition,
             cost.timed(work),
@@ -232,6 +218,7 @@ class LiveDecoder:
             priority=priority,
             cost=cost,
             max_wait=wait,
+            continuing=continuing,
         )
         return transcript, cost
 
@@ -244,7 +231,8 @@ class LiveDecoder:
             await job.guess.done.wait()
             found = job.guess.heard
         priority = Priority.LIVE_FINAL if job.final else Priority.LIVE_PARTIAL
-        transcript, cost = found or await self._recognize(job.audio, self._options(final=job.final), priority)
+        options = self._options(final=job.final)
+        transcript, cost = found or await self._recognize(job.audio, options, priority, continuing=job.final)
         if not job.final:
             return Heard(redacted(transcript, service.policy, self.who), cost.report(job.audio.duration))
         await service.heard(self.who, job.audio.duration)
@@ -252,7 +240,18 @@ class LiveDecoder:
         return Heard(redacted(transcript, service.policy, self.who), spent)
 
     async def _decode(self, job: Job) -> None:
-        heard = await self._heard(job)
+        try:
+            heard = await self._heard(job)
+        except ContractError as exc:
+            if not job.final:
+                raise
+            # the turn is owed an answer: say why it has none, and go on with the next
+            self.failed_count += 1
+            body = error_body(exc, self.request_id)
+            await self.emit(
+                {"type": "error", "utterance": job.utterance, "start": job.start, "end": job.end, **body}
+            )
+            return
         transcript = heard.transcript
         if not job.final:
             if self.still_open(job.utterance):

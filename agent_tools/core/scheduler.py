@@ -14,7 +14,7 @@ import anyio.to_thread
 
 from agent_tools.core.admission import Admission, Priority, PrioritySlots
 from agent_tools.core.cost import Cost
-from agent_tools.core.errors import DeadlineExceeded
+from agent_tools.core.errors import Busy, DeadlineExceeded
 from agent_tools.core.metrics import Metrics
 from agent_tools.core.tracing import Tracing
 from agent_tools.settings import ServiceSettings
@@ -43,12 +43,23 @@ class Scheduler:
         self.live_streams = 0
         # Voice activity of live streams: short steps, one per frame, each waiting its turn.
         self.voice_activity = Admission("voice_activity", settings.voice_activity_slots, 10_000, wait)
-        self.in_flight = 0  # calls and engine work, on every surface (a drain waits for 0)
+        self.in_flight = 0  # calls, utterances and live streams, on every surface (a drain waits for 0)
+        self.closed = False
+        self._on_shutdown: set[Callable[[], None]] = set()
 
     def shutdown(self) -> None:
-        """Stop admitting work; queued and later calls get `busy`, running calls finish."""
+        """Stop admitting work: queued and later calls get `busy`, running calls and utterances
+        finish, open live streams are told to wind up (see `live_stream`)."""
+        self.closed = True
         for admission in (self.synthesis, self.recognition, self.voice_activity):
             admission.close()
+        for wind_up in list(self._on_shutdown):
+            wind_up()
+
+    def check_open(self) -> None:
+        """Raises Busy once a shutdown has begun: new calls go to another server."""
+        if self.closed:
+            raise Busy("the server is shutting down; retry on another (or in a moment)", retry_after_ms=1000)
 
     def sample(self) -> None:
         """Queue depth and slots in use, read into the gauges now."""
@@ -60,16 +71,41 @@ class Scheduler:
         metrics.in_use.labels("sentences").set(self.sentences.in_use)
 
     @contextmanager
-    def live_stream(self) -> Iterator[None]:
-        """A live stream is open for the block: recognition keeps slots for live finals meanwhile."""
+    def live_stream(self, wind_up: Callable[[], None]) -> Iterator[None]:
+        """A live stream is open for the block, counted in flight: recognition keeps slots for live
+        finals meanwhile. A shutdown calls `wind_up` (in the event loop's thread): the stream should
+        stop taking audio and finish what it owes; its voice activity and finals are still served.
+
+        Raises:
+            Busy: a shutdown has begun.
+        """
+        self.check_open()
         self.live_streams += 1
         self.recognition.reserve(self.live_reserved_slots)
+        self._on_shutdown.add(wind_up)
         try:
-            yield
+            with self.track():
+                yield
         finally:
+            self._on_shutdown.discard(wind_up)
             self.live_streams -= 1
             if not self.live_streams:
                 self.recognition.reserve(0)
+
+    async def hold(self, admission: Admission, cost: Cost | None = None) -> HeldSlot:
+        """One of `admission`'s slots, held (and counted in flight) until the holder releases it: an
+        utterance admitted before its response starts, then spoken in one or more pieces.
+
+        Raises:
+            Busy: no slot in time, the queue is full, or shutting down.
+        """
+        stack = AsyncExitStack()
+        asked = time.perf_counter()
+        with self.tracing.span(f"queue {admission.name}", {"speech.priority": "first_audio"}):
+            await stack.enter_async_context(admission.slot())
+        stack.enter_context(self.track())
+        self.waited(admission.name, time.perf_counter() - asked, cost)
+        return HeldSlot(stack)
 
     def track(self) -> InFlight:
         """A block counted in flight (a whole MCP call, an encoding step)."""
@@ -91,10 +127,14 @@ class Scheduler:
         priority: Priority = Priority.FIRST_AUDIO,
         cost: Cost | None = None,
         max_wait: float | None = None,
+        held: bool = False,
+        continuing: bool = False,
     ) -> T:
         """Run `work` in a thread once admitted (by `priority`, waiting at most `max_wait` seconds
-        when given, else the admission's bound), within `deadline_s` seconds of the call's start;
-        counted in flight meanwhile, the wait for the slot counted in `cost`.
+        when given, else the admission's bound; at once when the caller `held` a slot already),
+        within `deadline_s` seconds of the call's start; counted in flight meanwhile, the wait for
+        the slot counted in `cost`. Work `continuing` a call admitted before a shutdown is served
+        while the server drains.
 
         Raises:
             Busy: no slot in time, or shutting down.
@@ -104,11 +144,14 @@ class Scheduler:
             try:
                 with anyio.fail_after(deadline_s):
                     asked = time.perf_counter()
-                    async with AsyncExitStack() as held:
-                        attributes = {"speech.priority": priority.name.lower()}
-                        with self.tracing.span(f"queue {admission.name}", attributes):
-                            await held.enter_async_context(admission.slot(priority, max_wait))
-                        self.waited(admission.name, time.perf_counter() - asked, cost)
+                    async with AsyncExitStack() as slot:
+                        if not held:
+                            attributes = {"speech.priority": priority.name.lower()}
+                            with self.tracing.span(f"queue {admission.name}", attributes):
+                                await slot.enter_async_context(
+                                    admission.slot(priority, max_wait, continuing=continuing)
+                                )
+                            self.waited(admission.name, time.perf_counter() - asked, cost)
                         # the work's thread sees it, and tells an engine elsewhere (a pool replica)
                         token = ENGINE_PRIORITY.set(priority)
                         try:
@@ -120,10 +163,11 @@ class Scheduler:
                     f"{what} did not finish within {deadline_s:g} s and was stopped; retry with less input"
                 ) from exc
 
-    async def step(self, admission: Admission, work: Callable[[], T]) -> T:
-        """Run one short step of `work` in a thread once admitted (no deadline of its own)."""
+    async def step(self, admission: Admission, work: Callable[[], T], *, continuing: bool = False) -> T:
+        """Run one short step of `work` in a thread once admitted (no deadline of its own; served
+        during a drain when `continuing` a call admitted before it)."""
         with self.track():
-            async with admission.slot():
+            async with admission.slot(continuing=continuing):
                 return await anyio.to_thread.run_sync(work)
 
     def sentence_by_sentence(
@@ -169,6 +213,17 @@ class Scheduler:
         finally:
             if isinstance(chunks, Generator):
                 chunks.close()
+
+
+class HeldSlot:
+    """An admission slot held across tasks until `release` (which may be called more than once)."""
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self._stack = stack
+
+    async def release(self) -> None:
+        """Give the slot back (and stop counting it in flight)."""
+        await self._stack.aclose()
 
 
 class InFlight:

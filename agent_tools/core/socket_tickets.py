@@ -10,10 +10,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from policies import Unauthorized
+import anyio.to_thread
+
+from agent_tools.core.errors import Busy
+from policies import Policy, Principal, Unauthorized
 
 TICKET_PREFIX = "ticket."  # the subprotocol that carries a ticket: `ticket.<value>`
 SUBPROTOCOL = "speech-tools"  # offered beside a ticket; the server answers with it, never the ticket
+MAX_PER_PRINCIPAL = 16  # tickets one principal may have outstanding (a page opens a few sockets)
 
 
 SPENT = (
@@ -28,12 +32,19 @@ def new_ticket() -> str:
 
 
 class SocketTickets(Protocol):
-    """Where tickets are kept: each names a principal, lives `ttl_seconds`, and is redeemed once."""
+    """Where tickets are kept: each names a principal, lives `ttl_seconds`, and is redeemed once; a
+    principal has a bounded number outstanding (asking for more drops its own oldest, never another
+    principal's)."""
 
     ttl_seconds: float
 
     def issue(self, principal_id: str) -> str:
-        """A new ticket for `principal_id`."""
+        """A new ticket for `principal_id`.
+
+        Raises:
+            Busy: the store is full (of other principals' tickets).
+            BackendUnavailable: the shared store cannot be reached.
+        """
         ...
 
     def redeem(self, ticket: str) -> str:
@@ -47,23 +58,40 @@ class SocketTickets(Protocol):
 
 
 class MemorySocketTickets:
-    """Tickets of this process (one front-end). At most `max_outstanding` are kept (the oldest go
-    first), so asking for many costs nothing."""
+    """Tickets of this process (one front-end). Each principal has at most `per_principal` outstanding
+    (its own oldest go first, never another's); past `max_outstanding` in all, issuing is refused
+    with `busy` until tickets are used or expire."""
 
     def __init__(
-        self, ttl_seconds: float, max_outstanding: int = 10_000, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl_seconds: float,
+        per_principal: int = MAX_PER_PRINCIPAL,
+        max_outstanding: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl_seconds = ttl_seconds
+        self.per_principal = per_principal
         self.max_outstanding = max_outstanding
         self._clock = clock
-        self._issued: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._issued: OrderedDict[str, tuple[str, float]] = OrderedDict()  # oldest first
+        self._by_principal: dict[str, OrderedDict[str, None]] = {}
 
     def issue(self, principal_id: str) -> str:
-        """A new ticket for `principal_id`."""
+        """A new ticket for `principal_id`.
+
+        Raises:
+            Busy: `max_outstanding` tickets are outstanding.
+        """
+        self._expire()
+        mine = self._by_principal.setdefault(principal_id, OrderedDict())
+        while len(mine) >= self.per_principal:
+            self._forget(next(iter(mine)))
+        if len(self._issued) >= self.max_outstanding:
+            retry_ms = max(1, int(self.ttl_seconds * 1000))
+            raise Busy(f"too many socket tickets are outstanding; retry after {retry_ms} ms", retry_ms)
         ticket = new_ticket()
         self._issued[ticket] = (principal_id, self._clock() + self.ttl_seconds)
-        while len(self._issued) > self.max_outstanding:
-            self._issued.popitem(last=False)
+        self._by_principal.setdefault(principal_id, mine)[ticket] = None
         return ticket
 
     def redeem(self, ticket: str) -> str:
@@ -72,10 +100,44 @@ class MemorySocketTickets:
         Raises:
             Unauthorized: unknown, spent or expired.
         """
-        issued = self._issued.pop(ticket, None)
+        issued = self._forget(ticket)
         if issued is None or issued[1] < self._clock():
             raise Unauthorized(SPENT)
         return issued[0]
+
+    def _forget(self, ticket: str) -> tuple[str, float] | None:
+        issued = self._issued.pop(ticket, None)
+        if issued is not None:
+            mine = self._by_principal[issued[0]]
+            del mine[ticket]
+            if not mine:
+                del self._by_principal[issued[0]]
+        return issued
+
+    def _expire(self) -> None:
+        """Drop expired tickets (all live as long, so the oldest expire first)."""
+        now = self._clock()
+        while self._issued:
+            ticket, (_, expires) = next(iter(self._issued.items()))
+            if expires >= now:
+                return
+            self._forget(ticket)
+
+
+async def issue_ticket(tickets: SocketTickets, policy: Policy, principal: Principal) -> str:
+    """A ticket for `principal`, counted against its rate as a call (the store may be Redis: off the
+    event loop).
+
+    Raises:
+        RateLimited, Busy, BackendUnavailable (and the policy's refusals of the caller).
+    """
+
+    def issue() -> str:
+        who = policy.resolve(principal)
+        policy.check_socket_ticket(who)
+        return tickets.issue(who.id)
+
+    return await anyio.to_thread.run_sync(issue)
 
 
 def offered_ticket(subprotocols: list[str]) -> str | None:

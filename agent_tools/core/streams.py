@@ -1,6 +1,7 @@
-"""Speech streamed sentence by sentence: the use case behind `/v1/speak/stream`, OpenAI's SSE speech
-and `/v1/speak/ws`. Every check happens before the first byte; frames come out as sentences are
-synthesized; leaving early (barge-in, a client gone) stops synthesis at the next sentence."""
+"""Speech streamed sentence by sentence: the use case behind `/v1/speak/stream`, OpenAI's speech
+and `/v1/speak/ws`. Every check happens before the first byte, admission included (a refusal for
+capacity is a status, not an empty stream); frames come out as sentences are synthesized; leaving
+early (barge-in, a client gone) stops synthesis at the next sentence."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import anyio.from_thread
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from agent_tools.core.cost import Cost
 from agent_tools.core.outputs import SpeechFrame, SpeechFrames
+from agent_tools.core.scheduler import HeldSlot
 from agent_tools.core.service import SpeechService
 from policies import Principal
 from speech_backend import SpeechChunk
@@ -30,6 +33,7 @@ class SpeechPlan:
     chunks: Iterator[SpeechChunk]
     voice: str
     principal: Principal
+    slot: HeldSlot  # the utterance's admission: whoever started the utterance releases it at its end
     first: bool = True  # the utterance's first text: its first sentence goes ahead of later ones
     spoken_seconds: float = 0.0  # audio the utterance already has: the output cap is on the whole
 
@@ -61,29 +65,42 @@ class SpeechStreams:
         principal: Principal | None = None,
         spoken_text: str = "",
         spoken_seconds: float = 0.0,
+        slot: HeldSlot | None = None,
+        cost: Cost | None = None,
     ) -> SpeechPlan:
-        """Every check a streamed piece of text needs, and the voice loaded, before anything is sent.
+        """Every check a streamed piece of text needs, the utterance's admission, and the voice
+        loaded, before anything is sent. The plan holds `slot` (the utterance's, for its later
+        pieces) or a synthesis slot taken now (its wait counted in `cost`): the caller releases
+        `plan.slot` when the utterance ends, however it ends.
 
         For text arriving in pieces, `spoken_text` and `spoken_seconds` are the utterance's earlier
         pieces: the caps and content rules apply to the whole, and only the first piece counts as a
         call.
 
         Raises:
-            TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals.
+            TextTooLong, InvalidArgument, VoiceNotFound, and the policy's refusals; Busy: no
+            synthesis slot in time, or shutting down (an utterance already admitted goes on).
         """
-        service = self.service
+        service, scheduler = self.service, self.service.scheduler
         voice_id, who = await service.admit_speech(text, voice, speed, principal, spoken_text)
         service.limits.check_spoken(spoken_seconds)
         options = service.synthesis_options(speed, deterministic, streamed=not spoken_text)
         synthesizer = service.require().synthesizer
-        chunks = await anyio.to_thread.run_sync(lambda: synthesizer.synthesize(text, voice_id, options))
-        return SpeechPlan(chunks, voice_id, who, first=not spoken_text, spoken_seconds=spoken_seconds)
+        held = slot or await scheduler.hold(scheduler.synthesis, cost)
+        try:
+            chunks = await anyio.to_thread.run_sync(lambda: synthesizer.synthesize(text, voice_id, options))
+        except BaseException:
+            if slot is None:
+                await held.release()
+            raise
+        return SpeechPlan(chunks, voice_id, who, held, first=not spoken_text, spoken_seconds=spoken_seconds)
 
     @asynccontextmanager
     async def frames(
         self, plan: SpeechPlan, frames: SpeechFrames, surface: str
     ) -> AsyncIterator[MemoryObjectReceiveStream[StreamItem]]:
-        """Synthesize a started piece; the block receives each sentence's frame as soon as it is ready
+        """Synthesize a started piece under its utterance's slot; the block receives each sentence's
+        frame as soon as it is ready
         (`frames` numbers them across the pieces of one utterance and counts what they cost; the
         utterance's first frame is timed for `surface` in the metrics).
 
@@ -114,7 +131,7 @@ class SpeechStreams:
                 try:
                     timeout = service.settings.speak_timeout_seconds
                     spoken = await scheduler.run(
-                        scheduler.synthesis, work, timeout, "speak", cost=frames.cost
+                        scheduler.synthesis, work, timeout, "speak", cost=frames.cost, held=True
                     )
                 except ContractError as exc:
                     with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):

@@ -26,7 +26,7 @@ from agent_tools.core.errors import error_body
 from agent_tools.core.outputs import SpeechFrames
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.streams import SpeechPlan
-from agent_tools.web.route_boundary import ApiRoute, json_body, principal
+from agent_tools.web.route_boundary import ApiRoute, json_body, on_response_end, principal
 from speech_backend import InvalidArgument, synthetic_metadata
 from speech_backend.stream_encode import STREAM_MIME_TYPES, StreamEncoder
 
@@ -91,17 +91,21 @@ class OpenAISpeechRoute:
             )
         voice = None if body.voice in OPENAI_VOICES else body.voice  # stock names: the default voice
         request.state.chars = len(body.input)
-        # every check (policy, caps, voice) happens here, before the status line
+        frames = SpeechFrames()
+        # every check (policy, caps, voice, a synthesis slot) happens here, before the status line
         plan = await self.runtime.streams.start(
-            body.input, voice=voice, speed=body.speed, principal=principal(request)
+            body.input, voice=voice, speed=body.speed, principal=principal(request), cost=frames.cost
         )
+        on_response_end(request, plan.slot.release)
         headers = {"x-synthetic-speech": "true", "x-request-id": request.state.request_id}
         if body.instructions:
             headers["x-speech-instructions"] = "ignored"
         if body.stream_format == "sse":
-            return EventSourceResponse(self._events(plan, body, request), ping=15, headers=headers)
+            return EventSourceResponse(self._events(plan, body, request, frames), ping=15, headers=headers)
         media_type = STREAM_MIME_TYPES[body.response_format]
-        return StreamingResponse(self._audio(plan, body, request), media_type=media_type, headers=headers)
+        return StreamingResponse(
+            self._audio(plan, body, request, frames), media_type=media_type, headers=headers
+        )
 
     async def _encoded(
         self, plan: SpeechPlan, body: SpeechRequest, request: Request, frames: SpeechFrames
@@ -131,18 +135,19 @@ class OpenAISpeechRoute:
             if last:
                 yield last
 
-    async def _audio(self, plan: SpeechPlan, body: SpeechRequest, request: Request) -> AsyncIterator[bytes]:
+    async def _audio(
+        self, plan: SpeechPlan, body: SpeechRequest, request: Request, frames: SpeechFrames
+    ) -> AsyncIterator[bytes]:
         try:
-            async for data in self._encoded(plan, body, request, SpeechFrames()):
+            async for data in self._encoded(plan, body, request, frames):
                 yield data
         except Exception as exc:  # the status line is gone: end the stream; the audit line says why
             request.state.stream_error = exc
             logger.warning("speech stream ended early", extra={"request_id": request.state.request_id})
 
     async def _events(
-        self, plan: SpeechPlan, body: SpeechRequest, request: Request
+        self, plan: SpeechPlan, body: SpeechRequest, request: Request, frames: SpeechFrames
     ) -> AsyncIterator[dict[str, str]]:
-        frames = SpeechFrames()
         try:
             async for data in self._encoded(plan, body, request, frames):
                 delta = base64.b64encode(data).decode()

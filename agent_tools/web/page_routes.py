@@ -17,7 +17,7 @@ from starlette.types import Scope
 
 from agent_tools.core.errors import NotFound
 from agent_tools.core.runtime import Runtime
-from agent_tools.core.socket_tickets import SUBPROTOCOL, TICKET_PREFIX
+from agent_tools.core.socket_tickets import SUBPROTOCOL, TICKET_PREFIX, issue_ticket
 from agent_tools.web.route_boundary import ApiRoute, principal
 
 PAGE = Path(__file__).with_name("page")
@@ -108,9 +108,10 @@ class PageRoutes:
 
     async def socket_ticket(self, request: Request) -> Response:
         """A ticket to open one WebSocket as the caller within `SERVER__SOCKET_TICKET_SECONDS`:
-        offered as the subprotocol `ticket.<value>` beside `speech-tools`."""
+        offered as the subprotocol `ticket.<value>` beside `speech-tools`. Each counts against the
+        caller's rate; a caller has at most a few outstanding (asking for more drops its oldest)."""
         who = principal(request)
-        ticket = await anyio.to_thread.run_sync(self.runtime.tickets.issue, who.id)  # maybe Redis
+        ticket = await issue_ticket(self.runtime.tickets, self.runtime.policy, who)
         return JSONResponse(
             {
                 "ticket": ticket,

@@ -33,8 +33,11 @@ class Probes:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> JSONResponse:
-        """Ready: every model is loaded (voice, recognizer, voice activity) and audit lines can be written."""
+        """Ready: not draining, every model is loaded (voice, recognizer, voice activity) and audit
+        lines can be written."""
         runtime = self.runtime
+        if runtime.scheduler.closed:  # draining: a load balancer should send new calls elsewhere
+            return JSONResponse({"status": "not_ready", "reason": "draining"}, status_code=503)
         engines = runtime.engines.loaded
         if engines is None:
             reason = runtime.engines.error or "loading"

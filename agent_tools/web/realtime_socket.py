@@ -7,11 +7,13 @@ Client events: `session.update` (the session shape in `realtime_session`), `inpu
 `session.created` on connect, `session.updated`, `input_audio_buffer.speech_started|speech_stopped`
 (server VAD), `input_audio_buffer.committed`, `input_audio_buffer.cleared`,
 `conversation.item.input_audio_transcription.delta` (partials as they extend the text already sent,
-then the rest) and `.completed` (the final transcript, its audio seconds as usage), and `error`:
+then the rest) and `.completed` (the final transcript, its audio seconds as usage) or `.failed` (no
+transcript: `error.code` says why, `busy` when no recognition slot came in time), and `error`:
 `{"type": "error", "error": {"type", "code", "message", "param", "event_id", "retryable", ...}}`
 with our stable codes. A bad event is answered with an error and the session goes on; a refusal
 (token, policy, the caller's audio cap) is answered with an error and closes the socket with the
-code every socket uses (4000 + HTTP status).
+code every socket uses (4000 + HTTP status), after the transcripts of the turns heard before it. A
+session waiting for a committed turn's transcript is not idle, however long it takes.
 
 A `session.update` applies from the next appended audio on, at any time: audio already appended and
 not yet committed stays in the buffer (an open turn goes on under the new settings).
@@ -22,7 +24,6 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import json
 import secrets
 from collections import deque
 from typing import Any
@@ -32,7 +33,9 @@ from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from agent_tools.core.errors import error_body, http_status
-from agent_tools.core.live import Control, LiveTranscription, open_live, segmenter_for
+from agent_tools.core.json_input import parse_json
+from agent_tools.core.live import LiveTranscription, open_live, segmenter_for
+from agent_tools.core.live_input import Control
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.runtime import Runtime
 from agent_tools.web.realtime_session import RealtimeSession, SessionUpdate
@@ -100,7 +103,9 @@ class RealtimeConnection:
         await self._send("session.created", session=self.session.describe())
         while not self.pending:  # settings may change until audio arrives
             await self._next()
-        self.live = await open_live(self.runtime.service, self.settings, self.principal, self._emit)
+        self.live = await open_live(
+            self.runtime.service, self.settings, self.principal, self._emit, self.socket.request_id
+        )
         try:
             await self.live.run(self._receive)
         finally:
@@ -113,15 +118,13 @@ class RealtimeConnection:
 
     async def _next(self) -> None:
         """Read one client event: queue its audio or control, or answer it."""
-        frame = await self.socket.receive(IDLE)
+        # a client waiting for the transcript of a turn it committed is not idle
+        frame = await self.socket.receive(IDLE, lambda: self.live is None or not self.live.owes_results)
         event_id: str | None = None
         try:
             if isinstance(frame, bytes):
                 raise InvalidArgument("send JSON text events; audio goes base64 in input_audio_buffer.append")
-            try:
-                event = json.loads(frame)
-            except json.JSONDecodeError as exc:
-                raise InvalidArgument("an event is not JSON; send one JSON object per message") from exc
+            event = parse_json(frame, "an event", "send one JSON object per message")
             if not isinstance(event, dict):
                 raise InvalidArgument("an event must be a JSON object with a type")
             event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
@@ -213,6 +216,15 @@ class RealtimeConnection:
                 self.items.pop(event["utterance"], None)
                 self.sent.pop(event["utterance"], None)
             await self._send("input_audio_buffer.cleared")
+        elif kind == "error":  # this turn's transcript could not be made; the session goes on
+            self.sent.pop(n, None)
+            failure = {k: v for k, v in event.items() if k not in ("type", "utterance", "start", "end")}
+            await self._send(
+                "conversation.item.input_audio_transcription.failed",
+                item_id=self.items.pop(n, None),
+                content_index=0,
+                error={"type": "transcription_error", "param": None, **failure},
+            )
         elif kind == "rejected":
             error = InvalidArgument(event["message"])
             await self.socket.send(openai_error(error_body(error, self.socket.request_id)))

@@ -1,9 +1,10 @@
-"""The boundary around every HTTP API route: a request id, the caller the guard found, one typed
-error object with its HTTP status for any failure, and an audit line per call."""
+"""The boundary around every HTTP API route: a request id, the caller the guard found, calls refused
+while they could not be recorded, one typed error object with its HTTP status for any failure, an
+audit line per call, and what a call holds (an utterance's slot) given back however its response
+ends."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,14 +17,17 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import error_body, http_status
+from agent_tools.core.json_input import parse_json
 from agent_tools.core.runtime import Runtime, new_request_id
 from policies import Principal
 from speech_backend import Cancelled, InvalidArgument
 
 Handler = Callable[[Request], Awaitable[Response]]
+Closing = Callable[[], Awaitable[None]]
 T = TypeVar("T")
 
 
@@ -62,6 +66,8 @@ class RouteBoundary:
                 span.set_attribute("enduser.id", who.id)
             started = time.perf_counter()
             try:
+                if audit_success:  # a call that would go unrecorded is refused when the policy says so
+                    self.runtime.policy.check_audit()
                 response = await handler(request)
             except ValidationError as exc:
                 fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
@@ -75,7 +81,10 @@ class RouteBoundary:
                     response.body_iterator = self._audited(stream, request, request_id, tool, started)
                 elif audit_success:
                     self._audit(request, request_id, tool, None, started)
-                return response
+                closing = _closing(request)
+                return _ClosingResponse(response, closing) if closing else response
+            for close in _closing(request):  # refused after taking something: give it back now
+                await close()
             body = error_body(error, request_id)
             self._audit(request, request_id, tool, body, started)
             body["type"] = body["code"]  # OpenAI clients read error.type
@@ -118,6 +127,37 @@ class RouteBoundary:
         )
 
 
+class _ClosingResponse(Response):
+    """A response, then the request's closing callbacks, however it ends (a client gone before its
+    first byte included: a stream's body may then never start)."""
+
+    def __init__(self, inner: Response, closing: list[Closing]) -> None:
+        self.inner = inner
+        self.closing = closing
+        self.status_code = inner.status_code
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.inner(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for close in self.closing:
+                    await close()
+
+
+def _closing(request: Request) -> list[Closing]:
+    found: list[Closing] = getattr(request.state, "closing", [])
+    return found
+
+
+def on_response_end(request: Request, close: Closing) -> None:
+    """Run `close` once the request's response has ended, or at once if the route then fails."""
+    if not hasattr(request.state, "closing"):
+        request.state.closing = []
+    request.state.closing.append(close)
+
+
 def principal(request: Request) -> Principal:
     """The caller, as the guard found it (and kept on the request for its audit line)."""
     found = request.state.principal
@@ -131,13 +171,7 @@ async def json_body(request: Request) -> Any:
     Raises:
         InvalidArgument: not JSON, or nested too deeply to parse.
     """
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise InvalidArgument("the request body is not valid JSON") from exc
-    except RecursionError as exc:
-        raise InvalidArgument("the request body nests JSON too deeply; send a flat object") from exc
+    return parse_json(await request.body())
 
 
 async def while_connected(request: Request, work: Callable[[], Awaitable[T]]) -> T:

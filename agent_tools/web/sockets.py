@@ -193,6 +193,7 @@ class SocketGate:
                 principal = guarded_caller(websocket)
                 span.set_attribute("enduser.id", principal.id)
                 self.runtime.engines.require()
+                self.runtime.scheduler.check_open()  # draining: connect to another server
                 await handler(session, principal)
                 await session.close()
         except Exception as exc:  # refused or failed: the error object says why

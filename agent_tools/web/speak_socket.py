@@ -27,6 +27,7 @@ from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import Busy, error_body
 from agent_tools.core.outputs import SpeechFrames, word_mark
 from agent_tools.core.runtime import Runtime
+from agent_tools.core.scheduler import HeldSlot
 from agent_tools.core.streams import SpeechStreams
 from agent_tools.web.sockets import ClientGone, ClientTooSlow, SocketGate, SocketSession
 from agent_tools.web.speak_messages import (
@@ -232,6 +233,7 @@ class Conversation:
             del self.delivered[min(self.delivered)]
         spoken_text = ""  # the utterance's text accepted so far, sentences joined by a space
         tag = {"utterance": utterance.index}
+        slot: HeldSlot | None = None  # the utterance's admission, taken with its first sentence
         try:
             if utterance.after is not None:
                 await utterance.after.wait()  # utterances play in order
@@ -245,7 +247,10 @@ class Conversation:
                             principal=self.who,
                             spoken_text=spoken_text,
                             spoken_seconds=frames.audio_seconds,
+                            slot=slot,
+                            cost=frames.cost,
                         )
+                        slot = plan.slot
                         spoken_text = f"{spoken_text} {text}" if spoken_text else text
                         async with self.streams.frames(plan, frames, "speak_socket") as receive:
                             async for item in receive:
@@ -261,6 +266,9 @@ class Conversation:
         except Exception as exc:  # this utterance failed; the connection goes on
             utterance.reason, utterance.error = "error", exc
         finally:
+            if slot is not None:
+                with anyio.CancelScope(shield=True):
+                    await slot.release()
             utterance.finished.set()
             for end in utterance.sentences:
                 end.close()

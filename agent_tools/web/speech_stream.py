@@ -17,7 +17,7 @@ from starlette.responses import Response
 from agent_tools.core.errors import error_body
 from agent_tools.core.outputs import SpeechFrames
 from agent_tools.core.runtime import Runtime
-from agent_tools.web.route_boundary import ApiRoute, json_body, principal
+from agent_tools.web.route_boundary import ApiRoute, json_body, on_response_end, principal
 
 
 class StreamRequest(BaseModel):
@@ -48,7 +48,10 @@ class SpeechStreamRoute:
         request.state.chars = len(body.text)
         streams = self.runtime.streams
         frames = SpeechFrames(body.sample_rate)  # the utterance is timed from here, its checks included
-        plan = await streams.start(body.text, voice=body.voice, speed=body.speed, principal=who)
+        plan = await streams.start(
+            body.text, voice=body.voice, speed=body.speed, principal=who, cost=frames.cost
+        )
+        on_response_end(request, plan.slot.release)
         request_id = request.state.request_id
 
         async def events() -> AsyncIterator[dict[str, str]]:

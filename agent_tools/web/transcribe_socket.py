@@ -6,8 +6,10 @@ mono little-endian PCM16, and `{"type": "end"}` when the stream is over. `{"type
 open utterance where it is (with `turn_detection=manual`, utterances end only there) and
 `{"type": "clear"}` drops it unheard (answered by `cleared`). The server sends `ready`;
 per utterance `speech_started`, `partial` (re-decoded every `partial_interval_ms` of new audio),
-`speech_stopped` and `final` (text, words with stream times, language); and `done` after `end`.
-A client silent for the socket timeout is closed with `timeout`.
+`speech_stopped` and `final` (text, words with stream times, language), or `error` naming the
+utterance when its final could not be made (`busy`: no recognition slot in time); and `done` after
+`end`. A client silent for the socket timeout, with no final owed, is closed with `timeout`; a stream
+refused midway (the caller's audio cap, say) gets the finals of what came before, then the error.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from agent_tools.core.live import Control, open_live
+from agent_tools.core.live import open_live
+from agent_tools.core.live_input import Control
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.runtime import Runtime
 from agent_tools.web.sockets import SocketGate, SocketSession
@@ -51,11 +54,14 @@ class TranscribeSocket:
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
         params = LiveSettings.model_validate(dict(session.websocket.query_params))
-        live = await open_live(self.runtime.service, params, principal, session.send)
+        live = await open_live(self.runtime.service, params, principal, session.send, session.request_id)
         await session.send(live.ready())
 
         async def receive() -> bytes | Control | None:
-            frame = await session.receive('stream PCM16 frames, or send {"type": "end"}')
+            # a client waiting for the final of a turn it ended is not idle
+            frame = await session.receive(
+                'stream PCM16 frames, or send {"type": "end"}', lambda: not live.owes_results
+            )
             if isinstance(frame, bytes):
                 return frame
             kind = ControlMessage.model_validate_json(frame).type

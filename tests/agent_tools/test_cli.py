@@ -46,6 +46,20 @@ def test_speak_reads_text_from_stdin_and_transcribe_writes_json_with_words(tmp_p
     assert body["segments"][0]["words"]
 
 
+def test_speak_writes_the_format_its_output_suffix_names_and_refuses_an_unknown_one(tmp_path: Path):
+    out = tmp_path / "hello.m4a"
+    spoken = run("speak", "An answer in an M4A file.", "-o", str(out))
+    assert spoken.returncode == 0, spoken.stderr
+    assert out.read_bytes()[4:8] == b"ftyp"  # an MP4 container, not a WAV named m4a
+    assert "aac" in spoken.stderr
+    heard = run("transcribe", str(out))
+    assert normalized_wer(["An answer in an M4A file."], [heard.stdout]) <= 0.2
+    unknown = run("speak", "Hello.", "-o", str(tmp_path / "hello.xyz"))
+    assert unknown.returncode == 2 and "error [invalid_argument]" in unknown.stderr
+    assert ".xyz" in unknown.stderr and "--format" in unknown.stderr
+    assert not (tmp_path / "hello.xyz").exists()
+
+
 def test_transcribe_writes_subtitles(tmp_path: Path):
     out = tmp_path / "s.flac"
     run("speak", "First line here. Second line there.", "-o", str(out))

@@ -105,11 +105,12 @@ async def test_live_transcription_is_redacted_where_batch_transcription_is(engin
     assert not any(ch.isdigit() for w in batch.words for ch in w.text)
 
 
-async def test_voice_activity_waits_its_turn_and_a_closed_admission_answers_busy(service, speak):
+async def test_a_live_stream_opened_during_a_shutdown_answers_busy(service, speak):
     pcm = pcm_of(service, speak("Hello there."))
-    service.scheduler.voice_activity.close()
+    service.scheduler.shutdown()
     with pytest.raises(core_errors.Busy):
         await transcribe_live(service, pcm)
+    assert service.scheduler.in_flight == 0 and service.scheduler.live_streams == 0
 
 
 async def test_live_transcription_without_a_vad_model_is_backend_unavailable(engines, engine_settings):

@@ -178,15 +178,23 @@ def phrase_pcm(phrase_audio) -> bytes:
     return (samples * 32767).astype("<i2").tobytes()
 
 
-async def test_a_live_transcription_past_its_deadline_closes_with_timeout(service, settings, phrase_pcm):
+async def test_a_live_final_past_its_deadline_is_a_timeout_for_its_utterance_and_the_stream_goes_on(
+    service, settings, phrase_pcm
+):
     runtime = runtime_with(service, settings, transcribe_timeout_seconds=0.01)
     async with serve_http(runtime) as base:
         async with connect(ws_url(base, "/v1/transcribe/ws?partial_interval_ms=0")) as ws:
             await receive(ws)
-            assert await refused_while_streaming(ws, phrase_pcm) == ("timeout", 4504)
+            for start in range(0, len(phrase_pcm), 3200):
+                await ws.send(phrase_pcm[start : start + 3200])
+            await ws.send(json.dumps({"type": "end"}))
+            events = await until_done(ws)
         service = runtime.service
         service.settings = service.settings.model_copy(update={"transcribe_timeout_seconds": 300.0})
         await assert_still_serving(base)
+    failed = [e for e in events if e["type"] == "error"]
+    assert [(e["code"], e["utterance"]) for e in failed] == [("timeout", 1)]
+    assert events[-1]["type"] == "done" and (events[-1]["utterances"], events[-1]["failed"]) == (0, 1)
 
 
 async def test_a_live_transcription_during_shutdown_closes_with_busy(runtime, phrase_pcm):
@@ -195,6 +203,28 @@ async def test_a_live_transcription_during_shutdown_closes_with_busy(runtime, ph
         await receive(ws)
         runtime.scheduler.shutdown()
         assert await refused_while_streaming(ws, phrase_pcm) == ("busy", 4503)
+
+
+async def test_a_live_stream_in_a_shutdown_gets_the_final_of_the_turn_it_ended_then_busy(runtime, phrase_pcm):
+    from agent_tools.core.admission import Priority
+
+    recognition = runtime.scheduler.recognition
+    url = "/v1/transcribe/ws?partial_interval_ms=0"
+    async with serve_http(runtime) as base, connect(ws_url(base, url)) as ws:
+        await receive(ws)
+        async with recognition.slot(Priority.LIVE_FINAL), recognition.slot(Priority.LIVE_FINAL):
+            for start in range(0, len(phrase_pcm), 3200):  # the turn ends in the second of silence after it
+                await ws.send(phrase_pcm[start : start + 3200])
+            while (await receive(ws))["type"] != "speech_stopped":
+                pass
+            runtime.scheduler.shutdown()  # while the turn's final waits for a slot
+        events = []
+        with pytest.raises(ConnectionClosed):
+            while True:
+                events.append(await receive(ws))
+    assert [e["type"] for e in events] == ["final", "error"]
+    assert normalized_wer([PHRASE], [events[0]["text"]]) <= 0.2
+    assert events[1]["code"] == "busy" and ws.close_code == 4503
 
 
 # 8. Caps apply to the whole utterance on the speech socket.
@@ -350,6 +380,21 @@ async def test_a_seven_bit_wav_is_decode_failed_not_misread(runtime):
         await assert_still_serving(base)
 
 
+async def test_a_wav_with_an_unknown_format_tag_is_unsupported_media_on_both_surfaces(runtime):
+    from tests.media import wav_header
+
+    unknown = wav_header(rate=16000, channels=1, data_size=32000, fmt_tag=0xFFFF) + bytes(32000)
+    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
+        response = await http.post(f"{base}/v1/audio/transcriptions", files={"file": ("a.wav", unknown)})
+        async with Client(f"{base}/mcp") as client:
+            result = await client.call_tool(
+                "transcribe", {"audio_base64": base64.b64encode(unknown).decode()}
+            )
+        await assert_still_serving(base)
+    assert error_of(response) == (415, "unsupported_media")
+    assert tool_error(result)["code"] == "unsupported_media"
+
+
 # 6. A clip is readable by the principal that made it (or one it shares with), and every read is audited.
 
 CLIP_POLICY = """
@@ -451,6 +496,7 @@ async def test_an_audit_file_on_a_full_disk_is_reported_and_handled_as_the_polic
         speech = await http.post(
             f"{base}/v1/audio/speech", json={"input": "Hello.", "response_format": "wav"}
         )
+        unrecorded = [await http.post(f"{base}/v1/socket-tickets"), await http.get(f"{base}/v1/models")]
         if mode == "continue":
             await assert_still_serving(base)
     assert not first.is_error
@@ -459,8 +505,10 @@ async def test_an_audit_file_on_a_full_disk_is_reported_and_handled_as_the_polic
     if mode == "refuse":
         assert all(tool_error(r)["code"] == "backend_unavailable" for r in later)
         assert error_of(speech) == (503, "backend_unavailable")
+        assert [error_of(r) for r in unrecorded] == [(503, "backend_unavailable")] * 2
     else:
         assert not any(r.is_error for r in later) and speech.status_code == 200
+        assert [r.status_code for r in unrecorded] == [200, 200]
     unwritable = [r for r in caplog.records if r.getMessage().startswith("audit file unwritable")]
     assert len(unwritable) == 1  # one line when it breaks, not one per call
 

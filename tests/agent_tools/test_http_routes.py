@@ -399,3 +399,57 @@ async def test_a_transcription_whose_client_hangs_up_is_stopped_and_audited_canc
         await eventually(lambda: bool(transcribe_lines()), within=300)
         assert recognition.in_use == 0 and runtime.scheduler.in_flight == 0
     assert [line["code"] for line in transcribe_lines()] == ["cancelled"]  # stopped, not finished
+
+
+# Admission is decided before the status line: a refusal for capacity is a status, never a 200 with
+# no audio or an error event in place of the stream.
+
+SPEECH_BODIES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("/v1/audio/speech", {"input": "Hello there.", "response_format": "wav"}),
+    ("/v1/audio/speech", {"input": "Hello there.", "response_format": "mp3", "stream_format": "sse"}),
+    ("/v1/speak/stream", {"text": "Hello there."}),
+)
+
+
+async def test_speech_refused_for_capacity_is_a_503_with_retry_after_on_every_streamed_route(
+    service, settings
+):
+    from tests.agent_tools.conftest import runtime_with
+
+    runtime = runtime_with(service, settings, max_utterances=1, max_queued=0)
+    synthesis = runtime.scheduler.synthesis
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=30) as http:
+
+        def openai_refusal() -> APIStatusError:
+            with OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client:
+                with pytest.raises(APIStatusError) as refused:
+                    client.audio.speech.create(model="tts-1", voice="alloy", input="Hello there.")
+                return refused.value
+
+        async with synthesis.slot():  # the one utterance slot is taken
+            refusals = [await http.post(f"{base}{path}", json=body) for path, body in SPEECH_BODIES]
+            by_client = await anyio.to_thread.run_sync(openai_refusal)
+        served = [await http.post(f"{base}{path}", json=body) for path, body in SPEECH_BODIES]
+        await eventually(lambda: synthesis.in_use == 0)  # each stream gave its slot back
+    for response in refusals:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "busy" and int(response.headers["retry-after"]) >= 1
+    assert by_client.status_code == 503 and isinstance(by_client.body, dict)
+    assert by_client.body["code"] == "busy" and by_client.body["retryable"] is True
+    assert all(r.status_code == 200 for r in served)
+    assert len(served[0].content) > 8000  # a second of audio and more
+    assert '"speech.audio.done"' in served[1].text and "event: done" in served[2].text
+
+
+async def test_a_client_gone_before_the_first_byte_gives_the_utterance_slot_back(service, settings):
+    from tests.agent_tools.conftest import runtime_with
+
+    runtime = runtime_with(service, settings, max_utterances=1, max_queued=0)
+    synthesis = runtime.scheduler.synthesis
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=30) as http:
+        for path, body in SPEECH_BODIES:
+            async with http.stream("POST", f"{base}{path}", json=body) as response:
+                assert response.status_code == 200  # and the client leaves without reading
+            await eventually(lambda: synthesis.in_use == 0 and runtime.work_in_flight == 0)
+        after = await http.post(f"{base}/v1/audio/speech", json=SPEECH_BODIES[0][1])
+    assert after.status_code == 200 and len(after.content) > 8000

@@ -162,7 +162,9 @@ async def test_beside_another_open_stream_a_guess_leaves_the_kept_slot_to_its_fi
         await anyio.sleep(1.5)  # a guess would have started at once
         assert recognizer.finished == []
 
-    with service.scheduler.live_stream():  # another stream is open: the kept slot is for its finals
+    with service.scheduler.live_stream(
+        lambda: None
+    ):  # another stream is open: the kept slot is for its finals
         async with recognition.slot(Priority.BATCH):
             events = await run_live(service, paused, pcm(silence(1.0)), between=not_guessed)
     finals = [e for e in events if e["type"] == "final"]

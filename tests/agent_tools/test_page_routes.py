@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from agent_tools.core.errors import Busy
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.socket_tickets import MemorySocketTickets
 from agent_tools.settings import Settings
@@ -135,17 +136,48 @@ async def test_a_socket_ticket_opens_one_socket_as_its_principal_once(guarded):
         assert (error["code"], code) == ("unauthorized", 4401)
 
 
-def test_tickets_expire_and_the_oldest_go_when_too_many_are_outstanding():
+def test_tickets_expire_a_flooding_principal_drops_only_its_own_and_a_full_store_says_busy():
     now = [0.0]
-    tickets = MemorySocketTickets(ttl_seconds=30, max_outstanding=2, clock=lambda: now[0])
+    tickets = MemorySocketTickets(ttl_seconds=30, per_principal=2, max_outstanding=4, clock=lambda: now[0])
     first, second = tickets.issue("a"), tickets.issue("b")
     now[0] = 29.0
     assert tickets.redeem(second) == "b"
     third = tickets.issue("c")
     now[0] = 31.0
     with pytest.raises(Unauthorized):
-        tickets.redeem(first)
-    now[0] = 58.0
-    assert tickets.redeem(third) == "c"
-    tickets.issue("d"), tickets.issue("e"), tickets.issue("f")
-    assert len(tickets._issued) == 2
+        tickets.redeem(first)  # expired
+    theirs = tickets.issue("b")
+    flood = [tickets.issue("a") for _ in range(50)]
+    assert tickets.redeem(theirs) == "b" and tickets.redeem(third) == "c"  # others' tickets kept
+    assert tickets.redeem(flood[-1]) == "a"
+    with pytest.raises(Unauthorized):
+        tickets.redeem(flood[0])  # a's own oldest went
+    tickets.issue("d"), tickets.issue("d"), tickets.issue("e")
+    with pytest.raises(Busy) as full:
+        tickets.issue("f")
+    assert full.value.code == "busy" and full.value.retry_after_ms
+
+
+async def test_socket_tickets_count_against_the_rate_and_a_flood_cannot_evict_another_principals(
+    settings, tmp_path
+):
+    from tests.agent_tools.test_policy_http import fake_runtime
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.replace("    tools: [speak]\n", "    tools: [speak]\n    rate_per_minute: 6\n"))
+    runtime, _ = fake_runtime(settings, policy)
+    b = {"authorization": "Bearer b-token"}
+    async with serve_http(runtime) as base, httpx2.AsyncClient(base_url=base) as http:
+        kept = (await http.post("/v1/socket-tickets", headers=b)).json()
+        statuses = [(await http.post("/v1/socket-tickets", headers=b)).status_code for _ in range(11)]
+        limited = await http.post("/v1/socket-tickets", headers=b)
+        flood = [(await http.post("/v1/socket-tickets", headers=A)).json() for _ in range(10_001 // 250)]
+        url = ws_url(base, "/v1/speak/ws")
+        async with connect(url, subprotocols=[Subprotocol(p) for p in kept["subprotocols"]]) as ws:
+            theirs = await receive(ws)
+        async with connect(url, subprotocols=[Subprotocol(p) for p in flood[0]["subprotocols"]]) as ws:
+            evicted = await receive(ws)
+    assert statuses == [200] * 5 + [429] * 6  # b's rate is 6 a minute, tickets included
+    assert limited.json()["error"]["code"] == "rate_limited" and "retry-after" in limited.headers
+    assert theirs["type"] == "ready"  # a's flood left b's ticket alone
+    assert evicted["code"] == "unauthorized"  # a's own oldest went

@@ -17,6 +17,7 @@ from openai.types.realtime import RealtimeTranscriptionSessionCreateRequestParam
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from agent_tools.core.admission import Priority
 from policies import token_hash
 from speech_backend import Audio, resample
 from tests.agent_tools.conftest import UTTERANCES, runtime_with, serve_http
@@ -220,3 +221,93 @@ async def test_an_update_mid_turn_keeps_the_audio_of_the_open_turn(runtime, spea
     done = events[-1]
     assert done["item_id"] == started["item_id"]  # one turn, both halves
     assert normalized_wer([said], [done["transcript"]]) <= 0.15, done["transcript"]
+
+
+# Nothing owed is dropped: a committed turn's transcript arrives however long it takes, the turns
+# before a refusal are transcribed before it, and a turn that cannot be served says so at once.
+
+
+async def test_a_session_waiting_for_a_committed_turns_transcript_is_not_closed_as_idle(
+    runtime, settings, speak
+):
+    said = " ".join(UTTERANCES * 4)
+    pcm = pcm24(speak(said))
+    assert len(pcm) / 2 / RATE >= 20  # far longer to decode than the socket timeout below
+    patient = runtime_with(runtime.service, settings, socket_timeout_seconds=1.0)
+    async with serve_http(patient) as base, realtime(base) as conn:
+        await next_event(conn)
+        await conn.session.update(session=session({"turn_detection": None}))
+        await next_event(conn)
+        await append(conn, pcm, chunk=48000)
+        await conn.input_audio_buffer.commit()
+        events = await events_until(conn, "conversation.item.input_audio_transcription.completed")
+        with pytest.raises(ConnectionClosed):  # with nothing owed, the silent client is closed
+            await events_until(conn, "never")
+    assert normalized_wer([said], [events[-1]["transcript"]]) <= 0.15
+    assert conn._connection.close_code == 4504
+
+
+async def test_a_session_ended_by_the_callers_audio_cap_first_gets_the_turns_heard_within_it(
+    runtime, settings, speak, tmp_path
+):
+    said = "Please book a table for four people at seven."
+    pcm = pcm24(speak(said))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nlocal_principal: app\nprincipals:\n  - id: app\n"
+        f"    token_sha256: [{token_hash('secret-token')}]\n"
+        f"    tools: [transcribe]\n    max_audio_seconds: {len(pcm) / 2 / RATE + 1:.1f}\n"
+    )
+    capped = runtime_with(runtime.service, settings.model_copy(update={"policy_file": policy}))
+    async with serve_http(capped) as base, realtime(base, api_key="secret-token") as conn:
+        await next_event(conn)
+        await conn.session.update(session=session({"turn_detection": None}))
+        await next_event(conn)
+        await append(conn, pcm)
+        await conn.input_audio_buffer.commit()
+        await append(conn, b"\0\0" * RATE * 3)  # at once: the cap is reached while the turn decodes
+        events = await events_until(conn, "error")
+        with pytest.raises(ConnectionClosed):
+            await next_event(conn)
+    completed = [e for e in events if e["type"].endswith("transcription.completed")]
+    assert completed and normalized_wer([said], [completed[0]["transcript"]]) <= 0.15
+    assert events[-1]["error"]["code"] == "audio_too_long"
+    assert conn._connection.close_code == 4400
+
+
+async def test_a_turn_without_a_recognition_slot_in_time_fails_busy_and_the_session_goes_on(
+    runtime, settings, speak
+):
+    said = "Turn the volume down a little bit."
+    pcm = pcm24(speak(said))
+    hurried = runtime_with(runtime.service, settings, live_final_wait_seconds=0.2)
+    recognition = hurried.scheduler.recognition
+    async with serve_http(hurried) as base, realtime(base) as conn:
+        await next_event(conn)
+        await conn.session.update(session=session({"turn_detection": None}))
+        await next_event(conn)
+        async with recognition.slot(Priority.LIVE_FINAL), recognition.slot(Priority.LIVE_FINAL):
+            await append(conn, pcm)
+            await conn.input_audio_buffer.commit()
+            refused = await events_until(conn, "conversation.item.input_audio_transcription.failed")
+        await append(conn, pcm)
+        await conn.input_audio_buffer.commit()
+        served = await events_until(conn, "conversation.item.input_audio_transcription.completed")
+    committed = next(e for e in refused if e["type"] == "input_audio_buffer.committed")
+    failed = refused[-1]
+    assert failed["item_id"] == committed["item_id"]
+    assert failed["error"]["code"] == "busy" and failed["error"]["retryable"] is True
+    assert failed["error"]["retry_after_ms"] > 0
+    assert normalized_wer([said], [served[-1]["transcript"]]) <= 0.15
+
+
+async def test_an_event_nested_too_deeply_is_an_invalid_argument_and_the_session_goes_on(runtime):
+    async with serve_http(runtime) as base, realtime(base) as conn:
+        await next_event(conn)
+        await conn.send_raw("[" * 200_000)
+        refused = await next_event(conn)
+        await conn.session.update(session=session({"turn_detection": None}))
+        updated = await next_event(conn)
+    assert refused["type"] == "error" and refused["error"]["code"] == "invalid_argument"
+    assert "nests JSON too deeply" in refused["error"]["message"]
+    assert updated["type"] == "session.updated"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -154,6 +155,55 @@ async def test_sigterm_lets_a_speech_stream_and_an_openai_speech_call_finish(cac
             # 15 sentences, the first in two (its lead-in first): all of them sent
             assert stream_events[-1] == "done" and stream_events.count("audio") == 16, tail
             assert speech and speech[0].status_code == 200 and len(speech[0].content) > 100_000, tail
+            assert code == 0, tail
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+
+
+async def test_a_drain_is_not_ready_refuses_new_speech_with_503_and_finishes_a_socket_utterance(
+    cache_dir, tmp_path
+):
+    from websockets.asyncio.client import connect
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir)}
+    cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        proc = await anyio.open_process(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink)
+    async with proc:
+        try:
+            await wait_ready(base)
+            url = f"ws://127.0.0.1:{port}/v1/speak/ws"
+            async with connect(url, max_size=None) as ws, httpx2.AsyncClient(timeout=60) as http:
+                assert json.loads(await ws.recv())["type"] == "ready"
+                for n in range(1, 61):  # text arriving sentence by sentence, as from an LLM
+                    await ws.send(json.dumps({"type": "text", "text": f"This is sentence {n}. "}))
+                await ws.send(json.dumps({"type": "end"}))
+                events = [json.loads(await ws.recv())]
+                while events[-1]["type"] != "audio":
+                    events.append(json.loads(await ws.recv()))
+                proc.send_signal(signal.SIGTERM)
+                with anyio.fail_after(10):
+                    while (ready := await http.get(f"{base}/readyz")).status_code == 200:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                refused = await http.post(
+                    f"{base}/v1/audio/speech", json={"input": "Hello.", "response_format": "wav"}
+                )
+                with anyio.fail_after(60):
+                    while events[-1]["type"] != "done":
+                        events.append(json.loads(await ws.recv()))
+            with anyio.fail_after(60):
+                code = await proc.wait()
+            tail = log.read_text()[-3000:]
+            assert (ready.status_code, ready.json()["reason"]) == (503, "draining"), tail
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "busy", tail
+            assert "retry-after" in refused.headers
+            done = events[-1]
+            assert not any(e["type"] == "error" for e in events), tail
+            assert done["reason"] == "end" and done["text"].endswith("This is sentence 60."), tail
             assert code == 0, tail
         finally:
             if proc.returncode is None:

@@ -230,6 +230,7 @@ async def test_live_transcription_gives_one_final_per_utterance(runtime, convers
     assert events[-1] == {
         "type": "done",
         "utterances": 3,
+        "failed": 0,
         "audio_seconds": pytest.approx(audio.duration, abs=0.01),
     }
 
