@@ -86,6 +86,7 @@ bench: install redis-server
 	$(BIN)/python benchmarks/first_audio.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/hostile.py
+	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/cluster.py
 
 # The time-to-first-audio table with wyoming-piper in the same run, installed in its own virtualenv

@@ -253,8 +253,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from agent_tools.core.runtime import Runtime
     from policies import AuditFileError, PolicyFileError
+    from speech_backend.allocator import tune_allocator
 
     faulthandler.enable()  # should a native library crash the process, its stack goes to stderr
+    tune_allocator()  # before any worker thread: memory freed after a large call goes back
 
     if args.transport != "stdio":
         server = settings.server.model_copy(

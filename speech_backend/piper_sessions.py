@@ -30,11 +30,13 @@ SHARED_BYTES = 4096  # weights at least this large are shared between a voice's 
 class VoiceSessions:
     """A voice's sessions. `wide` runs a sentence made alone; `narrow()` lends a session of fewer
     threads for one made beside others (made on first need, kept for the next), or `wide` when the
-    voice has no narrow sessions (one thread count, or a device other than the CPU)."""
+    voice has no narrow sessions (one thread count, or a device other than the CPU) or while they
+    are being made in the background."""
 
     wide: Any  # piper.PiperVoice
     make_narrow: Any = None  # () -> piper.PiperVoice, None without narrow sessions
     weights: dict[str, Any] = field(default_factory=dict)  # OrtValues the sessions read: kept alive
+    warming: bool = False  # narrow sessions are being made in the background
     _idle: list[Any] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -47,14 +49,34 @@ class VoiceSessions:
         with self._lock:
             self._idle.extend(made)
 
+    def warm_in_background(self, count: int) -> None:
+        """`warm` in a thread of its own, so that the voice is ready at once; until it is done, a
+        sentence made beside another shares the wide session rather than wait for a narrow one."""
+        if self.make_narrow is None:
+            return
+        self.warming = True
+
+        def warm() -> None:
+            try:
+                self.warm(count)
+            except Exception:  # made on first need instead (where a failure is the call's, typed)
+                logger.exception("narrow sessions could not be made ahead")
+            finally:
+                self.warming = False
+
+        threading.Thread(target=warm, name="piper-narrow-sessions", daemon=True).start()
+
     @contextmanager
     def narrow(self) -> Iterator[Any]:
-        """A narrow session for the block, or `wide` when there are none."""
+        """A narrow session for the block, or `wide` when there are none (yet)."""
         if self.make_narrow is None:
             yield self.wide
             return
         with self._lock:
             voice = self._idle.pop() if self._idle else None
+        if voice is None and self.warming:
+            yield self.wide  # onnxruntime runs a session from several threads at once
+            return
         if voice is None:
             voice = self.make_narrow()
         try:
@@ -131,6 +153,8 @@ def _session(
     options.inter_op_num_threads = 1
     if not spin_wait:  # idle pool threads sleep: spinning ones take the cores other sentences need
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if device.kind == "cpu":  # one arena for every session of the process (see `share_cpu_arena`)
+        options.add_session_config_entry("session.use_env_allocators", "1")
     options.log_severity_level = 3  # warnings such as "hardware specific optimizations" are expected
     if optimised:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -149,6 +173,21 @@ def _session(
     if optimise_to is not None and options.optimized_model_filepath:
         _publish(Path(options.optimized_model_filepath), optimise_to)
     return session
+
+
+def share_cpu_arena() -> None:
+    """Give the process's onnxruntime sessions on the CPU one memory arena that grows by what is
+    asked (not to the next power of two). Each session's own arena would keep the peak of its
+    largest sentence: with a wide and two narrow sessions per voice, that is three peaks held
+    where one is used at a time per session, and up to twice each in power-of-two growth."""
+    import onnxruntime
+
+    info = onnxruntime.OrtMemoryInfo(
+        "Cpu", onnxruntime.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, onnxruntime.OrtMemType.DEFAULT
+    )
+    same_as_requested = 1
+    arena = onnxruntime.OrtArenaCfg({"arena_extend_strategy": same_as_requested, "max_mem": 0})
+    onnxruntime.create_and_register_allocator(info, arena)  # (asking again in a process is harmless)
 
 
 def _weights(graph_path: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from speech_backend.catalog import VoiceCatalog
 from speech_backend.config import PiperSettings
 from speech_backend.devices import Device
 from speech_backend.errors import InvalidArgument
-from speech_backend.piper_sessions import VoiceSessions, load_sessions
+from speech_backend.piper_sessions import VoiceSessions, load_sessions, share_cpu_arena
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice, WordTiming
 from speech_backend.text import continuing, lead_in, normalize_text, split_sentences
@@ -48,15 +48,18 @@ class PiperSynthesizer:
         self._lock = threading.Lock()
         self._running = 0  # sentences being synthesized now, on any voice
         self._running_lock = threading.Lock()
+        if device.kind == "cpu":
+            share_cpu_arena()
 
     def voices(self) -> tuple[Voice, ...]:
         """The catalog's voices."""
         return self._catalog.voices()
 
     def load(self, voice_id: str) -> None:
-        """Load a voice now rather than on its first call (start-up warm-up), with the narrow
-        sessions two sentences side by side take (more are made if more run at once)."""
-        self._voice(voice_id).warm(WARM_NARROW)
+        """Load a voice now rather than on its first call (start-up warm-up). The narrow sessions
+        two sentences side by side take are made in the background (as for any voice loaded), so
+        the voice serves at once (more are made if more run at once)."""
+        self._voice(voice_id)
 
     def synthesize(self, text: str, voice_id: str, options: SynthesisOptions) -> Iterator[SpeechChunk]:
         """Yield one chunk per sentence of `text` (the first in two with `options.lead_in_words`).
@@ -137,6 +140,7 @@ class PiperSynthesizer:
                 self._loaded.move_to_end(voice_id)
                 return self._loaded[voice_id]
             voice = load_sessions(self._catalog.get(voice_id), self._settings, self._device, self._cache_dir)
+            voice.warm_in_background(WARM_NARROW)
             self._loaded[voice_id] = voice
             while len(self._loaded) > self._settings.max_loaded_voices:
                 self._loaded.popitem(last=False)

@@ -34,6 +34,7 @@ from speech_backend import (
     build_synthesizer,
     resolve_device,
 )
+from speech_backend.allocator import tune_allocator
 from speech_backend.config import EngineSettings
 from speech_backend.priority import Priority, PrioritySlots
 
@@ -56,6 +57,7 @@ class SynthesisReplica:
         slots: int = SYNTHESIS_SLOTS,
         promote_after_seconds: float = PROMOTE_AFTER_SECONDS,
     ) -> None:
+        tune_allocator()  # a replica's process serves calls that come and go, as a front-end does
         settings = EngineSettings.model_validate(engines)
         self.synthesizer = build_synthesizer(settings, resolve_device(settings.device))
         self.synthesizer.load(settings.piper.default_voice)
@@ -122,6 +124,7 @@ class RecognitionReplica:
         slots: int | None = None,
         promote_after_seconds: float = PROMOTE_AFTER_SECONDS,
     ) -> None:
+        tune_allocator()
         settings = EngineSettings.model_validate(engines)
         self.recognizer = build_recognizer(settings, resolve_device(settings.device))
         count = slots or settings.whisper.num_workers  # the model serves this many at once

@@ -64,15 +64,17 @@ class Admission:
         continuing: bool = False,
     ) -> AsyncIterator[None]:
         """Hold one slot for the duration of the block, waiting for it at most `max_wait` seconds
-        (at most the admission's bound). Work `continuing` a call admitted before a shutdown began
-        (a live stream's voice activity and finals) is still served while it drains.
+        (at most the admission's bound). Work `continuing` a call already admitted (a live stream's
+        voice activity and finals) is bounded by that call, not by the queue's length, and is still
+        served while the server drains.
 
         Raises:
-            Busy: shutting down (new work), the queue is full, or no slot freed within the wait.
+            Busy: shutting down (new work), the queue is full (new work), or no slot freed within
+                the wait.
         """
         if self.closed and not continuing:
             raise self._busy("shutting down")
-        if not self._slots.free and self.waiting >= self.max_waiting:
+        if not continuing and not self._slots.free and self.waiting >= self.max_waiting:
             raise self._busy(f"at capacity ({self.slots} running, {self.waiting} queued)")
         wait = self.max_wait_seconds if max_wait is None else min(max_wait, self.max_wait_seconds)
         if wait <= 0:  # a slot free now or none: never queued, not even for a moment

@@ -15,6 +15,7 @@ is answered with an `error` event naming its utterance, and the stream goes on.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import numpy as np
 
 from agent_tools.core.errors import Busy
 from agent_tools.core.live_decoding import Emit, LiveDecoder
-from agent_tools.core.live_input import Control, Frame, Receive, frame_refusal
+from agent_tools.core.live_input import NOTHING_TO_COMMIT, WOUND_UP, Control, Frame, Receive, frame_refusal
 from agent_tools.core.live_jobs import Job
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.service import SpeechService
@@ -44,15 +45,6 @@ from speech_backend.endpointing import (
 from speech_backend.resample import StreamResampler
 from speech_backend.vad import VAD_RATE
 from speech_errors import ContractError
-
-NOTHING_TO_COMMIT = (
-    "nothing to commit: no utterance is open (with voice activity detection, speech must have "
-    "started; with manual turns, at least 100 ms of audio must have arrived since the last one)"
-)
-WOUND_UP = (
-    "the server is shutting down: the turns heard so far have been transcribed; reconnect (to another "
-    "server) to go on"
-)
 
 
 async def open_live(
@@ -167,7 +159,8 @@ class LiveTranscription:
             tg.start_soon(self.decoder.guess_loop)
             try:
                 failure = await self._read(receive)
-                await self._handle(await self._step(self._finish))  # the open utterance ends here
+                with contextlib.suppress(Busy):  # the open utterance ends here, if a step is to be had
+                    await self._handle(await self._step(self._finish))
             except Exception as exc:  # ends the stream once decoding has stopped
                 failure = exc
                 tg.cancel_scope.cancel()
@@ -203,7 +196,13 @@ class LiveTranscription:
 
     async def _read(self, receive: Receive) -> ContractError | None:
         """Feed frames until the stream is over (None) or refused (why: a frame over a bound, the
-        caller's audio cap reached, a shutdown)."""
+        caller's audio cap reached, a shutdown, no voice-activity slot within the queue wait)."""
+        try:
+            return await self._feed(receive)
+        except Busy as exc:
+            return exc
+
+    async def _feed(self, receive: Receive) -> ContractError | None:
         while True:
             frame = await self._next(receive)
             if frame is None or isinstance(frame, Busy):

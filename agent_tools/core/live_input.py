@@ -11,6 +11,14 @@ from speech_backend import AudioTooLong, InvalidArgument, PayloadTooLarge
 from speech_errors import ContractError
 
 MAX_FRAME_SECONDS = 2.0
+NOTHING_TO_COMMIT = (
+    "nothing to commit: no utterance is open (with voice activity detection, speech must have "
+    "started; with manual turns, at least 100 ms of audio must have arrived since the last one)"
+)
+WOUND_UP = (
+    "the server is shutting down: the turns heard so far have been transcribed; reconnect (to another "
+    "server) to go on"
+)
 
 
 class Control(enum.Enum):

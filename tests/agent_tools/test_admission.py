@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 import anyio
 import anyio.lowlevel
 import pytest
@@ -234,3 +236,29 @@ async def test_a_guess_runs_only_on_spare_capacity_never_on_a_slot_kept_for_fina
                 pass
         async with admission.slot(Priority.LIVE_FINAL, max_wait=0):
             assert admission.in_use == 2
+
+
+async def test_work_of_an_admitted_call_waits_past_a_full_queue_and_through_a_shutdown():
+    admission = Admission("recognition", slots=1, max_waiting=0, max_wait_seconds=5)
+    got: list[str] = []
+
+    async def continuing() -> None:
+        async with admission.slot(Priority.LIVE_FINAL, continuing=True):
+            got.append("final")
+
+    async with anyio.create_task_group() as tg:
+        running = AsyncExitStack()
+        await running.enter_async_context(admission.slot())  # the only slot; the queue takes no one
+        with pytest.raises(Busy):
+            async with admission.slot(Priority.BATCH):
+                pass  # a new call is refused at once
+        tg.start_soon(continuing)  # a live stream's final waits its turn
+        while admission.waiting == 0:
+            await anyio.lowlevel.checkpoint()
+        admission.close()  # a drain begins: new work is refused, the final still served
+        with pytest.raises(Busy):
+            async with admission.slot(Priority.BATCH):
+                pass
+        assert got == []
+        await running.aclose()
+    assert got == ["final"]

@@ -134,3 +134,25 @@ async def test_a_redis_that_does_not_answer_holds_only_the_calls_that_need_it(
                 await get("/v1/audio/voices", "free", "unmetered")  # nothing to count: no Redis
     # the front-end kept serving while one call waited out the Redis timeout
     assert done == [("probe", 200), ("unmetered", 200), ("metered", 503)]
+
+
+def test_redis_tickets_a_flooding_principal_drops_only_its_own_oldest(redis_server):
+    import secrets
+
+    import redis
+
+    from agent_tools.core.redis_socket_tickets import RedisSocketTickets
+    from policies import Unauthorized
+
+    client = redis.Redis.from_url(redis_server.url)
+    prefix = f"tickets-{secrets.token_hex(4)}"
+    tickets = RedisSocketTickets(client, ttl_seconds=30, prefix=prefix, per_principal=3)
+    theirs = tickets.issue("b")
+    flood = [tickets.issue("a") for _ in range(50)]
+    assert tickets.redeem(theirs) == "b"  # another principal's ticket outlives the flood
+    assert tickets.redeem(flood[-1]) == "a"
+    with pytest.raises(Unauthorized):
+        tickets.redeem(flood[0])  # a's own oldest went
+    assert client.zcard(f"{prefix}:tickets-of:a") == 2
+    assert len(client.keys(f"{prefix}:ticket:*")) == 2  # nothing else is kept
+    client.close()

@@ -4,6 +4,7 @@ side by side, sharing the voice's weights."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -56,10 +57,32 @@ def test_without_narrow_sessions_every_sentence_gets_the_wide_one():
         assert one is wide and two is wide
 
 
+def test_while_narrow_sessions_are_made_in_the_background_a_sentence_beside_another_shares_the_wide_one():
+    release, made = threading.Event(), []
+
+    def make() -> object:
+        release.wait(10)
+        made.append(object())
+        return made[-1]
+
+    wide = object()
+    sessions = VoiceSessions(wide=wide, make_narrow=make)
+    sessions.warm_in_background(2)
+    with sessions.narrow() as meanwhile:
+        assert meanwhile is wide  # no wait for a session being made
+    release.set()
+    deadline = time.monotonic() + 10
+    while sessions.warming and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with sessions.narrow() as one, sessions.narrow() as two:
+        assert {id(one), id(two)} == {id(m) for m in made} and len(made) == 2
+
+
 def test_the_bundled_voice_loads_narrow_sessions_beside_its_wide_one(synthesizer: Synthesizer):
     sessions: Any = synthesizer._voice(DEFAULT_VOICE)  # type: ignore[attr-defined]
     assert isinstance(sessions, VoiceSessions)
     assert sessions.make_narrow is not None and sessions.weights  # shared weights, on the CPU
+    sessions.warm(1)  # (made in the background since the voice loaded; at least one is here now)
     with sessions.narrow() as narrow:
         assert narrow.session is not sessions.wide.session
 
