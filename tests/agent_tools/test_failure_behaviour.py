@@ -395,6 +395,21 @@ async def test_a_wav_with_an_unknown_format_tag_is_unsupported_media_on_both_sur
     assert tool_error(result)["code"] == "unsupported_media"
 
 
+async def test_a_file_declaring_more_than_the_cap_is_refused_before_it_is_decoded(runtime):
+    import numpy as np
+
+    from speech_backend import Audio
+
+    limit = runtime.service.require().audio_limits.max_seconds
+    rate = 8000
+    long = container_bytes(Audio(np.zeros(int(rate * (limit + 60)), np.float32), rate), "flac", "flac")
+    async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=60) as http:
+        response = await http.post(f"{base}/v1/audio/transcriptions", files={"file": ("long.flac", long)})
+        await assert_still_serving(base)
+    assert error_of(response) == (400, "audio_too_long")
+    assert f"declares {limit + 60:.0f} s" in response.json()["error"]["message"]  # from its header
+
+
 # 6. A clip is readable by the principal that made it (or one it shares with), and every read is audited.
 
 CLIP_POLICY = """
