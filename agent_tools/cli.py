@@ -227,7 +227,12 @@ def _local_service(settings: Settings, *, speak: bool) -> SpeechService:
     from agent_tools.core.runtime import Runtime
     from policies import Policy
 
-    engines = Engines.load(settings.engines, speak=speak, transcribe=not speak)
+    piper = settings.engines.piper.model_copy(
+        update={"busy_intra_op_threads": 0}
+    )  # one call: no sentence beside it
+    engines = Engines.load(
+        settings.engines.model_copy(update={"piper": piper}), speak=speak, transcribe=not speak
+    )
     return Runtime.build(settings, engines, policy=Policy()).service
 
 

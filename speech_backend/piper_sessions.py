@@ -64,7 +64,9 @@ class VoiceSessions:
             finally:
                 self.warming = False
 
-        threading.Thread(target=warm, name="piper-narrow-sessions", daemon=True).start()
+        # not a daemon: a process that exits meanwhile waits for it (onnxruntime must not be torn
+        # down under a session being made)
+        threading.Thread(target=warm, name="piper-narrow-sessions").start()
 
     @contextmanager
     def narrow(self) -> Iterator[Any]:
