@@ -387,8 +387,8 @@ def main() -> None:
 
     env = {**os.environ, **CAPACITY, **dict(kv.split("=", 1) for kv in args.env)}
     inputs = (*turn_audio(), hostile_flac())
-    capacity = ", ".join(f"{k.split('__')[-1]}={v}" for k, v in CAPACITY.items())
-    print(f"mixed load past capacity ({capacity}), clients {CLIENTS}\n")
+    capacity = ", ".join(f"{k.split('__')[-1]}={env[k]}" for k in CAPACITY)
+    print(f"mixed load ({capacity}), clients {CLIENTS}\n")
     if args.before:
         with revision_env(args.before) as before:
             known = {k: v for k, v in env.items() if "LIVE_FINAL_WAIT" not in k}  # a setting it lacks
