@@ -28,7 +28,7 @@ from speech_backend import (
     build_synthesizer,
     resolve_device,
 )
-from speech_backend.encode import format_for_suffix
+from speech_backend.audio.encode import format_for_suffix
 
 logger = logging.getLogger("speech_tools")
 

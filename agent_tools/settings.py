@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from speech_backend.audio.encode import AudioFormat
 from speech_backend.config import EngineSettings
-from speech_backend.encode import AudioFormat
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 

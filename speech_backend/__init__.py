@@ -3,10 +3,8 @@
 Knows nothing of MCP, HTTP, agents or policies.
 """
 
-from speech_backend.config import AudioLimits, EngineSettings, PiperSettings, WhisperSettings
-from speech_backend.decode import DecodedAudio, decode_audio
-from speech_backend.devices import Device, resolve_device
-from speech_backend.encode import (
+from speech_backend.audio.decode import DecodedAudio, decode_audio
+from speech_backend.audio.encode import (
     AUDIO_FORMATS,
     MIME_TYPES,
     AudioFormat,
@@ -16,6 +14,9 @@ from speech_backend.encode import (
     synthetic_metadata,
     to_pcm16,
 )
+from speech_backend.audio.resample import resample
+from speech_backend.config import AudioLimits, EngineSettings, PiperSettings, WhisperSettings
+from speech_backend.devices import Device, resolve_device
 from speech_backend.engines import build_recognizer, build_synthesizer
 from speech_backend.errors import (
     AudioTooLong,
@@ -37,7 +38,6 @@ from speech_backend.protocols import (
     SynthesisOptions,
     Synthesizer,
 )
-from speech_backend.resample import resample
 from speech_backend.results import Audio, Segment, SpeechChunk, Transcript, Voice, Word, WordTiming
 
 __all__ = [

@@ -20,7 +20,7 @@ def build_synthesizer(
     """The synthesizer called `name`, over the voices the settings point at."""
     match name:
         case "piper":
-            from speech_backend.piper_synthesizer import PiperSynthesizer
+            from speech_backend.piper.synthesizer import PiperSynthesizer
 
             catalog = VoiceCatalog(settings.piper.voice_dirs)
             return PiperSynthesizer(catalog, settings.piper, device, cache_dir=settings.cache_dir)
@@ -40,8 +40,8 @@ def build_recognizer(
     """
     match name:
         case "whisper":
-            from speech_backend.multilingual import joined_model_dir
-            from speech_backend.whisper_recognizer import WhisperRecognizer
+            from speech_backend.whisper.multilingual import joined_model_dir
+            from speech_backend.whisper.recognizer import WhisperRecognizer
 
             wanted = settings.whisper.model
             joined = joined_model_dir(settings.cache_dir) if wanted == "base" else None

@@ -25,7 +25,7 @@ from speech_backend import (
     build_synthesizer,
     resolve_device,
 )
-from speech_backend.vad import VadSession
+from speech_backend.voice_activity.vad import VadSession
 
 DEFAULT_VOICE = "en_US-joe-medium"
 

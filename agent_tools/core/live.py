@@ -33,7 +33,8 @@ from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.service import SpeechService
 from policies import Principal
 from speech_backend import RecognitionOptions
-from speech_backend.endpointing import (
+from speech_backend.audio.resample import StreamResampler
+from speech_backend.voice_activity.endpointing import (
     CommitSegmenter,
     Endpointer,
     EndpointEvent,
@@ -42,8 +43,7 @@ from speech_backend.endpointing import (
     SpeechResumed,
     SpeechStarted,
 )
-from speech_backend.resample import StreamResampler
-from speech_backend.vad import VAD_RATE
+from speech_backend.voice_activity.vad import VAD_RATE
 from speech_errors import ContractError
 
 

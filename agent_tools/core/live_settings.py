@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from speech_backend.endpointing import EndpointSettings
+from speech_backend.voice_activity.endpointing import EndpointSettings
 
 
 class LiveSettings(EndpointSettings):

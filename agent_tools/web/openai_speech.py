@@ -28,7 +28,7 @@ from agent_tools.core.runtime import Runtime
 from agent_tools.core.streams import SpeechPlan
 from agent_tools.web.route_boundary import ApiRoute, json_body, on_response_end, principal
 from speech_backend import InvalidArgument, synthetic_metadata
-from speech_backend.stream_encode import STREAM_MIME_TYPES, StreamEncoder
+from speech_backend.audio.stream_encode import STREAM_MIME_TYPES, StreamEncoder
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from speech_backend import EngineSettings, SynthesisOptions, Synthesizer, build_synthesizer
 from speech_backend.devices import Device
-from speech_backend.piper_sessions import VoiceSessions
+from speech_backend.piper.sessions import VoiceSessions
 from tests.conftest import DEFAULT_VOICE
 
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 import av
 import numpy as np
 
-from speech_backend.encode import CODECS, AudioFormat, output_rate, to_pcm16
+from speech_backend.audio.encode import CODECS, AudioFormat, output_rate, to_pcm16
+from speech_backend.audio.resample import resample
 from speech_backend.errors import InvalidArgument
-from speech_backend.resample import resample
 from speech_backend.results import Audio
 
 STREAM_MIME_TYPES: dict[AudioFormat, str] = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
+from speech_backend.audio.resample import StreamResampler
 from speech_backend.config import AudioLimits
 from speech_backend.errors import (
     AudioTooLong,
@@ -23,7 +24,6 @@ from speech_backend.errors import (
     PayloadTooLarge,
     UnsupportedMedia,
 )
-from speech_backend.resample import StreamResampler
 from speech_backend.results import Audio, Samples
 
 # FFmpeg demuxer names for wav, flac, mp3, ogg (vorbis, opus), webm/matroska (opus), m4a/mp4 (aac)

@@ -1,5 +1,4 @@
-"""Piper (VITS on onnxruntime) text-to-speech; with `piper_sessions`, the only modules that import
-`piper`."""
+"""Piper (VITS on onnxruntime) text-to-speech; with `sessions`, the only modules that import `piper`."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from speech_backend.catalog import VoiceCatalog
 from speech_backend.config import PiperSettings
 from speech_backend.devices import Device
 from speech_backend.errors import InvalidArgument
-from speech_backend.piper_sessions import VoiceSessions, load_sessions, share_cpu_arena
+from speech_backend.piper.sessions import VoiceSessions, load_sessions, share_cpu_arena
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice, WordTiming
 from speech_backend.text import continuing, lead_in, normalize_text, split_sentences

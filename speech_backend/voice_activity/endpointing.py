@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from speech_backend.results import Audio, Samples
-from speech_backend.vad import VAD_RATE, WINDOW, SpeechProbabilities, VadSession
+from speech_backend.voice_activity.vad import VAD_RATE, WINDOW, SpeechProbabilities, VadSession
 
 WINDOW_MS = WINDOW * 1000 / VAD_RATE
 

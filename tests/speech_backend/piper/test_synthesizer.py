@@ -16,7 +16,7 @@ from speech_backend import (
     VoiceNotFound,
 )
 from speech_backend.catalog import VoiceCatalog
-from speech_backend.piper_synthesizer import PiperSynthesizer
+from speech_backend.piper.synthesizer import PiperSynthesizer
 from tests.conftest import DEFAULT_VOICE
 from tests.typed import present
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from speech_backend import EngineSettings, RecognitionOptions, WhisperSettings, build_recognizer, resample
-from speech_backend.multilingual import MODEL_DIR_NAME, joined_model_dir, part_dirs
+from speech_backend.whisper.multilingual import MODEL_DIR_NAME, joined_model_dir, part_dirs
 from tests.typed import present
 
 pytestmark = [

@@ -10,8 +10,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from speech_backend.audio.resample import resample
 from speech_backend.errors import InvalidArgument
-from speech_backend.resample import resample
 from speech_backend.results import Audio, Samples
 
 AudioFormat = Literal["wav", "flac", "mp3", "opus", "aac", "pcm"]

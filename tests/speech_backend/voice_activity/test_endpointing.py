@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from speech_backend import Audio, resample
-from speech_backend.endpointing import (
+from speech_backend.voice_activity.endpointing import (
     CommitSegmenter,
     Endpointer,
     EndpointSettings,
@@ -15,7 +15,7 @@ from speech_backend.endpointing import (
     SpeechStarted,
     SpeechStopped,
 )
-from speech_backend.vad import VadSession
+from speech_backend.voice_activity.vad import VadSession
 from tests.conftest import tone
 
 RATE = 16000

@@ -1,0 +1,1 @@
+"""Voice activity (the Silero VAD model) and endpointing: where live utterances start and end."""
