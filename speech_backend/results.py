@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 Samples = npt.NDArray[np.float32]
-EngineName = Literal["piper", "whisper", "fake"]
+EngineName = Literal["piper", "kokoro", "whisper", "fake"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -20,6 +20,7 @@ from speech_backend.piper.sessions import VoiceSessions, load_sessions, share_cp
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice, WordTiming
 from speech_backend.text import continuing, lead_in, normalize_text, split_sentences
+from speech_backend.word_spans import place_words, spoken_spans, spoken_word_count
 
 logger = logging.getLogger(__name__)
 
@@ -156,69 +157,20 @@ def _trim_pause(samples: np.ndarray[Any, Any], rate: int) -> np.ndarray[Any, Any
     return samples[: min(len(samples), int(loud[-1]) + 1 + rate * JOIN_PAUSE_MS // 1000)]
 
 
-# Phonemes that are not part of a word: sentence markers, pauses, and punctuation espeak keeps.
-_NOT_WORD = frozenset('^$_ ,.;:!?¡¿—…"«»“”()')
-
-
 def _word_timings(
     voice: Any, sentence: str, parts: list[Any], rate: int, offset: float
 ) -> tuple[WordTiming, ...]:
-    """Each written word of `sentence` with where it is spoken, from Piper's phoneme alignments.
-
-    espeak speaks some written words as several (numbers, symbols, initials) and punctuation as
-    pauses, so each written word is phonemized alone to learn how many spoken words it makes; when
-    the counts disagree with the sentence's (context changed a reading), the spoken words are shared
-    out in proportion. A word's span ends where its last phoneme ends, before any pause after it.
-    """
-    spoken = _spoken_words(parts)
-    if spoken is None or not spoken:
+    """Each written word of `sentence` with where it is spoken, from Piper's phoneme alignments."""
+    if any(part.phoneme_alignments is None for part in parts):
         return ()
-    written: list[tuple[str, int]] = []
-    for token in sentence.split():
-        count = _spoken_count(voice, token)
-        if count == 0 and written:  # punctuation on its own joins the word before it
-            written[-1] = (f"{written[-1][0]} {token}", written[-1][1])
-        else:
-            written.append((token, count))
-    total = sum(count for _, count in written)
-    if total == 0:
-        return ()
-    scale = len(spoken) / total
-    words, done = [], 0
-    for text, count in written:
-        first = min(round(done * scale), len(spoken) - 1)
-        done += count
-        last = max(first, min(round(done * scale), len(spoken)) - 1)
-        start, end = spoken[first][0], spoken[last][1]
-        words.append(WordTiming(text, offset + start / rate, offset + end / rate))
-    return tuple(words)
-
-
-def _spoken_words(parts: list[Any]) -> list[tuple[int, int]] | None:
-    """Sample spans of the spoken words of a sentence's parts; None when an alignment is missing."""
-    spans: list[tuple[int, int]] = []
-    cursor = 0
-    for part in parts:
-        if part.phoneme_alignments is None:
-            return None
-        start: int | None = None
-        end = 0
-        for aligned in part.phoneme_alignments:
-            samples = int(aligned.num_samples)
-            if aligned.phoneme == " " or aligned.phoneme in _NOT_WORD:
-                if aligned.phoneme == " " and start is not None:
-                    spans.append((start, end))
-                    start = None
-            else:
-                start = cursor if start is None else start
-                end = cursor + samples
-            cursor += samples
-        if start is not None:
-            spans.append((start, end))
-    return spans
+    cursor, spans = 0, []
+    for part in parts:  # each part's spans, moved to where the part starts in the sentence
+        phonemes = [(a.phoneme, int(a.num_samples)) for a in part.phoneme_alignments]
+        spans += [(cursor + a, cursor + b) for a, b in spoken_spans(phonemes)]
+        cursor += sum(samples for _, samples in phonemes)
+    return place_words(sentence, spans, lambda token: _spoken_count(voice, token), rate, offset)
 
 
 def _spoken_count(voice: Any, token: str) -> int:
     """How many words espeak speaks for one written word (0 for punctuation alone)."""
-    phonemes = "".join("".join(sentence) for sentence in voice.phonemize(token))
-    return sum(1 for group in phonemes.split(" ") if any(p not in _NOT_WORD for p in group))
+    return spoken_word_count("".join("".join(sentence) for sentence in voice.phonemize(token)))

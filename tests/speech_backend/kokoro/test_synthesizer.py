@@ -1,0 +1,114 @@
+"""Kokoro's voices: its files checked against their pins, speech in each language Whisper hears back,
+word timings from the predicted durations, speed and the lead-in."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speech_backend import (
+    Audio,
+    EngineSettings,
+    ModelNotFound,
+    RecognitionOptions,
+    Recognizer,
+    SynthesisOptions,
+    Synthesizer,
+    VoiceNotFound,
+    WhisperSettings,
+    build_recognizer,
+    build_synthesizer,
+    resample,
+)
+from speech_backend.devices import Device
+from speech_backend.kokoro.files import manifest
+from tests.wer import normalized_wer
+
+
+@pytest.fixture(scope="module")
+def kokoro(engine_settings: EngineSettings, cpu: Device) -> Synthesizer:
+    return build_synthesizer(engine_settings, cpu, "kokoro")
+
+
+@pytest.fixture(scope="module")
+def multilingual(engine_settings: EngineSettings, cpu: Device) -> Recognizer:
+    settings = engine_settings.model_copy(update={"whisper": WhisperSettings(model="base")})
+    return build_recognizer(settings, cpu)
+
+
+def said(synthesizer: Synthesizer, text: str, voice: str, **options: object) -> Audio:
+    chunks = list(synthesizer.synthesize(text, voice, SynthesisOptions(**options)))  # type: ignore[arg-type]
+    return Audio(np.concatenate([c.audio.samples for c in chunks]), chunks[0].audio.sample_rate)
+
+
+def test_the_voices_of_seven_languages_are_served_and_each_says_who_it_is(kokoro):
+    voices = {v.id: v for v in kokoro.voices()}
+    assert len(voices) == 41 and {v.engine for v in voices.values()} == {"kokoro"}
+    assert {v.language for v in voices.values()} == {"en_US", "en_GB", "es", "fr", "hi", "it", "pt_BR"}
+    assert "jf_alpha" not in voices and "zf_xiaobei" not in voices  # need a G2P of their own
+    heart = voices["af_heart"]
+    assert heart.sample_rate == 24000 and "female" in heart.name and heart.licence == "Apache-2.0"
+    with pytest.raises(VoiceNotFound):
+        list(kokoro.synthesize("Hello.", "jf_alpha", SynthesisOptions()))
+
+
+@pytest.mark.parametrize(
+    ("voice", "language", "text"),
+    [
+        ("af_heart", "en", "The parcel arrives on Thursday before noon, and the driver will call first."),
+        ("am_onyx", "en", "Please book a table for four people at seven."),
+        ("bf_emma", "en", "The train to London leaves from platform four."),
+        ("ef_dora", "es", "El tren sale de la estación a las ocho de la mañana."),
+        ("ff_siwis", "fr", "Le colis arrive jeudi avant midi."),
+    ],
+)
+def test_a_sentence_in_the_voices_language_comes_back_through_whisper(
+    kokoro, recognizer, multilingual, voice, language, text
+):
+    audio = resample(said(kokoro, text, voice, deterministic=True), 16000)
+    heard = (recognizer if language == "en" else multilingual).transcribe(
+        audio, RecognitionOptions(language=language)
+    )
+    assert normalized_wer([text], [heard.text]) <= (0.15 if language == "en" else 0.25), heard.text
+
+
+def test_word_timings_follow_the_words_and_lie_inside_their_sentence(kokoro):
+    text = "Good evening. The parcel arrives on Thursday, before noon."
+    chunks = list(kokoro.synthesize(text, "af_heart", SynthesisOptions()))
+    for chunk in chunks:
+        assert [w.text for w in chunk.words] == chunk.text.split()
+        starts = [w.start for w in chunk.words]
+        assert starts == sorted(starts)
+        assert all(chunk.start <= w.start < w.end <= chunk.end + 0.01 for w in chunk.words)
+    assert chunks[1].start == pytest.approx(chunks[0].end)
+
+
+def test_speed_changes_the_length_and_a_lead_in_opens_with_the_first_clause(kokoro):
+    text = "When the meeting ends, please send the notes to everyone on the team."
+    normal, fast = said(kokoro, text, "am_michael"), said(kokoro, text, "am_michael", speed=1.5)
+    assert fast.duration < normal.duration * 0.8
+    chunks = list(kokoro.synthesize(text, "am_michael", SynthesisOptions(lead_in_words=5)))
+    assert [c.text for c in chunks] == [
+        "When the meeting ends,",
+        "please send the notes to everyone on the team.",
+    ]
+
+
+def test_a_voice_file_that_is_not_the_pinned_one_is_refused(engine_settings, cpu, tmp_path: Path):
+    voices = engine_settings.kokoro.voices_dir or engine_settings.cache_dir / "kokoro-voices"
+    copied = tmp_path / "voices"
+    shutil.copytree(voices, copied)
+    tampered = bytearray((copied / "af_heart.bin").read_bytes())
+    tampered[100] ^= 0xFF
+    (copied / "af_heart.bin").write_bytes(bytes(tampered))
+    kokoro_settings = engine_settings.kokoro.model_copy(update={"voices_dir": copied})
+    synthesizer = build_synthesizer(
+        engine_settings.model_copy(update={"kokoro": kokoro_settings}), cpu, "kokoro"
+    )
+    with pytest.raises(ModelNotFound) as refused:
+        synthesizer.load("af_heart")
+    assert "af_heart.bin" in refused.value.message and "sha256" in refused.value.message
+    assert len(manifest()) == 54  # the manifest pins every file of the package
