@@ -141,7 +141,7 @@ def _settings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _voices(args: argparse.Namespace, settings: Settings) -> int:
-    synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"))
+    synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"), "catalog")
     wanted = (args.language or "").replace("-", "_").lower()
     voices = [v for v in synthesizer.voices() if v.language.lower().startswith(wanted)]
     if args.json:

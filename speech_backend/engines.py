@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 from speech_backend.catalog import VoiceCatalog, whisper_models
@@ -10,19 +11,31 @@ from speech_backend.devices import Device
 from speech_backend.errors import ModelNotFound
 from speech_backend.protocols import Recognizer, Synthesizer
 
-SynthesizerName = Literal["piper", "kokoro", "fake"]
+logger = logging.getLogger(__name__)
+
+SynthesizerName = Literal["catalog", "piper", "kokoro", "fake"]
 RecognizerName = Literal["whisper", "fake"]
 
 
 def build_synthesizer(
     settings: EngineSettings, device: Device, name: SynthesizerName = "piper"
 ) -> Synthesizer:
-    """The synthesizer called `name`, over the voices the settings point at.
+    """The synthesizer called `name`, over the voices the settings point at; `catalog` is every
+    installed engine (Piper, and Kokoro when its files are there) behind one catalogue.
 
     Raises:
         ModelNotFound: Kokoro's model packages are not installed, or its joined file is not the pinned one.
     """
     match name:
+        case "catalog":
+            from speech_backend.voice_engines import VoiceEngines
+
+            engines = [build_synthesizer(settings, device, "piper")]
+            try:
+                engines.append(build_synthesizer(settings, device, "kokoro"))
+            except ModelNotFound as exc:
+                logger.warning("Kokoro's voices are not served: %s", exc.message)
+            return VoiceEngines(engines)
         case "piper":
             from speech_backend.piper.synthesizer import PiperSynthesizer
 

@@ -59,7 +59,7 @@ class SynthesisReplica:
     ) -> None:
         tune_allocator()  # a replica's process serves calls that come and go, as a front-end does
         settings = EngineSettings.model_validate(engines)
-        self.synthesizer = build_synthesizer(settings, resolve_device(settings.device))
+        self.synthesizer = build_synthesizer(settings, resolve_device(settings.device), "catalog")
         self.synthesizer.load(settings.piper.default_voice)
         self.default_voice = settings.piper.default_voice
         self.slots = PrioritySlots(slots, promote_after_seconds)

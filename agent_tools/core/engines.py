@@ -21,6 +21,8 @@ from speech_backend import (
     Recognizer,
     Synthesizer,
     Transcript,
+    Voice,
+    VoiceNotFound,
     build_recognizer,
     build_synthesizer,
     resolve_device,
@@ -59,6 +61,19 @@ class Engines:
     # engines elsewhere (a pool): whether they can serve right now, for readiness
     serving: Callable[[], bool] | None = None
 
+    def voice(self, voice_id: str) -> Voice:
+        """The catalogue's entry of `voice_id`: its engine, its sample rate, ...
+
+        Raises:
+            VoiceNotFound: no such voice.
+        """
+        found = next((v for v in self.synthesizer.voices() if v.id == voice_id), None)
+        if found is None:
+            raise VoiceNotFound(
+                f"no voice with id {voice_id!r}; list_voices (GET /v1/audio/voices) lists them"
+            )
+        return found
+
     @classmethod
     def remote(cls, settings: EngineSettings, address: str, timeout_seconds: float) -> Engines:
         """Engines in the Ray Serve pool at `address` (the VAD of live transcription stays here: it
@@ -91,7 +106,7 @@ class Engines:
         logger.info(
             "device resolved", extra={"device": device.kind, "providers": list(device.onnx_providers)}
         )
-        synthesizer = build_synthesizer(settings, device)
+        synthesizer = build_synthesizer(settings, device, "catalog")
         if speak:
             synthesizer.load(settings.piper.default_voice)
         recognizer = build_recognizer(settings, device) if transcribe else NotLoadedRecognizer()

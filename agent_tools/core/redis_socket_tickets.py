@@ -1,8 +1,8 @@
 """Socket tickets in Redis, so that a ticket one front-end issued opens a socket on any other (a
 load balancer need not be sticky). Each ticket is a key with the ticket's time to live, taken and
 deleted in one step (`GETDEL`), so it is redeemed once across the deployment. Each principal's
-outstanding tickets are listed in a sorted set by expiry, so that issuing past its bound drops its
-own oldest, in the same atomic step (a script). Imported only when Redis is configured."""
+outstanding tickets are listed in the order they were issued, so that issuing past its bound drops
+its own oldest, in the same atomic step (a script). Imported only when Redis is configured."""
 
 from __future__ import annotations
 
@@ -15,19 +15,13 @@ from policies import Unauthorized
 from speech_backend import BackendUnavailable
 
 UNREACHABLE = "the shared ticket store (Redis) cannot be reached; retry shortly"
-# KEYS: the ticket, the principal's set; ARGV: principal id, time to live (ms), per-principal bound.
+# KEYS: the ticket, the principal's list; ARGV: principal id, time to live (ms), per-principal bound.
 ISSUE = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
-redis.call('ZADD', KEYS[2], now_ms + ttl, KEYS[1])
-redis.call('PEXPIRE', KEYS[2], ttl)
-local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
-if extra > 0 then
-  local oldest = redis.call('ZPOPMIN', KEYS[2], extra)
-  for i = 1, #oldest, 2 do redis.call('DEL', oldest[i]) end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('RPUSH', KEYS[2], KEYS[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[3]) do
+  redis.call('DEL', redis.call('LPOP', KEYS[2]))
 end
 """
 
@@ -76,5 +70,5 @@ class RedisSocketTickets:
             raise Unauthorized(SPENT)
         principal_id = found.decode() if isinstance(found, bytes) else str(found)
         with contextlib.suppress(redis.RedisError):  # else the entry expires with the set
-            self._redis.zrem(self._owners + principal_id, self._prefix + ticket)
+            self._redis.lrem(self._owners + principal_id, 1, self._prefix + ticket)
         return principal_id

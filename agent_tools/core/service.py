@@ -191,7 +191,7 @@ class SpeechService:
             raise InvalidArgument("text has nothing to speak: send at least one word")
         rate = chunks[0].audio.sample_rate
         audio = Audio(np.concatenate([c.audio.samples for c in chunks]), rate)
-        marker = synthetic_metadata(voice_id, synthesizer.engine)
+        marker = synthetic_metadata(voice_id, engine := self.require().voice(voice_id).engine)
         with self.scheduler.track(), self.tracing.span("encode", {"speech.format": fmt}):
             # encoding is part of the call a drain waits for
             data = await anyio.to_thread.run_sync(lambda: encode_audio(audio, fmt, sample_rate, marker))
@@ -206,7 +206,7 @@ class SpeechService:
             sample_rate=output_rate(fmt, rate, sample_rate),
             duration=audio.duration,
             voice=voice_id,
-            engine=synthesizer.engine,
+            engine=engine,
             sentences=tuple(SentenceTiming(c.text, round(c.start, 3), round(c.end, 3)) for c in chunks),
             words=tuple(w.shifted(c.start) for c in chunks for w in chunk_words(c)),
             owner=who.id,

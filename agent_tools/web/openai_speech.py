@@ -113,7 +113,7 @@ class OpenAISpeechRoute:
         """The requested format's bytes as each sentence is made (a failure midway is raised)."""
         streams = self.runtime.streams
         rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
-        engine = streams.service.require().synthesizer.engine
+        engine = streams.service.require().voice(plan.voice).engine
         tracing = streams.service.tracing
         encoder: StreamEncoder | None = None
         async with streams.frames(plan, frames, "openai_speech") as receive:

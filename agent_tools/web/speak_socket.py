@@ -114,7 +114,8 @@ class SpeakSocket:
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
         params = SpeakParams.model_validate(dict(session.websocket.query_params))
         who, voice = self.runtime.streams.open(principal, params.voice)
-        await session.send({"type": "ready", "voice": voice, "sample_rate": params.sample_rate or 22050})
+        rate = params.sample_rate or self.runtime.service.require().voice(voice).sample_rate
+        await session.send({"type": "ready", "voice": voice, "sample_rate": rate})
         await Conversation(self.runtime.streams, session, who, voice, params).run()
 
 

@@ -558,7 +558,7 @@ async def test_a_broken_voice_config_in_an_extra_folder_does_not_make_the_servic
         )
         assert (await http.get(f"{base}/readyz")).status_code == 200
         voices = (await http.get(f"{base}/v1/audio/voices")).json()["voices"]
-        assert [v["id"] for v in voices] == ["en_US-joe-medium"]
+        assert [v["id"] for v in voices if v["engine"] == "piper"] == ["en_US-joe-medium"]
         await assert_still_serving(base)
 
 
