@@ -14,6 +14,23 @@ from speech_backend.config import EngineSettings
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
+# OpenAI's voice names, each a distinct voice of fitting gender and accent (Kokoro's where it has
+# one of the same name); a name whose voice is not installed speaks with the default voice.
+OPENAI_VOICES = {
+    "alloy": "af_alloy",
+    "ash": "am_adam",
+    "ballad": "bm_george",
+    "coral": "af_heart",
+    "echo": "am_echo",
+    "fable": "bm_fable",
+    "nova": "af_nova",
+    "onyx": "am_onyx",
+    "sage": "af_sarah",
+    "shimmer": "af_bella",
+    "verse": "am_michael",
+}
+
+
 class ServiceSettings(BaseModel):
     """Bounds and defaults of the speech service, the same on every surface."""
 
@@ -61,6 +78,11 @@ class ServiceSettings(BaseModel):
         gt=0,
         description="Longest a live turn's final waits for a recognition slot; past it the turn is "
         "answered with a `busy` error event at once (the stream goes on) rather than after the queue wait.",
+    )
+    openai_voices: dict[str, str] = Field(
+        default_factory=lambda: dict(OPENAI_VOICES),
+        description="OpenAI's voice names (`alloy`, `nova`, ...) and the catalogue voice each speaks with "
+        "(JSON); a name whose voice is not installed speaks with the default voice.",
     )
     lead_in_words: int = Field(
         5,

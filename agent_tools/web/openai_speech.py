@@ -2,10 +2,11 @@
 so the first bytes leave after the first sentence — as a plain audio stream, or as OpenAI's SSE
 events (`speech.audio.delta` carrying the requested format, then `speech.audio.done`).
 
-`instructions` (OpenAI's style prompt) are accepted and not applied: Piper voices have no styles.
-The response says so in `x-speech-instructions: ignored`. A failure after the first byte (the
-speech cap reached midway, say) ends the stream early: the status line has already gone; an SSE
-stream sends an `error` event instead.
+`instructions` (OpenAI's style prompt) are accepted and not applied: the voices have no styles; the
+response says so in `x-speech-instructions: ignored`. OpenAI's voice names speak with distinct voices
+(`SERVICE__OPENAI_VOICES`), and `x-speech-voice` names the voice that spoke. A failure after the
+first byte (the speech cap reached midway, say) ends the stream early: the status line has already
+gone; an SSE stream sends an `error` event instead.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from agent_tools.core.errors import error_body
 from agent_tools.core.outputs import SpeechFrames
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.streams import SpeechPlan
+from agent_tools.settings import OPENAI_VOICES
 from agent_tools.web.route_boundary import ApiRoute, json_body, on_response_end, principal
 from speech_backend import InvalidArgument, synthetic_metadata
 from speech_backend.audio.stream_encode import STREAM_MIME_TYPES, StreamEncoder
@@ -33,19 +35,6 @@ from speech_backend.audio.stream_encode import STREAM_MIME_TYPES, StreamEncoder
 logger = logging.getLogger(__name__)
 
 OPENAI_SPEECH_MODELS = ("piper", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-OPENAI_VOICES = (
-    "alloy",
-    "ash",
-    "ballad",
-    "coral",
-    "echo",
-    "fable",
-    "onyx",
-    "nova",
-    "sage",
-    "shimmer",
-    "verse",
-)
 OPENAI_PCM_RATE = 24000
 SPEED_RANGE = (0.5, 2.0)
 
@@ -59,7 +48,7 @@ class SpeechRequest(BaseModel):
     input: str = Field(min_length=1)
     voice: str | None = None
     instructions: str | None = Field(
-        None, max_length=4096, description="Accepted; Piper voices have no styles."
+        None, max_length=4096, description="Accepted; the voices have no styles."
     )
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = 1.0
@@ -89,7 +78,7 @@ class OpenAISpeechRoute:
                 f"speed {body.speed:g} is outside what this engine can do ({low:g} to {high:g}); "
                 "OpenAI's wider 0.25 to 4.0 is not supported"
             )
-        voice = None if body.voice in OPENAI_VOICES else body.voice  # stock names: the default voice
+        voice = self._voice(body.voice)
         request.state.chars = len(body.input)
         frames = SpeechFrames()
         # every check (policy, caps, voice, a synthesis slot) happens here, before the status line
@@ -97,7 +86,11 @@ class OpenAISpeechRoute:
             body.input, voice=voice, speed=body.speed, principal=principal(request), cost=frames.cost
         )
         on_response_end(request, plan.slot.release)
-        headers = {"x-synthetic-speech": "true", "x-request-id": request.state.request_id}
+        headers = {
+            "x-synthetic-speech": "true",
+            "x-request-id": request.state.request_id,
+            "x-speech-voice": plan.voice,
+        }
         if body.instructions:
             headers["x-speech-instructions"] = "ignored"
         if body.stream_format == "sse":
@@ -106,6 +99,15 @@ class OpenAISpeechRoute:
         return StreamingResponse(
             self._audio(plan, body, request, frames), media_type=media_type, headers=headers
         )
+
+    def _voice(self, name: str | None) -> str | None:
+        """The catalogue voice an OpenAI voice name stands for (None: the default voice); any other
+        name is a catalogue id, checked as such."""
+        if name not in OPENAI_VOICES:  # (every stock name, whatever the mapping configured)
+            return name
+        mapped = self.runtime.settings.service.openai_voices.get(name)
+        voices = {v.id for v in self.runtime.service.require().synthesizer.voices()}
+        return mapped if mapped in voices else None
 
     async def _encoded(
         self, plan: SpeechPlan, body: SpeechRequest, request: Request, frames: SpeechFrames

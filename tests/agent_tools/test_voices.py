@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import anyio
 import httpx2
+import numpy as np
 import pytest
 from mcp import Client
+from openai import OpenAI
 
 from agent_tools.core.engines import Engines
 from agent_tools.core.runtime import Runtime
-from speech_backend import decode_audio, is_marked_synthetic
+from speech_backend import Audio, decode_audio, is_marked_synthetic
 from speech_backend.config import AudioLimits
 from tests.agent_tools.conftest import serve_http
 from tests.wer import normalized_wer
@@ -54,3 +56,41 @@ async def test_a_kokoro_voice_speaks_over_mcp_and_the_openai_route_marked_as_kok
     assert mp3.status_code == 200
     decoded = await anyio.to_thread.run_sync(lambda: decode_audio(mp3.content, AudioLimits()))
     assert is_marked_synthetic(decoded.metadata) and "engine=kokoro" in decoded.metadata["comment"]
+
+
+def median_pitch(audio: Audio) -> float:
+    """The median fundamental frequency of the voiced 40 ms frames (autocorrelation, 60-400 Hz)."""
+    rate, frame = audio.sample_rate, int(audio.sample_rate * 0.04)
+    pitches = []
+    for start in range(0, len(audio.samples) - frame, frame):
+        x = audio.samples[start : start + frame] - audio.samples[start : start + frame].mean()
+        if np.sqrt(np.mean(x**2)) < 0.02:
+            continue  # silence or breath
+        corr = np.correlate(x, x, "full")[frame - 1 :]
+        low, high = rate // 400, rate // 60
+        lag = low + int(np.argmax(corr[low:high]))
+        if corr[lag] > 0.3 * corr[0]:
+            pitches.append(rate / lag)
+    return float(np.median(pitches))
+
+
+async def test_openai_voice_names_are_distinct_voices_and_nova_is_not_onyx(settings, catalog_engines):
+    runtime = Runtime.build(settings, catalog_engines)
+    text = "Thank you for calling. How can I help you today?"
+    async with serve_http(runtime) as base:
+
+        def create(voice: str) -> tuple[str, bytes]:
+            with OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client:
+                response = client.audio.speech.with_raw_response.create(
+                    model="tts-1", voice=voice, input=text, response_format="wav"
+                )
+                return response.headers["x-speech-voice"], response.content
+
+        spoken = {name: await anyio.to_thread.run_sync(create, name) for name in ("nova", "onyx", "fable")}
+    assert {name: voice for name, (voice, _) in spoken.items()} == {
+        "nova": "af_nova",
+        "onyx": "am_onyx",
+        "fable": "bm_fable",
+    }
+    nova, onyx = (decode_audio(spoken[n][1], AudioLimits()).audio for n in ("nova", "onyx"))
+    assert median_pitch(nova) > 1.4 * median_pitch(onyx)  # a woman's voice and a man's
