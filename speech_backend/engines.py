@@ -14,7 +14,7 @@ from speech_backend.protocols import Recognizer, Synthesizer
 logger = logging.getLogger(__name__)
 
 SynthesizerName = Literal["catalog", "piper", "kokoro", "fake"]
-RecognizerName = Literal["whisper", "fake"]
+RecognizerName = Literal["catalog", "whisper", "fake"]
 
 
 def build_synthesizer(
@@ -61,12 +61,24 @@ def build_synthesizer(
 def build_recognizer(
     settings: EngineSettings, device: Device, name: RecognizerName = "whisper"
 ) -> Recognizer:
-    """The recognizer called `name`, with the model the settings name.
+    """The recognizer called `name`, with the model the settings name; `catalog` adds, to an
+    English-only model, the multilingual one (when installed) for calls in other languages.
 
     Raises:
         ModelNotFound: the configured model id is not installed.
     """
     match name:
+        case "catalog":
+            from speech_backend.whisper.by_language import LanguageRecognizers
+            from speech_backend.whisper.multilingual import part_dirs
+
+            primary = build_recognizer(settings, device, "whisper")
+            if primary.multilingual or part_dirs() is None:
+                return primary
+            base = settings.model_copy(
+                update={"whisper": settings.whisper.model_copy(update={"model": "base"})}
+            )
+            return LanguageRecognizers(primary, lambda: build_recognizer(base, device, "whisper"))
         case "whisper":
             from speech_backend.whisper.multilingual import joined_model_dir
             from speech_backend.whisper.recognizer import WhisperRecognizer

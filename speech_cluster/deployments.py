@@ -126,7 +126,7 @@ class RecognitionReplica:
     ) -> None:
         tune_allocator()
         settings = EngineSettings.model_validate(engines)
-        self.recognizer = build_recognizer(settings, resolve_device(settings.device))
+        self.recognizer = build_recognizer(settings, resolve_device(settings.device), "catalog")
         count = slots or settings.whisper.num_workers  # the model serves this many at once
         self.slots = PrioritySlots(count, promote_after_seconds, reserved=1)  # one kept for finals
         self.by_priority: Counter[str] = Counter()  # recognitions, by class

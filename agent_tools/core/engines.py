@@ -109,7 +109,7 @@ class Engines:
         synthesizer = build_synthesizer(settings, device, "catalog")
         if speak:
             synthesizer.load(settings.piper.default_voice)
-        recognizer = build_recognizer(settings, device) if transcribe else NotLoadedRecognizer()
+        recognizer = build_recognizer(settings, device, "catalog") if transcribe else NotLoadedRecognizer()
         vad = VadSession() if transcribe else None
         return cls(synthesizer, recognizer, settings.piper.default_voice, settings.audio, vad)
 

@@ -94,3 +94,36 @@ async def test_openai_voice_names_are_distinct_voices_and_nova_is_not_onyx(setti
     }
     nova, onyx = (decode_audio(spoken[n][1], AudioLimits()).audio for n in ("nova", "onyx"))
     assert median_pitch(nova) > 1.4 * median_pitch(onyx)  # a woman's voice and a man's
+
+
+async def test_speech_in_spanish_and_french_is_heard_back_when_the_language_is_named(
+    settings, catalog_engines, engine_settings
+):
+    from dataclasses import replace
+
+    from speech_backend import build_recognizer, resolve_device
+
+    recognizer = build_recognizer(engine_settings, resolve_device("cpu"), "catalog")
+    runtime = Runtime.build(settings, replace(catalog_engines, recognizer=recognizer))
+    spanish = "El tren sale de la estación a las ocho de la mañana."
+    french = "Le colis arrive jeudi avant midi."
+    async with serve_http(runtime) as base:
+        async with Client(f"{base}/mcp") as client:
+            spoken = await client.call_tool("speak", {"text": spanish, "voice": "ef_dora"})
+            uri = spoken.structured_content["audio_uri"]
+            heard = await client.call_tool("transcribe", {"audio_uri": uri, "language": "es"})
+
+        def french_round_trip() -> str:
+            with OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0) as client:
+                wav = client.audio.speech.create(
+                    model="tts-1", voice="ff_siwis", input=french, response_format="wav"
+                )
+                return client.audio.transcriptions.create(
+                    model="whisper-1", file=("fr.wav", wav.read()), language="fr"
+                ).text
+
+        heard_french = await anyio.to_thread.run_sync(french_round_trip)
+    result = heard.structured_content
+    assert result["language"] == "es" and normalized_wer([spanish], [result["text"]]) <= 0.25, result["text"]
+    assert normalized_wer([french], [heard_french]) <= 0.25, heard_french
+    assert recognizer.model_id == "tiny.en"  # calls without a language keep the English model
