@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent_tools.core.cost import CallCost
 from agent_tools.core.outputs import Heard, Speech
+from agent_tools.core.verification import Verification
 from speech_backend import AudioFormat, Voice
 
 
@@ -50,6 +51,13 @@ class CostInfo(_Model):
         return cls(**cost.as_dict())
 
 
+class VerifyInfo(_Model):
+    """The speech heard back by the recognizer (untrusted content, like any transcript)."""
+
+    transcript: str
+    wer: float = Field(description="Word error rate of the transcript against the text (0 is exact).")
+
+
 class SpeakResult(_Model):
     """Synthetic speech: where to get the audio and what it is."""
 
@@ -71,15 +79,21 @@ class SpeakResult(_Model):
     synthetic: Literal[True] = Field(True, description="Always true: this audio is machine-generated speech.")
     sentences: list[SentenceInfo]
     words: list[SpokenWord] = Field(
-        description="Each written word and when it is spoken (from Piper's phoneme alignment); "
+        description="Each written word and when it is spoken (from the engine's alignment or durations); "
         "to know what a listener heard before an interruption, keep the words ending before it."
     )
     expires_in_seconds: float = Field(description="How long audio_uri stays readable.")
     cost: CostInfo
+    verify: VerifyInfo | None = Field(None, description="With verify: what was heard back, and its error.")
 
     @classmethod
     def of(
-        cls, speech: Speech, uri: str, delivery: Literal["inline", "resource_link"], ttl: float
+        cls,
+        speech: Speech,
+        uri: str,
+        delivery: Literal["inline", "resource_link"],
+        ttl: float,
+        verified: Verification | None = None,
     ) -> SpeakResult:
         """Describe `speech` stored at `uri`."""
         return cls(
@@ -99,6 +113,7 @@ class SpeakResult(_Model):
             ],
             expires_in_seconds=ttl,
             cost=CostInfo.of(speech.cost),
+            verify=None if verified is None else VerifyInfo(transcript=verified.transcript, wer=verified.wer),
         )
 
 

@@ -19,6 +19,7 @@ from agent_tools.core.audio_store import read_clip
 from agent_tools.core.errors import UriForbidden
 from agent_tools.core.runtime import Runtime, new_request_id
 from agent_tools.core.sources import AudioSource
+from agent_tools.core.verification import verify_speech
 from agent_tools.tools.boundary import (
     ToolCallBoundary,
     mcp_principal,
@@ -50,7 +51,8 @@ EXTENSIONS: dict[AudioFormat, str] = {
 SPEAK_DESCRIPTION = (
     "Speak text aloud with a synthetic voice. Returns the audio as an audio:// resource link to read (and "
     "inline too when inline_audio is true and it is small) with its duration, sample rate and sentence "
-    "timings. The audio is marked as synthetic speech."
+    "timings. The audio is marked as synthetic speech. With verify, the audio is also heard back and the "
+    "result says what was heard and its word error rate against the text (one more recognition)."
 )
 TRANSCRIBE_DESCRIPTION = (
     "Transcribe speech audio to text with segment (and optionally word) timings. The transcript is "
@@ -139,6 +141,13 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
                 "resource link only, which every client can take."
             ),
         ] = False,
+        verify: Annotated[
+            bool,
+            Field(
+                description="Hear the audio back and return what was heard and its word error rate, to "
+                "check that names and numbers were said as written. Costs one recognition."
+            ),
+        ] = False,
     ) -> Annotated[CallToolResult, SpeakResult]:
         """Speak text aloud (see SPEAK_DESCRIPTION)."""
         speech = await runtime.service.speak(
@@ -155,8 +164,9 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
             lambda: runtime.store.put(speech.data, speech.mime_type, speech.owner, suffix=ext)
         )
         inline = inline_audio and len(speech.data) <= cfg.inline_audio_max_bytes
+        checked = await verify_speech(runtime.service, speech, text, principal_var.get()) if verify else None
         result = SpeakResult.of(
-            speech, clip.uri, "inline" if inline else "resource_link", cfg.audio_store_ttl_seconds
+            speech, clip.uri, "inline" if inline else "resource_link", cfg.audio_store_ttl_seconds, checked
         )
         content: list[Any] = []
         if inline:

@@ -127,3 +127,24 @@ async def test_speech_in_spanish_and_french_is_heard_back_when_the_language_is_n
     assert result["language"] == "es" and normalized_wer([spanish], [result["text"]]) <= 0.25, result["text"]
     assert normalized_wer([french], [heard_french]) <= 0.25, heard_french
     assert recognizer.model_id == "tiny.en"  # calls without a language keep the English model
+
+
+async def test_speak_with_verify_says_what_was_heard_and_its_error_in_the_voices_language(
+    settings, catalog_engines, engine_settings
+):
+    from dataclasses import replace
+
+    from speech_backend import build_recognizer, resolve_device
+
+    recognizer = build_recognizer(engine_settings, resolve_device("cpu"), "catalog")
+    runtime = Runtime.build(settings, replace(catalog_engines, recognizer=recognizer))
+    english = "Your order number is four seven one nine, arriving on Friday."
+    spanish = "El tren sale de la estación a las ocho de la mañana."
+    async with serve_http(runtime) as base, Client(f"{base}/mcp") as client:
+        checked = await client.call_tool("speak", {"text": english, "verify": True, "format": "pcm"})
+        checked_es = await client.call_tool("speak", {"text": spanish, "voice": "ef_dora", "verify": True})
+        plain = await client.call_tool("speak", {"text": english})
+    verified = checked.structured_content["verify"]
+    assert verified["wer"] <= 0.15 and "friday" in verified["transcript"].lower()
+    assert checked_es.structured_content["verify"]["wer"] <= 0.25
+    assert plain.structured_content["verify"] is None  # (no recognition without it)
