@@ -214,11 +214,11 @@ def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def reload_on_sighup(runtime: Any) -> None:
-    """Re-read the policy file on SIGHUP (calls in flight keep the policy they started with)."""
+    """Re-read the policy file and the lexicon on SIGHUP (calls in flight keep what they started with)."""
     import signal
 
     if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, lambda signum, frame: runtime.reload_policy())
+        signal.signal(signal.SIGHUP, lambda signum, frame: runtime.reload())
 
 
 def _local_service(settings: Settings, *, speak: bool) -> SpeechService:
@@ -227,13 +227,11 @@ def _local_service(settings: Settings, *, speak: bool) -> SpeechService:
     from agent_tools.core.runtime import Runtime
     from policies import Policy
 
-    piper = settings.engines.piper.model_copy(
-        update={"busy_intra_op_threads": 0}
-    )  # one call: no sentence beside it
-    engines = Engines.load(
-        settings.engines.model_copy(update={"piper": piper}), speak=speak, transcribe=not speak
-    )
-    return Runtime.build(settings, engines, policy=Policy()).service
+    piper = settings.engines.piper.model_copy(update={"busy_intra_op_threads": 0})  # no sentence beside
+    engines = settings.engines.model_copy(update={"piper": piper})
+    return Runtime.build(
+        settings, Engines.load(engines, speak=speak, transcribe=not speak), policy=Policy()
+    ).service
 
 
 def _read_audio(path: Path, max_bytes: int) -> bytes:
@@ -259,6 +257,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from agent_tools.core.runtime import Runtime
     from policies import AuditFileError, PolicyFileError
     from speech_backend.allocator import tune_allocator
+    from speech_backend.lexicon import LexiconError
 
     faulthandler.enable()  # should a native library crash the process, its stack goes to stderr
     tune_allocator()  # before any worker thread: memory freed after a large call goes back
@@ -273,7 +272,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except PolicyFileError as exc:
         print(f"error [invalid_policy]: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except AuditFileError as exc:
+    except (AuditFileError, LexiconError) as exc:
         print(f"error [invalid_configuration]: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     reload_on_sighup(runtime)

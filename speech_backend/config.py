@@ -110,6 +110,11 @@ class EngineSettings(BaseModel):
         Path.home() / ".cache" / "speech-tools",
         description="Where joined model files and optimised ONNX graphs are kept.",
     )
+    lexicon_file: Path | None = Field(
+        None,
+        description="Pronunciation lexicon (YAML: `word: respelling` or `word: /IPA/`), applied by every "
+        "engine and read again on SIGHUP.",
+    )
     piper: PiperSettings = PiperSettings()
     kokoro: KokoroSettings = KokoroSettings()
     whisper: WhisperSettings = WhisperSettings()

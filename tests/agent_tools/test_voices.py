@@ -148,3 +148,26 @@ async def test_speak_with_verify_says_what_was_heard_and_its_error_in_the_voices
     assert verified["wer"] <= 0.15 and "friday" in verified["transcript"].lower()
     assert checked_es.structured_content["verify"]["wer"] <= 0.25
     assert plain.structured_content["verify"] is None  # (no recognition without it)
+
+
+async def test_a_sighup_reload_of_the_lexicon_changes_how_the_next_call_says_a_word(
+    settings, catalog_engines, engine_settings, tmp_path
+):
+    from dataclasses import replace
+
+    from speech_backend import build_synthesizer, resolve_device
+    from speech_backend.lexicon import Lexicon
+
+    path = tmp_path / "lexicon.yaml"
+    path.write_text("kubectl: cube control\n", encoding="utf-8")
+    lexicon = Lexicon(path)
+    synthesizer = build_synthesizer(engine_settings, resolve_device("cpu"), "catalog", lexicon)
+    runtime = Runtime.build(settings, replace(catalog_engines, synthesizer=synthesizer, lexicon=lexicon))
+    text = "Now run kubectl to list the pods."
+    async with serve_http(runtime) as base, Client(f"{base}/mcp") as client:
+        before = await client.call_tool("speak", {"text": text, "verify": True})
+        path.write_text("kubectl: cube cuddle\n", encoding="utf-8")
+        runtime.reload()  # what SIGHUP does
+        after = await client.call_tool("speak", {"text": text, "verify": True})
+    assert "control" in before.structured_content["verify"]["transcript"].lower()
+    assert "cuddle" in after.structured_content["verify"]["transcript"].lower()
