@@ -88,8 +88,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install redis-server
+bench: install kokoro-voices redis-server
 	$(BIN)/python benchmarks/engines.py
+	$(BIN)/python benchmarks/kokoro.py
 	$(BIN)/python benchmarks/tool_calls.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/first_audio.py
