@@ -1,8 +1,8 @@
 """Kokoro beside Piper on this CPU, in one interleaved run: raw Kokoro (the int8 model run directly on
 onnxruntime, one call per sentence) and ours (`KokoroSynthesizer`: the first sentence whole, and with
 the lead-in), Piper's first sentence the same way; time to first audio, real-time factor over a whole
-text, medians of rounds; then the peak RSS of a process with both engines and both recognizers loaded
-and used, and start → ready of the server.
+text, medians of rounds; then the server's start → ready and its peak RSS once both engines and both
+recognizers have served.
 
     python benchmarks/kokoro.py [--rounds N]
 """
@@ -10,23 +10,19 @@ and used, and start → ready of the server.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import time
 
+import httpx2
 import numpy as np
+from load import status
 from timing import NEWS
 from tool_calls import free_port, start_server
 
 from agent_tools.settings import Settings
 from speech_backend import (
-    Audio,
-    RecognitionOptions,
     SynthesisOptions,
-    WhisperSettings,
-    build_recognizer,
     build_synthesizer,
-    resample,
     resolve_device,
 )
 from speech_backend.kokoro.files import SAMPLE_RATE, joined_model, vocabulary
@@ -106,22 +102,36 @@ def main() -> None:
     print("real-time factor over the news text (engine seconds per audio second, median):")
     for name, samples in rtf.items():
         print(f"  {name:<12} {statistics.median(samples):.3f}")
-    # both recognizers too, each used once, then the peak of the whole process
-    english = build_recognizer(settings.engines, cpu)
-    base = settings.engines.model_copy(update={"whisper": WhisperSettings(model="base")})
-    multilingual = build_recognizer(base, cpu)
-    chunks = list(ours.synthesize(FIRST, VOICE, whole))
-    audio = resample(Audio(np.concatenate([c.audio.samples for c in chunks]), SAMPLE_RATE), 16000)
-    english.transcribe(audio, RecognitionOptions(language="en"))
-    multilingual.transcribe(audio, RecognitionOptions(language="en"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS, both engines (and raw Kokoro's session) and both recognizers used: {peak:.0f} MB")
+    server_memory()
+
+
+def server_memory() -> None:
+    """Start -> ready of the server, then its peak RSS once both engines and both recognizers served."""
     port = free_port()
     started = time.perf_counter()
     server = start_server(port)
-    print(f"server start -> ready: {time.perf_counter() - started:.2f} s (Kokoro's model loads on first use)")
-    server.terminate()
-    server.wait(timeout=60)
+    ready = time.perf_counter() - started
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx2.Client(base_url=base, timeout=120) as http:
+            for voice, text, language in (
+                (VOICE, FIRST, "en"),
+                ("ef_dora", "El tren sale a las ocho.", "es"),
+            ):
+                wav = http.post(
+                    "/v1/audio/speech", json={"input": text, "voice": voice, "response_format": "wav"}
+                )
+                files = {"file": ("a.wav", wav.content)}
+                http.post(
+                    "/v1/audio/transcriptions", files=files, data={"language": language}
+                ).raise_for_status()
+            http.post("/v1/audio/speech", json={"input": NEWS, "voice": PIPER}).raise_for_status()
+        peak = status(server.pid, "VmHWM") / 1024 / 1024
+        print(f"server: start -> ready {ready:.2f} s (Kokoro loads on first use); peak RSS with both engines")
+        print(f"  and both recognizers used (Kokoro en, Spanish heard by Whisper base, Piper): {peak:.0f} MB")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 if __name__ == "__main__":
