@@ -224,3 +224,26 @@ async def test_with_a_token_policy_the_page_asks_for_a_token_and_keeps_it_out_of
         assert await page.evaluate("localStorage.length") == 0
         assert await page.evaluate("sessionStorage.getItem('speech-tools.token')") == "page-token"
     assert urls and not any("page-token" in url for url in urls)
+
+
+async def test_the_page_picks_a_language_then_one_of_its_voices_and_speaks_in_it(settings, catalog_engines):
+    runtime = Runtime.build(settings, catalog_engines)
+    async with serve_http(runtime) as base, browser_page() as (page, errors):
+        await page.goto(f"{base}/")
+        await until(page, "document.querySelectorAll('#speak-language option').length > 5")
+        await page.select_option("#speak-language", "es")
+        offered = await page.eval_on_selector_all(
+            "#speak-voice option", "options => options.map(o => o.value)"
+        )
+        await page.select_option("#speak-voice", "ef_dora")
+        text = await page.input_value("#speak-text")
+        await page.click("#speak-play")
+        await until(
+            page, "window.playground.speak.utterance && window.playground.speak.utterance.samples > 0"
+        )
+        level = await until(page, "window.playground.speak.level() > 0.01 && window.playground.speak.level()")
+        await until(page, "window.playground.speak.highlighted.length >= 3")
+        await shot(page, "playground-spanish")
+    assert sorted(offered) == ["ef_dora", "em_alex", "em_santa"]  # only the language's voices
+    assert text.startswith("Buenas noches")  # the page's sample follows the language
+    assert level > 0.01 and errors == []

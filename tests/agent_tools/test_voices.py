@@ -10,7 +10,6 @@ import pytest
 from mcp import Client
 from openai import OpenAI
 
-from agent_tools.core.engines import Engines
 from agent_tools.core.runtime import Runtime
 from speech_backend import Audio, decode_audio, is_marked_synthetic
 from speech_backend.config import AudioLimits
@@ -18,17 +17,6 @@ from tests.agent_tools.conftest import serve_http
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def catalog_engines(engine_settings, engines: Engines) -> Engines:
-    """The engines a server loads: every installed synthesizer behind one catalogue (the recognizer
-    and VAD of the session's engines, already loaded)."""
-    from dataclasses import replace
-
-    from speech_backend import build_synthesizer, resolve_device
-
-    return replace(engines, synthesizer=build_synthesizer(engine_settings, resolve_device("cpu"), "catalog"))
 
 
 async def test_a_kokoro_voice_speaks_over_mcp_and_the_openai_route_marked_as_kokoro(

@@ -29,16 +29,42 @@ const listen = new ListenPanel({
   error: $("listen-error"),
 });
 
+// A sentence to start from in each language the voices speak (a voice reads text in its language).
+const SAMPLES = {
+  en: "Good evening, and welcome to the speech playground. Type anything here and press play to hear it.",
+  es: "Buenas noches y bienvenidos. Escriba aquí cualquier texto y pulse reproducir para oírlo.",
+  fr: "Bonsoir et bienvenue. Tapez ici n'importe quel texte et appuyez sur lecture pour l'entendre.",
+  it: "Buonasera e benvenuti. Scrivete qui un testo qualsiasi e premete play per ascoltarlo.",
+  pt: "Boa noite e bem-vindos. Escreva aqui qualquer texto e carregue em reproduzir para o ouvir.",
+  hi: "नमस्ते, आपका स्वागत है। यहाँ कुछ भी लिखें और सुनने के लिए चलाएँ दबाएँ।",
+};
+
 async function loadVoices() {
   const { voices, default_voice: defaultVoice } = await call("/v1/audio/voices");
   const select = $("speak-voice");
-  select.replaceChildren(
-    ...voices.map((voice) => new Option(`${voice.id} (${voice.language})`, voice.id, false, voice.id === defaultVoice)),
+  const languages = $("speak-language");
+  const text = $("speak-text");
+  const showVoices = () => {
+    const wanted = languages.value;
+    const chosen = voices.filter((voice) => !wanted || voice.language === wanted);
+    select.replaceChildren(
+      ...chosen.map((voice) => new Option(`${voice.name} · ${voice.engine}`, voice.id, false, voice.id === defaultVoice)),
+    );
+  };
+  languages.replaceChildren(
+    new Option("any language", ""),
+    ...[...new Set(voices.map((voice) => voice.language))].sort().map((code) => new Option(code, code)),
   );
+  languages.addEventListener("change", () => {
+    showVoices();
+    const sample = SAMPLES[languages.value.split("_")[0]];
+    if (sample && Object.values(SAMPLES).includes(text.value)) text.value = sample; // only the page's own sample
+  });
+  showVoices();
   $("voices-rows").replaceChildren(
     ...voices.map((voice) => {
       const row = document.createElement("tr");
-      const cells = [voice.id, voice.language, voice.quality, `${voice.sample_rate} Hz`, (voice.speakers || []).length || 1, voice.licence];
+      const cells = [voice.id, voice.name, voice.engine, voice.language, voice.quality, `${voice.sample_rate} Hz`, (voice.speakers || []).length || 1, voice.licence];
       for (const value of cells) {
         const cell = document.createElement("td");
         cell.textContent = value;
@@ -48,6 +74,8 @@ async function loadVoices() {
       use.type = "button";
       use.textContent = "use";
       use.addEventListener("click", () => {
+        languages.value = voice.language;
+        languages.dispatchEvent(new Event("change"));
         select.value = voice.id;
       });
       const cell = document.createElement("td");
