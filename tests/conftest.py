@@ -67,6 +67,25 @@ def engines(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: E
     return Engines(synthesizer, recognizer, DEFAULT_VOICE, engine_settings.audio, VadSession())
 
 
+@pytest.fixture(scope="session")
+def catalog_engines(engine_settings: EngineSettings, engines: Engines, cpu: Device) -> Engines:
+    """The engines a server loads: every installed synthesizer behind one catalogue (Piper's and
+    Kokoro's voices), and recognition that routes a language hint to the multilingual model (the
+    session's English model and VAD reused)."""
+    from dataclasses import replace
+
+    from speech_backend.whisper.by_language import LanguageRecognizers
+
+    base = engine_settings.model_copy(
+        update={"whisper": engine_settings.whisper.model_copy(update={"model": "base"})}
+    )
+    return replace(
+        engines,
+        synthesizer=build_synthesizer(engine_settings, cpu, "catalog"),
+        recognizer=LanguageRecognizers(engines.recognizer, lambda: build_recognizer(base, cpu)),
+    )
+
+
 @pytest.fixture
 def service(engines: Engines, engine_settings: EngineSettings) -> SpeechService:
     """The service over the real engines, as the local principal (its state fresh per test)."""

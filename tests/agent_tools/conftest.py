@@ -26,17 +26,6 @@ def settings(engine_settings) -> Settings:
     return Settings(engines=engine_settings, service=ServiceSettings(deterministic_speech=True))
 
 
-@pytest.fixture(scope="session")
-def catalog_engines(engine_settings, engines: Engines) -> Engines:
-    """The engines a server loads: every installed synthesizer behind one catalogue (Piper's and
-    Kokoro's voices), with the session's recognizer and VAD."""
-    from dataclasses import replace
-
-    from speech_backend import build_synthesizer, resolve_device
-
-    return replace(engines, synthesizer=build_synthesizer(engine_settings, resolve_device("cpu"), "catalog"))
-
-
 @pytest.fixture
 def runtime(settings: Settings, service: SpeechService) -> Runtime:
     """A runtime over the session's real engines (service state and audio store fresh per test)."""

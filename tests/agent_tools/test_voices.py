@@ -85,14 +85,9 @@ async def test_openai_voice_names_are_distinct_voices_and_nova_is_not_onyx(setti
 
 
 async def test_speech_in_spanish_and_french_is_heard_back_when_the_language_is_named(
-    settings, catalog_engines, engine_settings
+    settings, catalog_engines
 ):
-    from dataclasses import replace
-
-    from speech_backend import build_recognizer, resolve_device
-
-    recognizer = build_recognizer(engine_settings, resolve_device("cpu"), "catalog")
-    runtime = Runtime.build(settings, replace(catalog_engines, recognizer=recognizer))
+    runtime = Runtime.build(settings, catalog_engines)
     spanish = "El tren sale de la estación a las ocho de la mañana."
     french = "Le colis arrive jeudi avant midi."
     async with serve_http(runtime) as base:
@@ -114,18 +109,13 @@ async def test_speech_in_spanish_and_french_is_heard_back_when_the_language_is_n
     result = heard.structured_content
     assert result["language"] == "es" and normalized_wer([spanish], [result["text"]]) <= 0.25, result["text"]
     assert normalized_wer([french], [heard_french]) <= 0.25, heard_french
-    assert recognizer.model_id == "tiny.en"  # calls without a language keep the English model
+    assert catalog_engines.recognizer.model_id == "tiny.en"  # calls without a language keep it
 
 
 async def test_speak_with_verify_says_what_was_heard_and_its_error_in_the_voices_language(
-    settings, catalog_engines, engine_settings
+    settings, catalog_engines
 ):
-    from dataclasses import replace
-
-    from speech_backend import build_recognizer, resolve_device
-
-    recognizer = build_recognizer(engine_settings, resolve_device("cpu"), "catalog")
-    runtime = Runtime.build(settings, replace(catalog_engines, recognizer=recognizer))
+    runtime = Runtime.build(settings, catalog_engines)
     english = "Your order number is four seven one nine, arriving on Friday."
     spanish = "El tren sale de la estación a las ocho de la mañana."
     async with serve_http(runtime) as base, Client(f"{base}/mcp") as client:

@@ -21,10 +21,10 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_the_starter_scenarios_pass_in_process_and_the_report_is_written(
-    settings, service, builtins, tmp_path
+    settings, catalog_engines, builtins, tmp_path
 ):
     scenarios = load_scenarios([SCENARIOS], builtins)
-    async with InProcessTarget.start(settings, service.require()) as target:
+    async with InProcessTarget.start(settings, catalog_engines) as target:
         result = await ScenarioRunner(target, concurrency=2).run(scenarios)
     failures = [f"{s.name}: {f}" for s in result.scenarios for f in s.all_failures()]
     assert result.ok, failures
@@ -37,6 +37,7 @@ async def test_the_starter_scenarios_pass_in_process_and_the_report_is_written(
         summary.policy_outcomes
     )
     assert summary.wer_by_voice["en_US-joe-medium"] <= 0.1
+    assert summary.wer_by_voice["af_heart"] <= 0.15 and summary.wer_by_voice["ef_dora"] <= 0.3
     assert summary.wer_by_voice["recorded"] <= 0.15
     recorded = next(s for s in result.scenarios if s.name == "recorded speech (dev set)")
     assert len(recorded.turns) == 11  # 5 LibriVox, 5 cards, JFK
