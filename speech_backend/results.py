@@ -63,6 +63,7 @@ class Voice:
     licence: str
     attribution: str
     engine: EngineName = "piper"
+    gender: Literal["female", "male"] | None = None  # where the voice's maker says
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,7 @@ class VoiceInfo(_Model):
     licence: str
     attribution: str
     engine: str
+    gender: Literal["female", "male"] | None = Field(None, description="Where the voice's maker says.")
 
     @classmethod
     def of(cls, voice: Voice) -> VoiceInfo:
@@ -210,6 +211,7 @@ class VoiceInfo(_Model):
             licence=voice.licence,
             attribution=voice.attribution,
             engine=voice.engine,
+            gender=voice.gender,
         )
 
 

@@ -188,7 +188,7 @@ def _session(model: Path, threads: int, device: Device) -> Any:
 def _voice(entry: VoiceEntry) -> Voice:
     return Voice(
         id=entry.id,
-        name=f"{entry.name} ({entry.language}, {entry.gender})",
+        name=entry.name,
         language=entry.language.replace("-", "_"),
         sample_rate=SAMPLE_RATE,
         quality="medium",
@@ -196,4 +196,5 @@ def _voice(entry: VoiceEntry) -> Voice:
         licence=LICENCE,
         attribution=ATTRIBUTION,
         engine="kokoro",
+        gender="female" if entry.gender == "female" else "male",
     )

@@ -48,7 +48,10 @@ async function loadVoices() {
     const wanted = languages.value;
     const chosen = voices.filter((voice) => !wanted || voice.language === wanted);
     select.replaceChildren(
-      ...chosen.map((voice) => new Option(`${voice.name} · ${voice.engine}`, voice.id, false, voice.id === defaultVoice)),
+      ...chosen.map((voice) => {
+        const label = `${voice.name}${voice.gender ? ` (${voice.gender})` : ""} · ${voice.engine}`;
+        return new Option(label, voice.id, false, voice.id === defaultVoice);
+      }),
     );
   };
   languages.replaceChildren(
@@ -64,7 +67,7 @@ async function loadVoices() {
   $("voices-rows").replaceChildren(
     ...voices.map((voice) => {
       const row = document.createElement("tr");
-      const cells = [voice.id, voice.name, voice.engine, voice.language, voice.quality, `${voice.sample_rate} Hz`, (voice.speakers || []).length || 1, voice.licence];
+      const cells = [voice.id, voice.name, voice.gender || "", voice.engine, voice.language, voice.quality, `${voice.sample_rate} Hz`, (voice.speakers || []).length || 1, voice.licence];
       for (const value of cells) {
         const cell = document.createElement("td");
         cell.textContent = value;

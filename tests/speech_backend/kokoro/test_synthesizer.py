@@ -50,7 +50,13 @@ def test_the_voices_of_seven_languages_are_served_and_each_says_who_it_is(kokoro
     assert {v.language for v in voices.values()} == {"en_US", "en_GB", "es", "fr", "hi", "it", "pt_BR"}
     assert "jf_alpha" not in voices and "zf_xiaobei" not in voices  # need a G2P of their own
     heart = voices["af_heart"]
-    assert heart.sample_rate == 24000 and "female" in heart.name and heart.licence == "Apache-2.0"
+    assert (heart.name, heart.gender, heart.sample_rate, heart.licence) == (
+        "Heart",
+        "female",
+        24000,
+        "Apache-2.0",
+    )
+    assert voices["am_onyx"].gender == "male"
     with pytest.raises(VoiceNotFound):
         list(kokoro.synthesize("Hello.", "jf_alpha", SynthesisOptions()))
 
