@@ -22,9 +22,11 @@ from speech_backend import (
     build_recognizer,
     build_synthesizer,
     resample,
+    resolve_device,
 )
 from speech_backend.devices import Device
 from speech_backend.kokoro.files import manifest
+from tests.speech_backend.test_devices import HAS_CUDA
 from tests.wer import normalized_wer
 
 
@@ -118,3 +120,14 @@ def test_a_voice_file_that_is_not_the_pinned_one_is_refused(engine_settings, cpu
         synthesizer.load("af_heart")
     assert "af_heart.bin" in refused.value.message and "sha256" in refused.value.message
     assert len(manifest()) == 54  # the manifest pins every file of the package
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device usable by onnxruntime and CTranslate2")
+def test_kokoro_speaks_on_the_cuda_provider(engine_settings, recognizer):
+    kokoro = build_synthesizer(engine_settings, resolve_device("cuda"), "kokoro")
+    text = "Please book a table for four people at seven."
+    audio = resample(said(kokoro, text, "af_heart", deterministic=True), 16000)
+    heard = recognizer.transcribe(audio, RecognitionOptions(language="en"))
+    assert normalized_wer([text], [heard.text]) <= 0.15
+    assert kokoro._ort().get_providers()[0] == "CUDAExecutionProvider"  # type: ignore[attr-defined]
