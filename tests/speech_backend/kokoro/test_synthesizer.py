@@ -71,6 +71,8 @@ def test_the_voices_of_seven_languages_are_served_and_each_says_who_it_is(kokoro
         ("bf_emma", "en", "The train to London leaves from platform four."),
         ("ef_dora", "es", "El tren sale de la estación a las ocho de la mañana."),
         ("ff_siwis", "fr", "Le colis arrive jeudi avant midi."),
+        ("if_sara", "it", "La riunione è stata spostata a giovedì pomeriggio."),
+        ("pf_dora", "pt", "A reunião foi transferida para quinta-feira à tarde."),
     ],
 )
 def test_a_sentence_in_the_voices_language_comes_back_through_whisper(
