@@ -9,7 +9,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
-from evals.metrics import DiffPart, TextScorer
+from evals.metrics import DiffPart, Scorers
 from evals.results import ScenarioResult, SuiteResult, Summary, TurnResult
 
 WORST_TURNS = 10
@@ -25,13 +25,14 @@ class WorstTurn:
 
 
 def worst_turns(
-    scenarios: list[ScenarioResult], scorer: TextScorer, limit: int = WORST_TURNS
+    scenarios: list[ScenarioResult], scorers: Scorers, limit: int = WORST_TURNS
 ) -> list[WorstTurn]:
     """The turns with the highest WER (above zero), worst first."""
     scored = [(s.name, t) for s in scenarios for t in s.turns if t.wer]
     scored.sort(key=lambda pair: -(pair[1].wer or 0.0))
     return [
-        WorstTurn(name, t, scorer.diff(t.reference or "", t.hypothesis or "")) for name, t in scored[:limit]
+        WorstTurn(name, t, scorers(t.language).diff(t.reference or "", t.hypothesis or ""))
+        for name, t in scored[:limit]
     ]
 
 
@@ -46,7 +47,7 @@ def render_html(result: SuiteResult, baseline: Summary | None = None) -> str:
         s=result.summary,
         baseline=baseline,
         plots=_plots(result),
-        worst=worst_turns(result.scenarios, TextScorer()),
+        worst=worst_turns(result.scenarios, Scorers()),
     )
 
 

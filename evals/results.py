@@ -19,6 +19,7 @@ class TurnResult(BaseModel):
     audio_seconds: float | None = None
     rtf: float | None = None
     voice: str | None = None
+    language: str | None = None
     reference: str | None = None
     hypothesis: str | None = None
     wer: float | None = None

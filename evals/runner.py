@@ -18,7 +18,7 @@ import anyio
 import httpx2
 
 from evals.client import EvalClient, Outcome
-from evals.metrics import TextScorer, percentile
+from evals.metrics import Scorers, percentile
 from evals.results import Percentiles, ScenarioResult, SuiteResult, Summary, TurnResult
 from evals.scenario import Expect, Scenario, SpeechSource, Turn
 from evals.targets import Target, Unsupported
@@ -37,7 +37,7 @@ class ScenarioRunner:
         self.target = target
         self.concurrency = max(1, concurrency)
         self.on_scenario = on_scenario
-        self.scorer = TextScorer()
+        self.scorers = Scorers()
 
     async def run(self, scenarios: list[Scenario]) -> SuiteResult:
         """Every scenario (up to `concurrency` at once), then the summary."""
@@ -61,7 +61,7 @@ class ScenarioRunner:
             started_at=started_at,
             duration_s=round(time.perf_counter() - started, 3),
             scenarios=done,
-            summary=summarize(done, self.scorer),
+            summary=summarize(done, self.scorers),
         )
 
     async def run_scenario(self, scenario: Scenario) -> ScenarioResult:
@@ -100,7 +100,7 @@ class ScenarioRunner:
         scored = [t for t in result.turns if t.reference is not None and t.hypothesis is not None]
         if scored:
             result.wer = round(
-                self.scorer.wer([t.reference or "" for t in scored], [t.hypothesis or "" for t in scored]), 4
+                self.scorers.wer((t.reference or "", t.hypothesis or "", t.language) for t in scored), 4
             )
         if scenario.dataset is not None and result.wer is not None and result.wer > scenario.dataset.max_wer:
             result.failures.append(
@@ -159,10 +159,12 @@ class ScenarioRunner:
         if isinstance(seconds, int | float) and seconds > 0:
             result.audio_seconds = round(float(seconds), 3)
             result.rtf = round(outcome.latency_s / seconds, 4)
+        result.language = turn.transcribe.language if turn.transcribe else None
         if outcome.ok and turn.expect.wer_against is not None:
+            scorer = self.scorers(result.language)
             result.reference, result.hypothesis = turn.expect.wer_against, text
-            result.wer = round(self.scorer.wer([turn.expect.wer_against], [text]), 4)
-            result.cer = round(self.scorer.cer([turn.expect.wer_against], [text]), 4)
+            result.wer = round(scorer.wer([turn.expect.wer_against], [text]), 4)
+            result.cer = round(scorer.cer([turn.expect.wer_against], [text]), 4)
         elif outcome.ok and turn.action == "transcribe":
             result.hypothesis = text
         result.failures = self._judge(turn.expect, outcome, text, result)
@@ -303,12 +305,12 @@ class _SetupFailed(Exception):
     """The turn could not be prepared (its audio source failed)."""
 
 
-def summarize(results: list[ScenarioResult], scorer: TextScorer) -> Summary:
+def summarize(results: list[ScenarioResult], scorers: Scorers) -> Summary:
     """The run's metrics: latency and real-time factor per tool, WER per voice and scenario, error codes."""
     latency: dict[str, list[float]] = defaultdict(list)
     rtf: dict[str, list[float]] = defaultdict(list)
     first: list[float] = []
-    by_voice: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    by_voice: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
     codes: Counter[str] = Counter()
     for scenario in results:
         for turn in scenario.turns:
@@ -321,9 +323,7 @@ def summarize(results: list[ScenarioResult], scorer: TextScorer) -> Summary:
             if turn.code is not None:
                 codes[turn.code] += 1
             if turn.reference is not None and turn.hypothesis is not None and turn.voice:
-                refs, hyps = by_voice[turn.voice]
-                refs.append(turn.reference)
-                hyps.append(turn.hypothesis)
+                by_voice[turn.voice].append((turn.reference, turn.hypothesis, turn.language))
     return Summary(
         passed=sum(r.passed for r in results),
         failed=sum(not r.passed and r.skipped is None for r in results),
@@ -331,7 +331,7 @@ def summarize(results: list[ScenarioResult], scorer: TextScorer) -> Summary:
         latency_ms={tool: _percentiles(values) for tool, values in sorted(latency.items())},
         first_audio_ms=_percentiles(first) if first else None,
         rtf={tool: round(statistics.median(v), 4) for tool, v in sorted(rtf.items())},
-        wer_by_voice={v: round(scorer.wer(r, h), 4) for v, (r, h) in sorted(by_voice.items())},
+        wer_by_voice={v: round(scorers.wer(turns), 4) for v, turns in sorted(by_voice.items())},
         wer_by_scenario={r.name: r.wer for r in results if r.wer is not None},
         policy_outcomes=dict(sorted(codes.items())),
     )

@@ -11,8 +11,9 @@ from speech_backend.errors import InvalidArgument
 _PHONEME_BRACKETS = re.compile(r"\[\[|\]\]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _SPACE = re.compile(r"[ \t\r\f\v]+")
-_SENTENCE_END = re.compile(r"(?<=[.!?;:…])[\"'”’)\]]*\s+|\n+")
-_SOFT_BREAK = re.compile(r"(?<=[,;:—–-])\s+")
+# Latin script's end marks need a space after them ("3.5"); Japanese and Chinese ones do not.
+_SENTENCE_END = re.compile(r"(?<=[.!?;:…])[\"'”’)\]]*\s+|(?<=[。！？；])[」』）”’]*\s*|\n+")
+_SOFT_BREAK = re.compile(r"(?<=[,;:—–-])\s+|(?<=[、，：])")
 # A period after these is an abbreviation or an initial, not a sentence's end ("Dr. Smith", "U.S.A.
 # trip", "J. Doe"); "etc." is left out, as it often ends a sentence.
 _NOT_AN_END = re.compile(
@@ -132,7 +133,8 @@ _LEANING = frozenset(
         "my your his her its our their this these those very more most"
     ).split()
 )
-_CLAUSE_END = re.compile(r"[,;:—–]$")
+_CLAUSE_END = re.compile(r"[,;:—–、，：]$")
+_CJK_CLAUSE = re.compile(r"[、，：]")
 
 
 def lead_in(sentences: list[str], words: int) -> list[str]:
@@ -144,6 +146,11 @@ def lead_in(sentences: list[str], words: int) -> list[str]:
     if not sentences or words <= 0:
         return sentences
     tokens = sentences[0].split(" ")
+    if len(tokens) == 1:  # Japanese or Chinese: at the first clause mark, with 4 characters each side
+        mark = _CJK_CLAUSE.search(sentences[0], 4)
+        if mark is None or len(sentences[0]) - mark.end() < 4:
+            return sentences
+        return [sentences[0][: mark.end()], sentences[0][mark.end() :], *sentences[1:]]
     clause = range(1, min(2 * words, len(tokens) - 3))
     cut = next((i + 1 for i in clause if _CLAUSE_END.search(tokens[i])), 0)
     if not cut:

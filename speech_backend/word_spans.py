@@ -9,7 +9,7 @@ proportion. A word's span ends where its last phoneme ends, before any pause aft
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 
 from speech_backend.results import WordTiming
 
@@ -42,17 +42,23 @@ def spoken_word_count(phonemes: str) -> int:
 
 
 def place_words(
-    sentence: str, spoken: list[tuple[int, int]], spoken_count: Callable[[str], int], rate: int, offset: float
+    tokens: Sequence[str],
+    spoken: list[tuple[int, int]],
+    counts: Sequence[int],
+    rate: int,
+    offset: float,
+    joiner: str = " ",
 ) -> tuple[WordTiming, ...]:
-    """Each written word of `sentence` with where it is spoken, given the sample spans of its spoken
-    words and how many spoken words a written one makes; times shifted by `offset` seconds."""
+    """Each written word of a sentence (`tokens`, in order) with where it is spoken, given the sample
+    spans of its spoken words and how many spoken words each written one makes (`counts`); times
+    shifted by `offset` seconds. A token that makes none (punctuation, or a Japanese ending the
+    reading joins to the word before) joins the word before it, after `joiner`."""
     if not spoken:
         return ()
     written: list[tuple[str, int]] = []
-    for token in sentence.split():
-        count = spoken_count(token)
-        if count == 0 and written:  # punctuation on its own joins the word before it
-            written[-1] = (f"{written[-1][0]} {token}", written[-1][1])
+    for token, count in zip(tokens, counts, strict=True):
+        if count == 0 and written:
+            written[-1] = (f"{written[-1][0]}{joiner}{token}", written[-1][1])
         else:
             written.append((token, count))
     total = sum(count for _, count in written)

@@ -44,9 +44,17 @@ async def verify_speech(
     return Verification(heard.transcript.text, word_error_rate(text, heard.transcript.text, language))
 
 
+# Written without spaces between words: their error is counted per character.
+UNSPACED_LANGUAGES = frozenset(("ja", "zh", "th", "lo", "my", "km"))
+
+
 def word_error_rate(reference: str, hypothesis: str, language: str) -> float:
-    """Word error rate after Whisper's normalisation (its English one for English)."""
-    normalize = EnglishTextNormalizer() if language == "en" else BasicTextNormalizer()
+    """Word error rate after Whisper's normalisation (its English one for English); in languages
+    written without spaces, the character error rate."""
+    if language == "en":
+        normalize = EnglishTextNormalizer()
+    else:
+        normalize = BasicTextNormalizer(split_letters=language in UNSPACED_LANGUAGES)
     ref, hyp = " ".join(str(normalize(reference)).split()), " ".join(str(normalize(hypothesis)).split())
     if not ref:
         return 0.0 if not hyp else 1.0

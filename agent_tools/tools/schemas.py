@@ -55,7 +55,10 @@ class VerifyInfo(_Model):
     """The speech heard back by the recognizer (untrusted content, like any transcript)."""
 
     transcript: str
-    wer: float = Field(description="Word error rate of the transcript against the text (0 is exact).")
+    wer: float = Field(
+        description="Word error rate of the transcript against the text (0 is exact); per character in "
+        "Japanese and Chinese."
+    )
 
 
 class SpeakResult(_Model):

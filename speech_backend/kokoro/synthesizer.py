@@ -1,9 +1,8 @@
 """Kokoro-82M (int8 ONNX on onnxruntime) text-to-speech: a voice speaks text in its own language,
-phonemized by espeak-ng (the one Piper ships), sentence by sentence, with word timings from the
+phonemized by that language's G2P (`g2p.py`), sentence by sentence, with word timings from the
 durations the model predicts (exposed as a second output of its graph, as Piper's are).
 
-Japanese and Chinese voices are in the manifest but not served: their languages need a G2P of their
-own, which espeak-ng's is not.
+Japanese and Chinese voices are served where their G2Ps are installed (the `cjk` extra).
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ import numpy as np
 from speech_backend.config import KokoroSettings
 from speech_backend.devices import Device
 from speech_backend.errors import InvalidArgument, ModelNotFound, VoiceNotFound
+from speech_backend.kokoro import g2p
 from speech_backend.kokoro.files import (
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
@@ -28,15 +28,13 @@ from speech_backend.kokoro.files import (
     vocabulary,
 )
 from speech_backend.lexicon import Lexicon
-from speech_backend.piper.espeak import phonemize
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice
 from speech_backend.text import continuing, lead_in, normalize_text, split_sentences
-from speech_backend.word_spans import place_words, spoken_spans, spoken_word_count
+from speech_backend.word_spans import place_words, spoken_spans
 
 logger = logging.getLogger(__name__)
 
-UNSERVED_LANGUAGES = ("ja", "zh")  # need their own G2P
 MAX_TOKENS = 510  # the model's context, its two pad tokens aside
 DURATIONS = "/encoder/Clip_output_0"  # frames per token, after rounding and the minimum of one
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
@@ -64,18 +62,22 @@ class KokoroSynthesizer:
         self._settings = settings
         self._device = device
         self._vocab = vocabulary()
+        languages = {e.language.split("-")[0] for e in manifest().values()}
+        missing = sorted(lang for lang in languages if not g2p.available(lang))
+        if missing:
+            logger.warning("Kokoro's %s voices are not served: install the cjk extra", ", ".join(missing))
         self._entries = {
             vid: entry
             for vid, entry in manifest().items()
-            if entry.language.split("-")[0] not in UNSERVED_LANGUAGES
-            and (voices_dir / f"{vid}.bin").is_file()
+            if entry.language.split("-")[0] not in missing and (voices_dir / f"{vid}.bin").is_file()
         }
+        self._g2ps: dict[str, g2p.G2P] = {}
         self._session: Any = None
         self._styles: dict[str, np.ndarray[Any, Any]] = {}
         self._lock = threading.Lock()
 
     def voices(self) -> tuple[Voice, ...]:
-        """The voices whose style files are present, in languages espeak-ng phonemizes."""
+        """The voices whose style files are present, in languages with a G2P here."""
         return tuple(_voice(e) for e in self._entries.values())
 
     def load(self, voice_id: str) -> None:
@@ -96,7 +98,7 @@ class KokoroSynthesizer:
             raise InvalidArgument(f"voice {voice_id!r} has one speaker; leave speaker unset")
         style = self._style(voice_id)
         entry = self._entries[voice_id]
-        whole = split_sentences(normalize_text(text), self._settings.max_sentence_chars)
+        whole = split_sentences(normalize_text(text), self._settings.max_sentence_chars // _density(entry))
         sentences = lead_in(whole, options.lead_in_words)
         return self._chunks(entry, style, sentences, options.speed, len(sentences) - len(whole))
 
@@ -109,19 +111,22 @@ class KokoroSynthesizer:
         continued: int,
     ) -> Iterator[SpeechChunk]:
         offset = 0.0
+        language = self._g2p(entry)
         for index, sentence in enumerate(sentences):
             spoken = self._lexicon.apply(continuing(sentence) if index < continued else sentence)
-            phonemes = "".join(p for p in phonemize(entry.espeak, spoken) if p in self._vocab)
+            phonemes = "".join(p for p in language.phonemes(spoken) if p in self._vocab)
             if len(phonemes) > MAX_TOKENS:  # (sentences are split well below it)
                 raise InvalidArgument("a sentence is too long for this voice to say at once; add punctuation")
             samples, frames = self._speak(phonemes, style, speed)
             timed = zip(phonemes, (round(f) * SAMPLES_PER_FRAME for f in frames[1:-1]), strict=True)
+            tokens = language.words(sentence)
             words = place_words(
-                sentence,
+                tokens,
                 spoken_spans(timed),
-                lambda token: spoken_word_count(phonemize(entry.espeak, self._lexicon.apply(token))),
+                language.counts(tokens, self._lexicon.apply),
                 SAMPLE_RATE,
                 offset + round(frames[0]) * SAMPLES_PER_FRAME / SAMPLE_RATE,
+                language.joiner,
             )
             chunk = SpeechChunk(index, sentence, Audio(samples, SAMPLE_RATE), start=offset, words=words)
             offset = chunk.end
@@ -153,6 +158,12 @@ class KokoroSynthesizer:
                 self._styles[voice_id] = np.fromfile(path, dtype="<f4").reshape(-1, 256)
             return self._styles[voice_id]
 
+    def _g2p(self, entry: VoiceEntry) -> g2p.G2P:
+        with self._lock:  # one per espeak voice (en-us and en-gb differ), Japanese, Chinese
+            if entry.espeak not in self._g2ps:
+                self._g2ps[entry.espeak] = g2p.build(entry.language.split("-")[0], entry.espeak)
+            return self._g2ps[entry.espeak]
+
     def _ort(self) -> Any:
         with self._lock:
             if self._session is None:
@@ -183,6 +194,12 @@ def _session(model: Path, threads: int, device: Device) -> Any:
     )
     logger.info("loaded Kokoro on %s (providers %s)", device.kind, ",".join(session.get_providers()))
     return session
+
+
+def _density(entry: VoiceEntry) -> int:
+    """How many times more phonemes a character makes in the voice's script than in Latin script's
+    (a kanji or hanzi is a syllable or two), so that a sentence's bound in characters holds."""
+    return 3 if entry.language.split("-")[0] in ("ja", "zh") else 1
 
 
 def _voice(entry: VoiceEntry) -> Voice:

@@ -175,9 +175,9 @@ def _word_timings(
         phonemes = [(a.phoneme, int(a.num_samples)) for a in part.phoneme_alignments]
         spans += [(cursor + a, cursor + b) for a, b in spoken_spans(phonemes)]
         cursor += sum(samples for _, samples in phonemes)
-    return place_words(
-        sentence, spans, lambda token: _spoken_count(voice, lexicon.apply(token)), rate, offset
-    )
+    tokens = sentence.split()
+    counts = [_spoken_count(voice, lexicon.apply(token)) for token in tokens]
+    return place_words(tokens, spans, counts, rate, offset)
 
 
 def _spoken_count(voice: Any, token: str) -> int:

@@ -128,6 +128,24 @@ async def test_speak_with_verify_says_what_was_heard_and_its_error_in_the_voices
     assert plain.structured_content["verify"] is None  # (no recognition without it)
 
 
+async def test_the_catalogue_has_54_voices_in_nine_languages_and_japanese_is_spoken_and_verified(
+    settings, catalog_engines
+):
+    runtime = Runtime.build(settings, catalog_engines)
+    japanese = "この荷物を木曜日までに届けてください。"
+    async with serve_http(runtime) as base, Client(f"{base}/mcp") as client:
+        listed = await client.call_tool("list_voices", {})
+        chinese = await client.call_tool("list_voices", {"language": "zh"})
+        spoken = await client.call_tool("speak", {"text": japanese, "voice": "jm_kumo", "verify": True})
+    voices = listed.structured_content["voices"]
+    assert len(voices) >= 55 and {v["engine"] for v in voices} == {"kokoro", "piper"}
+    assert len({v["language"].split("_")[0] for v in voices}) >= 8
+    assert len(chinese.structured_content["voices"]) == 8
+    result = spoken.structured_content
+    assert "".join(w["text"] for w in result["words"]) == japanese  # the G2P's words, in order
+    assert result["verify"]["wer"] <= 0.25, result["verify"]  # per character in Japanese
+
+
 async def test_a_sighup_reload_of_the_lexicon_changes_how_the_next_call_says_a_word(
     settings, catalog_engines, engine_settings, tmp_path
 ):

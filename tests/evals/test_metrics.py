@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from evals.baseline import compare
 from evals.devset import parse_sphinx_transcription
-from evals.metrics import TextScorer, percentile
+from evals.metrics import Scorers, TextScorer, percentile
 from evals.results import Percentiles, Summary
 
 
@@ -64,3 +66,18 @@ def test_digits_are_scored_as_digits_however_the_recogniser_groups_them():
     for heard in ("The order number is 4719.", "The order number is 4-7-19.", "The order number is 47 19."):
         assert scorer.wer([reference], [heard]) == 0.0
     assert scorer.wer([reference], ["The order number is 4718."]) > 0
+
+
+def test_japanese_and_chinese_are_scored_per_character_and_other_languages_per_word():
+    assert TextScorer("ja").wer(["駅の前で待ちます。"], ["駅の前で待ちました"]) == pytest.approx(2 / 8)
+    assert TextScorer("zh").wer(["我在车站等朋友"], ["我在车站等朋友。"]) == 0.0
+    assert TextScorer("es").wer(["El tren sale a las ocho."], ["el tren sale a las nueve"]) == pytest.approx(
+        1 / 6
+    )
+
+
+def test_a_corpus_in_several_languages_is_scored_each_in_its_own():
+    scorers = Scorers()
+    turns = [("駅の前で待ちます。", "駅の前で待ちます", "ja"), ("Good morning.", "good morning", None)]
+    assert scorers.wer(turns) == 0.0
+    assert scorers.wer([*turns, ("我在车站", "我再车站", "zh")]) == pytest.approx(1 / 14)

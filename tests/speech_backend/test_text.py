@@ -93,3 +93,21 @@ def test_short_sentences_are_left_whole_and_zero_words_turns_lead_ins_off():
 def test_a_lead_in_cut_between_words_is_spoken_as_a_phrase_that_goes_on():
     assert continuing("Your table for four") == "Your table for four,"
     assert continuing("Good evening,") == "Good evening,"
+
+
+def test_japanese_and_chinese_sentences_end_at_their_marks_without_a_space_after_them():
+    text = normalize_text("明日の会議は三時に始まります。駅の前で待ちます！我在车站等朋友。你呢？")
+    assert split_sentences(text) == [
+        "明日の会議は三時に始まります。",
+        "駅の前で待ちます！",
+        "我在车站等朋友。",
+        "你呢？",
+    ]
+    assembler = SentenceAssembler()
+    assert assembler.push("你好。我们") == ["你好。"]
+    assert assembler.flush() == "我们"
+
+
+def test_a_long_chinese_sentence_is_split_at_its_commas_within_the_bound():
+    sentence = "我" * 50 + "，" + "你" * 50 + "。"
+    assert split_sentences(sentence, 60) == ["我" * 50 + "，", "你" * 50 + "。"]

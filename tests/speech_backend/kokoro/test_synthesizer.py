@@ -27,7 +27,7 @@ from speech_backend import (
 from speech_backend.devices import Device
 from speech_backend.kokoro.files import manifest
 from tests.speech_backend.test_devices import HAS_CUDA
-from tests.wer import normalized_wer
+from tests.wer import language_wer, normalized_wer
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,11 @@ def said(synthesizer: Synthesizer, text: str, voice: str, **options: object) -> 
     return Audio(np.concatenate([c.audio.samples for c in chunks]), chunks[0].audio.sample_rate)
 
 
-def test_the_voices_of_seven_languages_are_served_and_each_says_who_it_is(kokoro):
+def test_all_54_voices_of_nine_languages_are_served_and_each_says_who_it_is(kokoro):
     voices = {v.id: v for v in kokoro.voices()}
-    assert len(voices) == 41 and {v.engine for v in voices.values()} == {"kokoro"}
-    assert {v.language for v in voices.values()} == {"en_US", "en_GB", "es", "fr", "hi", "it", "pt_BR"}
-    assert "jf_alpha" not in voices and "zf_xiaobei" not in voices  # need a G2P of their own
+    assert len(voices) == 54 and {v.engine for v in voices.values()} == {"kokoro"}
+    languages = {"en_US", "en_GB", "es", "fr", "hi", "it", "ja", "pt_BR", "zh"}
+    assert {v.language for v in voices.values()} == languages
     heart = voices["af_heart"]
     assert (heart.name, heart.gender, heart.sample_rate, heart.licence) == (
         "Heart",
@@ -60,7 +60,7 @@ def test_the_voices_of_seven_languages_are_served_and_each_says_who_it_is(kokoro
     )
     assert voices["am_onyx"].gender == "male"
     with pytest.raises(VoiceNotFound):
-        list(kokoro.synthesize("Hello.", "jf_alpha", SynthesisOptions()))
+        list(kokoro.synthesize("Hello.", "xf_nobody", SynthesisOptions()))
 
 
 @pytest.mark.parametrize(
@@ -73,6 +73,8 @@ def test_the_voices_of_seven_languages_are_served_and_each_says_who_it_is(kokoro
         ("ff_siwis", "fr", "Le colis arrive jeudi avant midi."),
         ("if_sara", "it", "La riunione è stata spostata a giovedì pomeriggio."),
         ("pf_dora", "pt", "A reunião foi transferida para quinta-feira à tarde."),
+        ("jf_alpha", "ja", "この荷物を木曜日までに届けてください。"),
+        ("zm_yunxi", "zh", "我在车站前面等朋友。"),
     ],
 )
 def test_a_sentence_in_the_voices_language_comes_back_through_whisper(
@@ -82,7 +84,8 @@ def test_a_sentence_in_the_voices_language_comes_back_through_whisper(
     heard = (recognizer if language == "en" else multilingual).transcribe(
         audio, RecognitionOptions(language=language)
     )
-    assert normalized_wer([text], [heard.text]) <= (0.15 if language == "en" else 0.25), heard.text
+    error = language_wer(text, heard.text, language)  # per character in Japanese and Chinese
+    assert error <= (0.15 if language == "en" else 0.25), heard.text
 
 
 def test_word_timings_follow_the_words_and_lie_inside_their_sentence(kokoro):
@@ -94,6 +97,30 @@ def test_word_timings_follow_the_words_and_lie_inside_their_sentence(kokoro):
         assert starts == sorted(starts)
         assert all(chunk.start <= w.start < w.end <= chunk.end + 0.01 for w in chunk.words)
     assert chunks[1].start == pytest.approx(chunks[0].end)
+
+
+@pytest.mark.parametrize(
+    ("voice", "text", "words"),
+    [
+        ("jf_alpha", "駅の前で友達と待ち合わせをしました。", ["駅", "の", "前", "で", "友達", "と"]),
+        ("zf_xiaobei", "我在车站前面等朋友。", ["我", "在", "车站", "前面", "等", "朋友。"]),
+    ],
+)
+def test_japanese_and_chinese_words_are_timed_in_order_and_join_back_into_the_sentence(
+    kokoro, voice, text, words
+):
+    (chunk,) = kokoro.synthesize(text, voice, SynthesisOptions())
+    assert "".join(w.text for w in chunk.words) == text
+    assert [w.text for w in chunk.words][: len(words)] == words
+    ends = [w.end for w in chunk.words]
+    assert ends == sorted(ends) and len(set(ends)) == len(ends)
+    assert all(chunk.start <= w.start < w.end <= chunk.end + 0.01 for w in chunk.words)
+
+
+def test_a_chinese_lead_in_is_its_first_clause(kokoro):
+    text = "明天的会议下午三点开始，请大家准时参加。"
+    chunks = list(kokoro.synthesize(text, "zf_xiaobei", SynthesisOptions(lead_in_words=5)))
+    assert [c.text for c in chunks] == ["明天的会议下午三点开始，", "请大家准时参加。"]
 
 
 def test_speed_changes_the_length_and_a_lead_in_opens_with_the_first_clause(kokoro):
