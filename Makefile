@@ -91,6 +91,8 @@ format: install
 bench: install kokoro-voices redis-server
 	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/kokoro.py
+	$(BIN)/python benchmarks/round_trip.py
+	$(BIN)/python benchmarks/engine_throughput.py
 	$(BIN)/python benchmarks/tool_calls.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/first_audio.py
