@@ -45,7 +45,7 @@ redis-server:
 # Kokoro's voice files, from the npm package kokoro-js (each checked against its pinned sha256).
 KOKORO_VOICES := $(SPEECH_TOOLS_ENGINES__CACHE_DIR)/kokoro-voices
 $(KOKORO_VOICES)/.complete: speech_backend/kokoro/voices.json | $(STAMP)
-	$(BIN)/python -m speech_backend.kokoro.files --out $(KOKORO_VOICES)
+	$(BIN)/python -m speech_backend.kokoro.files --out $(KOKORO_VOICES) --cache $(SPEECH_TOOLS_ENGINES__CACHE_DIR)
 	touch $@
 
 kokoro-voices: $(KOKORO_VOICES)/.complete

@@ -39,8 +39,11 @@ async def client(base: str, voice: str, requests: int, latencies: list[float]) -
             response = await http.post("/v1/audio/speech", json=body)
             response.raise_for_status()
             latencies.append(time.perf_counter() - started)
-            with wave.open(io.BytesIO(response.content)) as w:
-                made += w.getnframes() / w.getframerate()
+            with wave.open(io.BytesIO(response.content)) as w:  # streamed: the header's length is open
+                frame = w.getsampwidth() * w.getnchannels()
+                made += (
+                    (len(response.content) - response.content.index(b"data") - 8) / frame / w.getframerate()
+                )
     return made
 
 

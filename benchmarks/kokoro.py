@@ -117,6 +117,8 @@ def server_memory() -> None:
             for voice, text, language in (
                 (VOICE, FIRST, "en"),
                 ("ef_dora", "El tren sale a las ocho.", "es"),
+                ("jf_alpha", "明日の会議は午後三時に始まります。", "ja"),
+                ("zf_xiaobei", "明天的会议下午三点开始。", "zh"),
             ):
                 wav = http.post(
                     "/v1/audio/speech", json={"input": text, "voice": voice, "response_format": "wav"}
@@ -128,7 +130,7 @@ def server_memory() -> None:
             http.post("/v1/audio/speech", json={"input": NEWS, "voice": PIPER}).raise_for_status()
         peak = status(server.pid, "VmHWM") / 1024 / 1024
         print(f"server: start -> ready {ready:.2f} s (Kokoro loads on first use); peak RSS with both engines")
-        print(f"  and both recognizers used (Kokoro en, Spanish heard by Whisper base, Piper): {peak:.0f} MB")
+        print(f"  and both recognizers used (Kokoro en, es, ja, zh heard back; Piper): {peak:.0f} MB")
     finally:
         server.terminate()
         server.wait(timeout=60)

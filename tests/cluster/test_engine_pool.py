@@ -23,7 +23,7 @@ from mcp.types import CallToolResult
 from policies import token_hash
 from speech_cluster.local import ClusterState, LocalCluster, free_port
 from tests.typed import tool_error
-from tests.wer import normalized_wer
+from tests.wer import language_wer, normalized_wer
 from tests.windows import HOUR, room_in_the_window
 
 pytestmark = [pytest.mark.anyio, pytest.mark.cluster]
@@ -140,6 +140,22 @@ async def test_speech_made_through_one_front_end_is_transcribed_through_the_othe
     made = {k: spoke.get(k, 0) - spoke_before.get(k, 0) for k in ("first_audio", "later_audio")}
     assert made == {"first_audio": 1, "later_audio": 1}
     assert heard_stats.get("batch", 0) - heard_before.get("batch", 0) == 1
+
+
+async def test_kokoro_voices_are_served_by_the_pool_and_heard_back_in_their_language(pool):
+    text = "El tren sale de la estación a las ocho de la mañana."
+    a, b = front_ends(pool)
+    async with mcp_client(a) as client:
+        listed = await client.call_tool("list_voices", {"language": "ja"})
+        spoken = await client.call_tool("speak", {"text": text, "voice": "ef_dora"})
+    async with mcp_client(b) as client:
+        heard = await client.call_tool(
+            "transcribe", {"audio_uri": spoken.structured_content["audio_uri"], "language": "es"}
+        )
+    assert len(listed.structured_content["voices"]) == 5  # the replicas' catalogue, Japanese included
+    result = spoken.structured_content
+    assert (result["engine"], result["sample_rate"]) == ("kokoro", 24000) and result["words"]
+    assert language_wer(text, heard.structured_content["text"], "es") <= 0.25
 
 
 async def test_a_stream_cancelled_on_a_front_end_stops_synthesis_on_the_replica(cluster, pool):

@@ -3,6 +3,7 @@ word timings from the predicted durations, speed and the lead-in."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from speech_backend import (
     resolve_device,
 )
 from speech_backend.devices import Device
-from speech_backend.kokoro.files import manifest
+from speech_backend.kokoro.files import MODEL_NAME, TIMED_NAME, manifest, timed_model
 from tests.speech_backend.test_devices import HAS_CUDA
 from tests.wer import language_wer, normalized_wer
 
@@ -155,6 +156,26 @@ def test_a_voice_file_that_is_not_the_pinned_one_is_refused(engine_settings, cpu
         synthesizer.load("af_heart")
     assert "af_heart.bin" in refused.value.message and "sha256" in refused.value.message
     assert len(manifest()) == 54  # the manifest pins every file of the package
+
+
+def test_a_damaged_timed_model_is_refused_by_name_and_made_again_once_deleted(
+    engine_settings, cpu, tmp_path: Path
+):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    os.link(engine_settings.cache_dir / MODEL_NAME, cache / MODEL_NAME)  # (checked when it was joined)
+    voices = engine_settings.kokoro.voices_dir or engine_settings.cache_dir / "kokoro-voices"
+    kokoro = engine_settings.kokoro.model_copy(update={"voices_dir": voices})
+    settings = engine_settings.model_copy(update={"cache_dir": cache, "kokoro": kokoro})
+    timed = timed_model(cache)
+    assert timed is not None and timed.name == TIMED_NAME
+    timed.write_bytes(timed.read_bytes()[:1000])
+    with pytest.raises(ModelNotFound) as refused:
+        build_synthesizer(settings, cpu, "kokoro").load("af_heart")
+    assert TIMED_NAME in refused.value.message and "delete it" in refused.value.message
+    timed.unlink()
+    audio = said(build_synthesizer(settings, cpu, "kokoro"), "Made again.", "af_heart")
+    assert audio.duration > 0.3
 
 
 @pytest.mark.gpu
