@@ -53,7 +53,8 @@ async def load(base: str, voices: list[str], requests: int) -> dict[str, tuple[f
     latencies: dict[str, list[float]] = defaultdict(list)
 
     async def one(voice: str) -> None:
-        made[voice] += await client(base, voice, requests, latencies[voice])
+        seconds = await client(base, voice, requests, latencies[voice])
+        made[voice] += seconds  # (not `+= await`: that reads the total before the wait)
 
     started = time.perf_counter()
     async with anyio.create_task_group() as tg:

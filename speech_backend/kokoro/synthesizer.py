@@ -31,6 +31,7 @@ from speech_backend.kokoro.files import (
 from speech_backend.lexicon import Lexicon
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice
+from speech_backend.running import RunningSentences
 from speech_backend.text import continuing, lead_in, normalize_text, split_sentences
 from speech_backend.word_spans import place_words, spoken_spans
 
@@ -55,8 +56,10 @@ class KokoroSynthesizer:
         settings: KokoroSettings,
         device: Device,
         lexicon: Lexicon | None = None,
+        running: RunningSentences | None = None,
     ) -> None:
         self._model = model
+        self._running_anywhere = running or RunningSentences()
         self._lexicon = lexicon or Lexicon()
         self._voices_dir = voices_dir
         self._settings = settings
@@ -146,7 +149,8 @@ class KokoroSynthesizer:
             "speed": np.array([speed], dtype=np.float32),
         }
         session = self._ort()
-        with self._running:  # (threads past the cores would only slow every sentence down)
+        # (threads past the cores would only slow every sentence down)
+        with self._running, self._running_anywhere.sentence():
             audio, frames = session.run(None, feed)
         return np.asarray(audio, dtype=np.float32).reshape(-1), np.asarray(frames).reshape(-1)
 

@@ -20,6 +20,7 @@ from speech_backend.lexicon import Lexicon
 from speech_backend.piper.sessions import VoiceSessions, load_sessions, share_cpu_arena
 from speech_backend.protocols import SynthesisOptions
 from speech_backend.results import Audio, SpeechChunk, Voice, WordTiming
+from speech_backend.running import RunningSentences
 from speech_backend.text import continuing, lead_in, normalize_text, split_sentences
 from speech_backend.word_spans import place_words, spoken_spans, spoken_word_count
 
@@ -45,6 +46,7 @@ class PiperSynthesizer:
         device: Device,
         cache_dir: Path | None = None,
         lexicon: Lexicon | None = None,
+        running: RunningSentences | None = None,
     ) -> None:
         self._catalog = catalog
         self._lexicon = lexicon or Lexicon()
@@ -53,8 +55,7 @@ class PiperSynthesizer:
         self._cache_dir = cache_dir
         self._loaded: OrderedDict[str, VoiceSessions] = OrderedDict()
         self._lock = threading.Lock()
-        self._running = 0  # sentences being synthesized now, on any voice
-        self._running_lock = threading.Lock()
+        self._running = running or RunningSentences()  # sentences being made now, by any engine
         if device.kind == "cpu":
             share_cpu_arena()
 
@@ -112,18 +113,12 @@ class PiperSynthesizer:
     def _session(self, sessions: VoiceSessions) -> Iterator[Any]:
         """The session for one sentence: the wide one when no other sentence is being made, else
         a narrow one, so that sentences side by side share the cores rather than crowd them."""
-        with self._running_lock:
-            alone = self._running == 0
-            self._running += 1
-        try:
+        with self._running.sentence() as alone:
             if alone:
                 yield sessions.wide
             else:
                 with sessions.narrow() as narrow:
                     yield narrow
-        finally:
-            with self._running_lock:
-                self._running -= 1
 
     def _synthesis_config(self, voice: Voice, options: SynthesisOptions) -> Any:
         from piper.config import SynthesisConfig

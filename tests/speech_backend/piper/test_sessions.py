@@ -12,6 +12,7 @@ import numpy as np
 from speech_backend import EngineSettings, SynthesisOptions, Synthesizer, build_synthesizer
 from speech_backend.devices import Device
 from speech_backend.piper.sessions import VoiceSessions
+from speech_backend.running import RunningSentences
 from tests.conftest import DEFAULT_VOICE
 
 
@@ -131,3 +132,14 @@ def test_idle_synthesis_threads_sleep_unless_spinning_is_asked_for(
     sessions = spinner._voice(DEFAULT_VOICE)  # type: ignore[attr-defined]
     with sessions.narrow() as narrow:
         assert spinning(sessions.wide) != "0" and spinning(narrow) != "0"
+
+
+def test_a_sentence_of_another_engine_sends_piper_to_a_narrow_session(engine_settings, cpu):
+    running = RunningSentences()
+    piper: Any = build_synthesizer(engine_settings, cpu, "piper", running=running)
+    piper.load(DEFAULT_VOICE)
+    sessions = piper._loaded[DEFAULT_VOICE]
+    with piper._session(sessions) as alone:
+        assert alone is sessions.wide
+    with running.sentence(), piper._session(sessions) as beside:  # a Kokoro sentence being made
+        assert beside is not sessions.wide
