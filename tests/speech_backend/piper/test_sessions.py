@@ -139,6 +139,9 @@ def test_a_sentence_of_another_engine_sends_piper_to_a_narrow_session(engine_set
     piper: Any = build_synthesizer(engine_settings, cpu, "piper", running=running)
     piper.load(DEFAULT_VOICE)
     sessions = piper._loaded[DEFAULT_VOICE]
+    deadline = time.monotonic() + 60
+    while sessions.warming and time.monotonic() < deadline:  # its narrow sessions, made in the background
+        time.sleep(0.05)
     with piper._session(sessions) as alone:
         assert alone is sessions.wide
     with running.sentence(), piper._session(sessions) as beside:  # a Kokoro sentence being made
