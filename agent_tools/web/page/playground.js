@@ -37,6 +37,8 @@ const SAMPLES = {
   it: "Buonasera e benvenuti. Scrivete qui un testo qualsiasi e premete play per ascoltarlo.",
   pt: "Boa noite e bem-vindos. Escreva aqui qualquer texto e carregue em reproduzir para o ouvir.",
   hi: "नमस्ते, आपका स्वागत है। यहाँ कुछ भी लिखें और सुनने के लिए चलाएँ दबाएँ।",
+  ja: "こんばんは、ようこそ。ここに好きな文章を入力して、再生を押すと聞こえます。",
+  zh: "晚上好，欢迎光临。在这里输入任何文字，然后按播放就能听到。",
 };
 
 async function loadVoices() {
