@@ -65,6 +65,7 @@ run: install
 # stateless front-ends on 127.0.0.1:8000 and :8001; `make cluster-down` stops all of it.
 CLUSTER_DIR ?= .cache/cluster
 cluster: install redis-server
+	-$(MAKE) --no-print-directory kokoro-voices  # the replicas read the same cache folder
 	$(BIN)/python -m speech_cluster.local up --ports 8000,8001 --state-dir $(CLUSTER_DIR)
 
 cluster-down:

@@ -177,7 +177,8 @@ def main() -> None:
     wav = clip_of_five_seconds()
     port = free_port()
     embedded = start_server(port)
-    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="bench-cluster-")))
+    cache = Settings().engines.cache_dir
+    cluster = LocalCluster(Path(tempfile.mkdtemp(prefix="bench-cluster-")), cache_dir=cache)
     try:
         state = cluster.up([free_port(), free_port()])
         fronts = [f"http://127.0.0.1:{p}" for p in state.front_end_ports]

@@ -63,8 +63,9 @@ class ClusterState:
 class LocalCluster:
     """Start and stop the pieces, keeping their state in `state_dir`."""
 
-    def __init__(self, state_dir: Path, bin_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path, bin_dir: Path | None = None, cache_dir: Path | None = None) -> None:
         self.state_dir = state_dir.resolve()
+        self.cache_dir = cache_dir  # the replicas' engines' files (models, Kokoro's voices), when given
         self.bin = bin_dir or Path(sys.executable).parent
         self.file = self.state_dir / "cluster.json"
         self._processes: dict[int, subprocess.Popen[bytes]] = {}  # started here: reaped by `down`
@@ -225,7 +226,9 @@ class LocalCluster:
 
     def _deploy(self, state: ClusterState, timeout: float) -> None:
         serve = str(self.bin / "serve")
-        deploy = [serve, "deploy", str(SERVE_CONFIG), "-a", state.dashboard]
+        config = self.state_dir / "serve.yaml"
+        config.write_text(serve_config(self.cache_dir))
+        deploy = [serve, "deploy", str(config), "-a", state.dashboard]
         done = subprocess.run(
             deploy, capture_output=True, text=True, check=False, timeout=180, env=self.ray_env()
         )
@@ -296,6 +299,21 @@ def _stop(pid: int, grace: float = 30) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def serve_config(cache_dir: Path | None) -> str:
+    """deploy/serve.yaml, its replicas' engines reading their files from `cache_dir` when given (the
+    folder this machine's set-up filled: joined models, Kokoro's voices)."""
+    import yaml
+
+    config = yaml.safe_load(SERVE_CONFIG.read_text())
+    if cache_dir is not None:
+        for app in config["applications"]:
+            app["args"]["engines"] = {
+                **(app["args"].get("engines") or {}),
+                "cache_dir": str(cache_dir.resolve()),
+            }
+    return str(yaml.safe_dump(config, sort_keys=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m speech_cluster.local", description=__doc__.split("\n\n")[0]
@@ -310,8 +328,14 @@ def main() -> None:
         default=os.environ.get("SPEECH_TOOLS_POLICY_FILE") or None,
         help="policy file every front-end enforces (default: $SPEECH_TOOLS_POLICY_FILE, as `make run`)",
     )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=os.environ.get("SPEECH_TOOLS_ENGINES__CACHE_DIR") or None,
+        help="the replicas' engines' cache folder (default: $SPEECH_TOOLS_ENGINES__CACHE_DIR, as `make run`)",
+    )
     args = parser.parse_args()
-    cluster = LocalCluster(args.state_dir)
+    cluster = LocalCluster(args.state_dir, cache_dir=args.cache_dir)
     if args.command == "down":
         cluster.down()
         print("cluster stopped", file=sys.stderr)

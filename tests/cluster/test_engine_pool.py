@@ -21,6 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
 from policies import token_hash
+from speech_backend import EngineSettings
 from speech_cluster.local import ClusterState, LocalCluster, free_port
 from tests.typed import tool_error
 from tests.wer import language_wer, normalized_wer
@@ -50,11 +51,13 @@ principals:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, engine_settings: EngineSettings
+) -> Iterator[LocalCluster]:
     state_dir = tmp_path_factory.mktemp("cluster")
     policy = state_dir / "policy.yaml"
     policy.write_text(POLICY)
-    local = LocalCluster(state_dir)
+    local = LocalCluster(state_dir, cache_dir=engine_settings.cache_dir)
     local.up([free_port(), free_port()], policy_file=policy)
     yield local
     local.down()
@@ -148,6 +151,7 @@ async def test_kokoro_voices_are_served_by_the_pool_and_heard_back_in_their_lang
     async with mcp_client(a) as client:
         listed = await client.call_tool("list_voices", {"language": "ja"})
         spoken = await client.call_tool("speak", {"text": text, "voice": "ef_dora"})
+    assert not spoken.is_error, spoken.content
     async with mcp_client(b) as client:
         heard = await client.call_tool(
             "transcribe", {"audio_uri": spoken.structured_content["audio_uri"], "language": "es"}
