@@ -3,12 +3,15 @@ OpenAI route, each file marked with the engine that made it."""
 
 from __future__ import annotations
 
+import json
+
 import anyio
 import httpx2
 import numpy as np
 import pytest
 from mcp import Client
 from openai import OpenAI
+from websockets.asyncio.client import connect
 
 from agent_tools.core.runtime import Runtime
 from speech_backend import Audio, decode_audio, is_marked_synthetic
@@ -144,6 +147,36 @@ async def test_the_catalogue_has_54_voices_in_nine_languages_and_japanese_is_spo
     result = spoken.structured_content
     assert "".join(w["text"] for w in result["words"]) == japanese  # the G2P's words, in order
     assert result["verify"]["wer"] <= 0.25, result["verify"]  # per character in Japanese
+
+
+async def test_truncate_on_the_speech_socket_answers_with_the_words_a_kokoro_voice_said(
+    settings, catalog_engines
+):
+    runtime = Runtime.build(settings, catalog_engines)
+    text = "Your order shipped this morning. It should arrive on Thursday before noon."
+    async with serve_http(runtime) as base:
+        url = base.replace("http://", "ws://") + "/v1/speak/ws?voice=af_heart"
+        async with connect(url) as ws:
+            ready = json.loads(await ws.recv())
+            await ws.send(json.dumps({"type": "text", "text": text}))
+            await ws.send(json.dumps({"type": "end"}))
+            events = [json.loads(m) for m in [await ws.recv() for _ in range(5)]]
+            words = [w for e in events if e["type"] == "mark" for w in e["words"]]
+            sixth = words[5]  # "It": the first word of the second sentence
+            await ws.send(
+                json.dumps({"type": "truncate", "played_ms": (sixth["start_ms"] + sixth["end_ms"]) / 2})
+            )
+            truncated = json.loads(await ws.recv())
+    assert ready["voice"] == "af_heart" and [e["type"] for e in events] == [
+        "mark",
+        "audio",
+        "mark",
+        "audio",
+        "done",
+    ]
+    assert " ".join(w["text"] for w in words) == text
+    assert all(a["start_ms"] < a["end_ms"] <= b["start_ms"] for a, b in zip(words, words[1:], strict=False))
+    assert truncated["text"] == "Your order shipped this morning." and truncated["words"] == words[:5]
 
 
 async def test_a_sighup_reload_of_the_lexicon_changes_how_the_next_call_says_a_word(
