@@ -25,6 +25,7 @@ from speech_backend import (
     build_synthesizer,
     resolve_device,
 )
+from speech_backend.voice_activity.turn_model import TurnModel, model_file
 from speech_backend.voice_activity.vad import VadSession
 
 DEFAULT_VOICE = "en_US-joe-medium"
@@ -63,8 +64,17 @@ def recognizer(engine_settings: EngineSettings, cpu: Device) -> Recognizer:
 
 @pytest.fixture(scope="session")
 def engines(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings) -> Engines:
-    """The real engines, loaded once: Piper, Whisper and the live-transcription VAD."""
-    return Engines(synthesizer, recognizer, DEFAULT_VOICE, engine_settings.audio, VadSession())
+    """The real engines, loaded once: Piper, Whisper, the live-transcription VAD and Smart Turn."""
+    path = model_file(engine_settings.cache_dir)
+    assert path is not None, "Smart Turn is fetched at set-up: run `make smart-turn`"
+    return Engines(
+        synthesizer,
+        recognizer,
+        DEFAULT_VOICE,
+        engine_settings.audio,
+        VadSession(),
+        turn_model=TurnModel(path),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from speech_backend import (
     resolve_device,
 )
 from speech_backend.lexicon import Lexicon
+from speech_backend.voice_activity.turn_model import TurnModel, model_file
 from speech_backend.voice_activity.vad import VadSession
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Engines:
     # engines elsewhere (a pool): whether they can serve right now, for readiness
     serving: Callable[[], bool] | None = None
     lexicon: Lexicon | None = None  # how the synthesizers say the words it lists (reloaded on SIGHUP)
+    turn_model: TurnModel | None = None  # semantic end of turn (None: set-up did not fetch it)
 
     def voice(self, voice_id: str) -> Voice:
         """The catalogue's entry of `voice_id`: its engine, its sample rate, ...
@@ -94,6 +96,7 @@ class Engines:
             settings.audio,
             VadSession(),
             serving=lambda: pool_ready(synthesizer, recognizer, 2.0),
+            turn_model=_turn_model(settings),
         )
 
     @classmethod
@@ -114,8 +117,15 @@ class Engines:
             synthesizer.load(settings.piper.default_voice)
         recognizer = build_recognizer(settings, device, "catalog") if transcribe else NotLoadedRecognizer()
         vad = VadSession() if transcribe else None
+        turn = _turn_model(settings) if transcribe else None
         return cls(
-            synthesizer, recognizer, settings.piper.default_voice, settings.audio, vad, lexicon=lexicon
+            synthesizer,
+            recognizer,
+            settings.piper.default_voice,
+            settings.audio,
+            vad,
+            lexicon=lexicon,
+            turn_model=turn,
         )
 
     def require_vad(self) -> VadSession:
@@ -127,6 +137,30 @@ class Engines:
         if self.vad is None:
             raise BackendUnavailable("live transcription is not loaded in this process")
         return self.vad
+
+    def require_turn_model(self) -> TurnModel:
+        """The turn model of semantic end of turn.
+
+        Raises:
+            BackendUnavailable: set-up did not fetch it, or this process does not transcribe.
+        """
+        if self.turn_model is None or self.vad is None:
+            raise BackendUnavailable(
+                "semantic end of turn is not available here: its model was not fetched at set-up "
+                "(`make` does it); use server VAD"
+            )
+        return self.turn_model
+
+
+def _turn_model(settings: EngineSettings) -> TurnModel | None:
+    """Smart Turn, where set-up put it (it judges at each pause: it runs here, beside the VAD)."""
+    path = model_file(settings.cache_dir)
+    if path is None:
+        logger.warning("semantic end of turn is off: Smart Turn was not fetched at set-up")
+        return None
+    model = TurnModel(path)
+    model.load()  # (checked now: a wrong file stops the start, as for every model)
+    return model
 
 
 class EngineState:

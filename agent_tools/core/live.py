@@ -78,9 +78,10 @@ def segmenter_for(service: SpeechService, params: LiveSettings) -> Segmenter:
     engines = service.require()
     options = RecognitionOptions(language=params.language, word_timestamps=params.word_timestamps)
     engines.recognizer.check_options(options)
-    if params.turn_detection == "vad":
-        return Endpointer(engines.require_vad(), params.endpointing())
-    return CommitSegmenter(params.max_utterance_seconds)
+    if params.turn_detection == "manual":
+        return CommitSegmenter(params.max_utterance_seconds)
+    judge = engines.require_turn_model().completion if params.turn_detection == "semantic" else None
+    return Endpointer(engines.require_vad(), params.endpointing(), judge)
 
 
 class LiveTranscription:
@@ -123,7 +124,7 @@ class LiveTranscription:
         return {
             "type": "ready",
             "sample_rate": self.params.sample_rate,
-            "vad": "silero" if self.params.turn_detection == "vad" else None,
+            "vad": "silero" if self.params.turn_detection != "manual" else None,
             "turn_detection": self.params.turn_detection,
             **self.params.endpointing().model_dump(),
         }
@@ -276,9 +277,9 @@ class LiveTranscription:
                     await self.emit({"type": "speech_started", "utterance": n, "start": start})
                 continue
             start, end = round(self.offset + event.start, 3), round(self.offset + event.end, 3)
-            await self.emit(
-                {"type": "speech_stopped", "utterance": n, "start": start, "end": end, "forced": event.forced}
-            )
+            stopped = {"type": "speech_stopped", "utterance": n, "start": start, "end": end}
+            await self.emit({**stopped, "forced": event.forced, "reason": event.reason})
+            self.service.metrics.turn_ends.labels(event.reason).inc()
             job = Job(n, event.audio, start, end, True, time.perf_counter())
             await self.decoder.add_final(job)  # waits (reading stops) while decoding is behind
 

@@ -20,9 +20,11 @@ class LiveSettings(EndpointSettings):
         750, ge=0, le=10_000, description="New audio between partial results; 0 sends none."
     )
     word_timestamps: bool = Field(True, description="Words with their times in each `final`.")
-    turn_detection: Literal["vad", "manual"] = Field(
+    turn_detection: Literal["vad", "semantic", "manual"] = Field(
         "vad",
-        description="vad: utterances end at pauses (the thresholds below); manual: where the client commits.",
+        description="vad: utterances end at pauses (the thresholds below); semantic: a pause proposes an "
+        "end and the turn model decides whether the speaker is done (`eagerness` bounds the wait); "
+        "manual: where the client commits.",
     )
     prompt: str | None = Field(
         None, max_length=1000, description="Text that precedes the audio: names, terms, style."

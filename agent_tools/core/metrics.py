@@ -69,6 +69,13 @@ class Metrics:
             ["direction"],
             registry=self.registry,
         )
+        self.turn_ends = Counter(
+            "speech_live_turn_ends",
+            "Live turns ended, by why: silence, semantic (the turn model judged it finished), timeout "
+            "(judged unfinished, the wait ran out), commit (the client), max_length.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.audit_writable = Gauge(
             "speech_audit_writable",
             "1 while audit records are written, 0 while they cannot be.",

@@ -4,7 +4,7 @@ field left out keeps its value), and what it means for the core's live transcrip
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,20 @@ class ServerVad(Strict):
     idle_timeout_ms: int | None = None
 
 
+class SemanticVad(Strict):
+    """Turns end when the speaker is done: a pause proposes an end and the turn model (Smart Turn)
+    judges the words and their sound; `eagerness` bounds how long an unfinished-sounding turn is
+    waited for (low 8 s, medium and auto 4 s, high 2 s), as OpenAI's semantic VAD does."""
+
+    type: Literal["semantic_vad"]
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
+    create_response: bool | None = None
+    interrupt_response: bool | None = None
+
+
+TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
+
+
 class NoiseReduction(Strict):
     """Accepted; not applied (the session reports `noise_reduction: null`)."""
 
@@ -54,7 +68,7 @@ class NoiseReduction(Strict):
 class AudioInput(Strict):
     format: AudioFormat | None = None
     transcription: Transcription | None = None
-    turn_detection: ServerVad | None = Field(None, description="null: turns end where the client commits")
+    turn_detection: TurnDetection | None = Field(None, description="null: turns end where the client commits")
     noise_reduction: NoiseReduction | None = None
 
 
@@ -80,7 +94,7 @@ class RealtimeSession:
         self.session_id = session_id
         self.format = AudioFormat()
         self.transcription = Transcription()
-        self.turn_detection: ServerVad | None = ServerVad(type="server_vad")
+        self.turn_detection: ServerVad | SemanticVad | None = ServerVad(type="server_vad")
 
     def updated(self, update: SessionUpdate) -> LiveSettings:
         """Apply `update` (the fields it names) and return the live settings it amounts to; on a
@@ -101,8 +115,10 @@ class RealtimeSession:
     def describe(self) -> dict[str, Any]:
         """The session object of `session.created` / `session.updated`."""
         turns = self.live()
-        detection = None
-        if self.turn_detection is not None:
+        detection: dict[str, Any] | None = None
+        if isinstance(self.turn_detection, SemanticVad):
+            detection = {"type": "semantic_vad", "eagerness": turns.eagerness}
+        elif self.turn_detection is not None:
             detection = {
                 "type": "server_vad",
                 "threshold": turns.threshold,
@@ -125,7 +141,9 @@ class RealtimeSession:
         }
 
 
-def live_settings(fmt: AudioFormat, transcription: Transcription, turns: ServerVad | None) -> LiveSettings:
+def live_settings(
+    fmt: AudioFormat, transcription: Transcription, turns: ServerVad | SemanticVad | None
+) -> LiveSettings:
     """The core's settings for OpenAI's.
 
     Raises:
@@ -136,9 +154,11 @@ def live_settings(fmt: AudioFormat, transcription: Transcription, turns: ServerV
         "language": transcription.language or None,
         "prompt": transcription.prompt or None,
         "word_timestamps": False,
-        "turn_detection": "vad" if turns is not None else "manual",
+        "turn_detection": "manual" if turns is None else "vad" if turns.type == "server_vad" else "semantic",
     }
-    if turns is not None:
+    if isinstance(turns, SemanticVad) and turns.eagerness is not None:
+        values["eagerness"] = turns.eagerness
+    if isinstance(turns, ServerVad):
         for ours, theirs in (
             ("threshold", turns.threshold),
             ("pad_ms", turns.prefix_padding_ms),

@@ -35,7 +35,7 @@ from starlette.websockets import WebSocket
 from agent_tools.core.errors import error_body, http_status
 from agent_tools.core.json_input import parse_json
 from agent_tools.core.live import LiveTranscription, open_live, segmenter_for
-from agent_tools.core.live_input import Control
+from agent_tools.core.live_input import NOTHING_TO_COMMIT, Control
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.runtime import Runtime
 from agent_tools.web.realtime_session import RealtimeSession, SessionUpdate
@@ -48,6 +48,9 @@ FRAME_SECONDS = 0.5  # appended audio is fed to the core in pieces this long
 IDLE = "send input_audio_buffer.append events (or close the connection)"
 
 
+COMMIT_EMPTY = "input_audio_buffer_commit_empty"
+
+
 def openai_error(body: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
     """The contract's error object in OpenAI's error event."""
     kind = "server_error" if http_status(body["code"]) >= 500 else "invalid_request_error"
@@ -56,6 +59,15 @@ def openai_error(body: dict[str, Any], event_id: str | None = None) -> dict[str,
         "event_id": f"event_{secrets.token_hex(8)}",
         "error": {"type": kind, "param": None, "event_id": event_id, **body},
     }
+
+
+def commit_empty(message: str, request_id: str, event_id: object = None) -> dict[str, Any]:
+    """A commit with less than 100 ms in the buffer: an `invalid_argument` under OpenAI's own code."""
+    event = openai_error(
+        error_body(InvalidArgument(message), request_id), event_id if isinstance(event_id, str) else None
+    )
+    event["error"]["code"] = COMMIT_EMPTY
+    return event
 
 
 class RealtimeSocket:
@@ -137,7 +149,10 @@ class RealtimeConnection:
             self._append(event.get("audio"))
         elif kind == "input_audio_buffer.commit":
             if self.live is None and not self.pending:
-                raise InvalidArgument("nothing to commit: append audio first")
+                await self.socket.send(
+                    commit_empty(NOTHING_TO_COMMIT, self.socket.request_id, event.get("event_id"))
+                )
+                return
             self.pending.append(Control.COMMIT)
         elif kind == "input_audio_buffer.clear":
             if self.live is None:
@@ -183,7 +198,7 @@ class RealtimeConnection:
         """The core's live events as OpenAI's."""
         kind = event["type"]
         n = event.get("utterance", 0)
-        vad = self.live is not None and self.live.params.turn_detection == "vad"
+        vad = self.live is not None and self.live.params.turn_detection != "manual"
         if kind == "speech_started":
             self.items[n] = f"item_{secrets.token_hex(8)}"
             if vad:
@@ -196,7 +211,12 @@ class RealtimeConnection:
             if vad:
                 ms = round(event["end"] * 1000)
                 await self._send("input_audio_buffer.speech_stopped", audio_end_ms=ms, item_id=item)
-            await self._send("input_audio_buffer.committed", previous_item_id=self.last_item, item_id=item)
+            await self._send(  # (`reason`, ours: silence, semantic, timeout, commit or max_length)
+                "input_audio_buffer.committed",
+                previous_item_id=self.last_item,
+                item_id=item,
+                reason=event["reason"],
+            )
             self.last_item = item
         elif kind == "partial":
             await self._delta(n, event["text"])
@@ -225,9 +245,8 @@ class RealtimeConnection:
                 content_index=0,
                 error={"type": "transcription_error", "param": None, **failure},
             )
-        elif kind == "rejected":
-            error = InvalidArgument(event["message"])
-            await self.socket.send(openai_error(error_body(error, self.socket.request_id)))
+        elif kind == "rejected":  # a commit with less than 100 ms in the buffer: OpenAI's code for it
+            await self.socket.send(commit_empty(event["message"], self.socket.request_id))
 
     async def _delta(self, n: int, text: str) -> None:
         """Send what `text` adds to the utterance's text sent so far (nothing when it revises it)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +27,20 @@ class EndpointSettings(BaseModel):
     max_utterance_seconds: float = Field(
         30.0, ge=1, le=120, description="An utterance this long is ended where it is."
     )
+    eagerness: Literal["low", "medium", "high", "auto"] = Field(
+        "auto",
+        description="Semantic end of turn only: how soon a turn the model judges unfinished is ended "
+        "anyway (the longest wait: low 8 s, medium and auto 4 s, high 2 s).",
+    )
+
+
+# The longest silence semantic end of turn waits through, by eagerness (OpenAI's semantic_vad's).
+MAX_WAIT_MS = {"low": 8000, "medium": 4000, "auto": 4000, "high": 2000}
+COMPLETE = 0.5  # the turn model's probability from which a turn is finished
+
+# Why an utterance ended: its silence (server VAD's wait, or semantic end of turn's for a turn judged
+# unfinished, "timeout"), the turn model judging it finished, the client, or the length cap.
+EndReason = Literal["silence", "semantic", "timeout", "commit", "max_length"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,12 @@ class SpeechStopped:
     start: float
     end: float
     audio: Audio
-    forced: bool
+    reason: EndReason
+
+    @property
+    def forced(self) -> bool:
+        """Ended where it was (by the client or the cap), not at a pause."""
+        return self.reason in ("commit", "max_length")
 
 
 @dataclass(frozen=True)
@@ -67,19 +88,31 @@ EndpointEvent = SpeechStarted | SpeechStopped | SpeechPaused | SpeechResumed
 
 class Endpointer:
     """Turns a 16 kHz stream into `SpeechStarted` / `SpeechStopped` events, holding only the current
-    utterance (bounded by `max_utterance_seconds`) and a little audio before it."""
+    utterance (bounded by `max_utterance_seconds`) and a little audio before it.
 
-    def __init__(self, vad: VadSession, settings: EndpointSettings) -> None:
+    With a `judge` (semantic end of turn), silence proposes an end and the judge decides: at each
+    pause of `pad_ms` it scores the utterance so far (the probability that the turn is finished);
+    finished, the utterance ends there; else it ends after a silence that grows as the score falls,
+    up to the eagerness's longest wait, and speech that comes back goes on in the same utterance.
+    """
+
+    def __init__(
+        self, vad: VadSession, settings: EndpointSettings, judge: Callable[[Samples], float] | None = None
+    ) -> None:
         self.settings = settings
+        self._judge = judge
         self._probabilities = SpeechProbabilities(vad)
         self._negative = max(settings.threshold - 0.15, 0.01)
         self._pad = max(1, round(settings.pad_ms / WINDOW_MS))
         self._min_speech = max(1, round(settings.min_speech_ms / WINDOW_MS))
-        self._min_silence = max(1, round(settings.min_silence_ms / WINDOW_MS))
+        silence_ms = MAX_WAIT_MS[settings.eagerness] if judge is not None else settings.min_silence_ms
+        self._min_silence = max(1, round(silence_ms / WINDOW_MS))
         # the silence after which the stop's audio is known: its trailing pad is all there
         self._settled = max(1, self._pad)
+        self._end_after = self._min_silence  # the silence that ends this pause (semantic: judged)
         self._max_windows = int(settings.max_utterance_seconds * 1000 / WINDOW_MS)
         self._windows_seen = 0
+        self._since_stop = 0  # windows received since the last utterance ended (or the stream began)
         self._before: list[Samples] = []  # recent audio while idle (pad plus a pending start)
         self._voiced = 0  # consecutive speech windows while idle
         self._utterance: list[Samples] | None = None
@@ -124,6 +157,7 @@ class Endpointer:
         events: list[EndpointEvent] = []
         for window, prob in zip(windows, probs, strict=True):
             self._windows_seen += 1
+            self._since_stop += 1
             if self._utterance is None:
                 self._idle(window, float(prob), events)
             else:
@@ -132,18 +166,26 @@ class Endpointer:
 
     def finish(self) -> list[EndpointEvent]:
         """The stream ended: close an open utterance."""
-        return self.commit()
+        return [self._stop("commit")] if self._utterance is not None else []
 
     def commit(self) -> list[EndpointEvent]:
-        """End the open utterance here (the caller knows the turn is over); nothing when none is open."""
-        if self._utterance is None:
+        """End the open utterance here (the caller knows the turn is over). With none open, the audio
+        received since the last one ended is an utterance of its own when it holds at least 100 ms
+        (OpenAI's rule; of it, the last `pad_ms` is kept); else nothing."""
+        if self._utterance is not None:
+            return [self._stop("commit")]
+        if self._since_stop * WINDOW < CommitSegmenter.MIN_COMMIT_SECONDS * VAD_RATE or not self._before:
             return []
-        return [self._stop(forced=True)]
+        self._count += 1
+        self._utterance, self._before, self._voiced = self._before, [], 0
+        self._start_window = self._windows_seen - len(self._utterance)
+        start = SpeechStarted(self._count, round(self._start_window * WINDOW / VAD_RATE, 3))
+        return [start, self._stop("commit")]
 
     def clear(self) -> bool:
         """Drop the open utterance and the audio held before it; whether an utterance was dropped."""
         dropped = self._utterance is not None
-        self._utterance, self._before, self._silent, self._voiced = None, [], 0, 0
+        self._utterance, self._before, self._silent, self._voiced, self._since_stop = None, [], 0, 0, 0
         return dropped
 
     def _idle(self, window: Samples, prob: float, events: list[EndpointEvent]) -> None:
@@ -165,25 +207,41 @@ class Endpointer:
     def _speaking(self, window: Samples, prob: float, events: list[EndpointEvent]) -> None:
         assert self._utterance is not None
         self._utterance.append(window)
-        paused = self._settled <= self._silent < self._min_silence
+        paused = self._settled <= self._silent < self._end_after
         self._silent = self._silent + 1 if prob < self._negative else 0
-        if self._silent >= self._min_silence:
-            events.append(self._stop(forced=False))
+        if self._silent >= self._end_after:
+            events.append(self._stop("timeout" if self._judge is not None else "silence"))
         elif len(self._utterance) >= self._max_windows:
-            events.append(self._stop(forced=True))
-        elif self._silent == self._settled < self._min_silence:
-            events.append(SpeechPaused(self._count, self._kept_audio(self._silent)))
+            events.append(self._stop("max_length"))
+        elif self._silent == self._settled < self._end_after:
+            if self._judge is not None and self._finished():
+                events.append(self._stop("semantic"))
+            else:
+                events.append(SpeechPaused(self._count, self._kept_audio(self._silent)))
         elif paused and not self._silent:
+            self._end_after = self._min_silence
             events.append(SpeechResumed(self._count))
 
-    def _stop(self, forced: bool) -> SpeechStopped:
+    def _finished(self) -> bool:
+        """Ask the judge about the utterance so far; unfinished, set how long a silence ends it."""
+        assert self._judge is not None and self._utterance is not None
+        score = self._judge(np.concatenate(self._utterance))
+        if score >= COMPLETE:
+            return True
+        doubt = (COMPLETE - score) / COMPLETE  # 0 at the threshold, 1 at certainly unfinished
+        self._end_after = self._settled + max(1, round((self._min_silence - self._settled) * doubt))
+        return False
+
+    def _stop(self, reason: EndReason) -> SpeechStopped:
         assert self._utterance is not None
+        forced = reason in ("commit", "max_length")
         audio = self._kept_audio(0 if forced else self._silent)
         start = self._start_window * WINDOW / VAD_RATE
         end = start + audio.duration
         self._before = self._utterance[-self._pad :] if not forced else []
-        self._utterance, self._silent, self._voiced = None, 0, 0
-        return SpeechStopped(self._count, round(start, 3), round(end, 3), audio, forced)
+        self._utterance, self._silent, self._voiced, self._since_stop = None, 0, 0, 0
+        self._end_after = self._min_silence
+        return SpeechStopped(self._count, round(start, 3), round(end, 3), audio, reason)
 
     def _kept_audio(self, silent: int) -> Audio:
         """The open utterance without the silence beyond its trailing pad."""
@@ -270,8 +328,9 @@ class CommitSegmenter:
     def _stop(self) -> SpeechStopped:
         audio = Audio(np.concatenate(self._utterance), VAD_RATE)
         start = self._start / VAD_RATE
+        reason: EndReason = "max_length" if self._held >= self._max_samples else "commit"
         self._utterance, self._held = [], 0
-        return SpeechStopped(self._count, round(start, 3), round(start + audio.duration, 3), audio, True)
+        return SpeechStopped(self._count, round(start, 3), round(start + audio.duration, 3), audio, reason)
 
 
 Segmenter = Endpointer | CommitSegmenter
