@@ -71,7 +71,7 @@ def test_transcribe_writes_subtitles(tmp_path: Path):
 
 def test_voices_lists_every_engines_voices_and_filters_by_language():
     listed = json.loads(run("voices", "--json").stdout)
-    assert listed[0]["id"] == "en_US-joe-medium" and len(listed) == 42
+    assert listed[0]["id"] == "en_US-joe-medium" and len(listed) == 55
     assert {v["engine"] for v in listed} == {"piper", "kokoro"}
     spanish = json.loads(run("voices", "--json", "--language", "es").stdout)
     assert {v["id"] for v in spanish} == {"ef_dora", "em_alex", "em_santa"}

@@ -1,0 +1,148 @@
+"""When turns end on `/v1/realtime`, audio sent in real time: sentences spoken in two halves with a
+900 ms pause after a word mid-sentence, by four voices, for server VAD (500 ms of silence) and
+semantic VAD (eagerness auto and high), modes interleaved per sentence. Counts turns cut at the
+pause, and for each whole turn the time from the end of speech to its `completed` transcript
+(p50/p95), with how each turn ended. Then the server's start → ready and peak RSS.
+
+    python benchmarks/turns.py [--pause 0.9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import anyio
+import numpy as np
+from load import start, status
+from websockets.asyncio.client import connect
+
+from agent_tools.settings import Settings
+from speech_backend import Audio, SynthesisOptions, build_synthesizer, resample, resolve_device
+
+RATE = 24000
+CHUNK = RATE // 10  # 100 ms per append, sent in real time
+SENTENCES = (
+    ("I'd like to book a table for four people on Friday evening.", "for"),
+    ("So I was thinking that maybe we could meet on Tuesday.", "could"),
+    ("Can you tell me the opening hours of the pharmacy on Main Street?", "the"),
+    ("My account number is four seven one nine and I need a new card.", "and"),
+    ("I want to change my flight to Boston because of the storm.", "because"),
+    ("Please send the invoice to my office address in Chicago.", "to"),
+    ("The package should arrive on Thursday but it has not come yet.", "but"),
+    ("Could you remind me to call my sister at six tomorrow?", "call"),
+)
+VOICES = ("en_US-joe-medium", "af_heart", "am_onyx", "bf_emma")
+MODES: dict[str, dict[str, Any]] = {
+    "server_vad 500 ms": {"type": "server_vad", "silence_duration_ms": 500},
+    "semantic_vad auto": {"type": "semantic_vad", "eagerness": "auto"},
+    "semantic_vad high": {"type": "semantic_vad", "eagerness": "high"},
+}
+
+
+def utterance(synthesizer: Any, text: str, after: str, voice: str, pause: float) -> tuple[np.ndarray, float]:
+    """PCM at 24 kHz: 0.5 s of silence, the sentence with `pause` after the word `after`, 5 s of
+    silence; and where its speech ends (seconds)."""
+    chunks = list(synthesizer.synthesize(text, voice, SynthesisOptions(deterministic=True)))
+    rate = chunks[0].audio.sample_rate
+    words = [w for c in chunks for w in c.words]
+    samples = np.concatenate([c.audio.samples for c in chunks])
+    cut = int(next(w for w in words if w.text.strip(",.?") == after).end * rate)
+    spoken_end = int(words[-1].end * rate)
+    lead, gap, tail = (np.zeros(int(s * rate), np.float32) for s in (0.5, pause, 5.0))
+    stream = resample(
+        Audio(np.concatenate([lead, samples[:cut], gap, samples[cut:spoken_end], tail]), rate), RATE
+    )
+    return stream.samples, 0.5 + pause + spoken_end / rate
+
+
+async def one_turn(
+    base: str, detection: dict[str, Any], samples: np.ndarray, speech_end: float
+) -> dict[str, Any]:
+    """Stream one utterance in real time; its turns' end reasons, and end of speech -> completed."""
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    url = base.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    reasons: list[str] = []
+    completed: list[float] = []
+    async with connect(url, max_size=2**22) as ws:
+        await ws.recv()
+        session = {"type": "transcription", "audio": {"input": {"turn_detection": detection}}}
+        await ws.send(json.dumps({"type": "session.update", "session": session}))
+        await ws.recv()
+        began = time.perf_counter()
+
+        async def send() -> None:
+            for n, offset in enumerate(range(0, len(pcm), CHUNK * 2)):
+                await anyio.sleep(max(0.0, began + n * 0.1 - time.perf_counter()))
+                event = {
+                    "type": "input_audio_buffer.append",
+                    "audio": base64.b64encode(pcm[offset : offset + CHUNK * 2]).decode(),
+                }
+                await ws.send(json.dumps(event))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send)
+            with anyio.move_on_after(len(pcm) / 2 / RATE + 3):
+                async for message in ws:
+                    event = json.loads(message)
+                    if event["type"] == "input_audio_buffer.committed":
+                        reasons.append(event["reason"])
+                    elif event["type"].endswith("transcription.completed"):
+                        completed.append(time.perf_counter() - began)
+            tg.cancel_scope.cancel()
+    return {"reasons": reasons, "latency": completed[-1] - speech_end if completed else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pause", type=float, default=0.9)
+    args = parser.parse_args()
+    settings = Settings()
+    synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"), "catalog")
+    material = [
+        utterance(synthesizer, text, after, VOICES[i % len(VOICES)], args.pause)
+        for i, (text, after) in enumerate(SENTENCES)
+    ]
+    proc, base, ready = start(dict(os.environ))
+    cut: Counter[str] = Counter()
+    latencies: dict[str, list[float]] = defaultdict(list)
+    ends: dict[str, Counter[str]] = defaultdict(Counter)
+    try:
+        for samples, speech_end in material:  # every mode on each sentence in turn
+            for name, detection in MODES.items():
+                result = anyio.run(one_turn, base, detection, samples, speech_end)
+                ends[name].update(result["reasons"])
+                if len(result["reasons"]) > 1:
+                    cut[name] += 1
+                elif result["latency"] is not None:
+                    latencies[name].append(result["latency"])
+        print(
+            f"{len(material)} sentences, a {args.pause * 1000:.0f} ms pause mid-sentence, audio in real time:"
+        )
+        for name in MODES:
+            whole = latencies[name]
+            spread = (
+                f"p50 {statistics.median(whole):.2f} s, p95 {np.percentile(whole, 95):.2f} s"
+                if whole
+                else "none whole"
+            )
+            print(
+                f"  {name:<18} cut at the pause {cut[name]}/{len(material)}; whole turns: end of speech -> "
+                f"completed {spread}; ended by {dict(ends[name])}"
+            )
+        print(f"server: start -> ready {ready:.2f} s; peak RSS {status(proc.pid, 'VmHWM') / 2**20:.0f} MB")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
