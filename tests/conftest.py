@@ -25,6 +25,8 @@ from speech_backend import (
     build_synthesizer,
     resolve_device,
 )
+from speech_backend.voice_activity.denoise import DenoiserModel
+from speech_backend.voice_activity.denoise import model_file as denoiser_file
 from speech_backend.voice_activity.turn_model import TurnModel, model_file
 from speech_backend.voice_activity.vad import VadSession
 
@@ -64,9 +66,10 @@ def recognizer(engine_settings: EngineSettings, cpu: Device) -> Recognizer:
 
 @pytest.fixture(scope="session")
 def engines(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings) -> Engines:
-    """The real engines, loaded once: Piper, Whisper, the live-transcription VAD and Smart Turn."""
-    path = model_file(engine_settings.cache_dir)
-    assert path is not None, "Smart Turn is fetched at set-up: run `make smart-turn`"
+    """The real engines, loaded once: Piper, Whisper, the live-transcription VAD, Smart Turn and
+    DeepFilterNet."""
+    path, denoiser = model_file(engine_settings.cache_dir), denoiser_file(engine_settings.cache_dir)
+    assert path is not None and denoiser is not None, "fetched at set-up: run `make live-models`"
     return Engines(
         synthesizer,
         recognizer,
@@ -74,6 +77,7 @@ def engines(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: E
         engine_settings.audio,
         VadSession(),
         turn_model=TurnModel(path),
+        denoiser=DenoiserModel(denoiser),
     )
 
 

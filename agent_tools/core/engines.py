@@ -28,6 +28,8 @@ from speech_backend import (
     resolve_device,
 )
 from speech_backend.lexicon import Lexicon
+from speech_backend.voice_activity.denoise import DenoiserModel
+from speech_backend.voice_activity.denoise import model_file as denoiser_file
 from speech_backend.voice_activity.turn_model import TurnModel, model_file
 from speech_backend.voice_activity.vad import VadSession
 
@@ -64,6 +66,7 @@ class Engines:
     serving: Callable[[], bool] | None = None
     lexicon: Lexicon | None = None  # how the synthesizers say the words it lists (reloaded on SIGHUP)
     turn_model: TurnModel | None = None  # semantic end of turn (None: set-up did not fetch it)
+    denoiser: DenoiserModel | None = None  # live noise_reduction (None: set-up did not fetch it)
 
     def voice(self, voice_id: str) -> Voice:
         """The catalogue's entry of `voice_id`: its engine, its sample rate, ...
@@ -97,6 +100,7 @@ class Engines:
             VadSession(),
             serving=lambda: pool_ready(synthesizer, recognizer, 2.0),
             turn_model=_turn_model(settings),
+            denoiser=_denoiser(settings),
         )
 
     @classmethod
@@ -118,6 +122,7 @@ class Engines:
         recognizer = build_recognizer(settings, device, "catalog") if transcribe else NotLoadedRecognizer()
         vad = VadSession() if transcribe else None
         turn = _turn_model(settings) if transcribe else None
+        denoiser = _denoiser(settings) if transcribe else None
         return cls(
             synthesizer,
             recognizer,
@@ -126,6 +131,7 @@ class Engines:
             vad,
             lexicon=lexicon,
             turn_model=turn,
+            denoiser=denoiser,
         )
 
     def require_vad(self) -> VadSession:
@@ -150,6 +156,27 @@ class Engines:
                 "(`make` does it); use server VAD"
             )
         return self.turn_model
+
+    def require_denoiser(self) -> DenoiserModel:
+        """The noise suppressor of live `noise_reduction`.
+
+        Raises:
+            BackendUnavailable: set-up did not fetch it, or this process does not transcribe.
+        """
+        if self.denoiser is None or self.vad is None:
+            raise BackendUnavailable(
+                "noise_reduction is not available here: its model was not fetched at set-up (`make` does it)"
+            )
+        return self.denoiser
+
+
+def _denoiser(settings: EngineSettings) -> DenoiserModel | None:
+    """DeepFilterNet, where set-up put it (loaded on a stream's first use)."""
+    path = denoiser_file(settings.cache_dir)
+    if path is None:
+        logger.warning("noise_reduction is off: DeepFilterNet was not fetched at set-up")
+        return None
+    return DenoiserModel(path)
 
 
 def _turn_model(settings: EngineSettings) -> TurnModel | None:

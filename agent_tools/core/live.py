@@ -26,6 +26,7 @@ import anyio.from_thread
 import numpy as np
 
 from agent_tools.core.errors import Busy
+from agent_tools.core.live_audio import LiveAudio
 from agent_tools.core.live_decoding import Emit, LiveDecoder
 from agent_tools.core.live_input import NOTHING_TO_COMMIT, WOUND_UP, Control, Frame, Receive, frame_refusal
 from agent_tools.core.live_jobs import Job
@@ -33,7 +34,6 @@ from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.service import SpeechService
 from policies import Principal
 from speech_backend import RecognitionOptions
-from speech_backend.audio.resample import StreamResampler
 from speech_backend.voice_activity.endpointing import (
     CommitSegmenter,
     Endpointer,
@@ -100,7 +100,7 @@ class LiveTranscription:
         self.service = service
         self.params = params
         self.endpointer = endpointer
-        self.resampler = StreamResampler(params.sample_rate, VAD_RATE)
+        self.audio = LiveAudio(service.require(), params)
         self.emit = emit
         self.max_seconds = float(max_seconds)
         self.received_seconds = 0.0
@@ -126,6 +126,7 @@ class LiveTranscription:
             "sample_rate": self.params.sample_rate,
             "vad": "silero" if self.params.turn_detection != "manual" else None,
             "turn_detection": self.params.turn_detection,
+            "noise_reduction": self.params.noise_reduction,
             **self.params.endpointing().model_dump(),
         }
 
@@ -239,10 +240,10 @@ class LiveTranscription:
         """New settings from here on: a new segmenter takes over the audio the old one held (an open
         utterance goes on under the same number), at the stream time where it was."""
         new = segmenter_for(self.service, params)
-        if params.sample_rate != self.params.sample_rate:
-            tail = self.resampler.push(np.zeros(0, dtype=np.float32), last=True)
+        if not self.audio.same_for(params):
+            tail = self.audio.flush()
             await self._handle(await self._step(functools.partial(self.endpointer.push, tail)))
-            self.resampler = StreamResampler(params.sample_rate, VAD_RATE)
+            self.audio = LiveAudio(self.service.require(), params)
         old = self.endpointer
         held = old.held()
         self.offset += old.received_seconds - len(held) / VAD_RATE
@@ -254,11 +255,10 @@ class LiveTranscription:
 
     def _push(self, frame: bytes) -> list[EndpointEvent]:
         samples = np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
-        return self.endpointer.push(self.resampler.push(samples))
+        return self.endpointer.push(self.audio.push(samples))
 
     def _finish(self) -> list[EndpointEvent]:
-        tail = self.resampler.push(np.zeros(0, dtype=np.float32), last=True)
-        return [*self.endpointer.push(tail), *self.endpointer.finish()]
+        return [*self.endpointer.push(self.audio.flush()), *self.endpointer.finish()]
 
     async def _handle(self, events: list[EndpointEvent]) -> None:
         for event in events:

@@ -26,6 +26,11 @@ class LiveSettings(EndpointSettings):
         "end and the turn model decides whether the speaker is done (`eagerness` bounds the wait); "
         "manual: where the client commits.",
     )
+    noise_reduction: Literal["near_field", "far_field"] | None = Field(
+        None,
+        description="Clean noise from the audio before voice activity detection and recognition: "
+        "near_field for a headset, far_field for a laptop or room microphone; unset: as sent.",
+    )
     prompt: str | None = Field(
         None, max_length=1000, description="Text that precedes the audio: names, terms, style."
     )

@@ -60,7 +60,8 @@ TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
 
 
 class NoiseReduction(Strict):
-    """Accepted; not applied (the session reports `noise_reduction: null`)."""
+    """Noise cleaned from the audio before voice activity detection and recognition (DeepFilterNet):
+    `near_field` for a headset, `far_field` for a laptop or room microphone."""
 
     type: Literal["near_field", "far_field"]
 
@@ -95,6 +96,7 @@ class RealtimeSession:
         self.format = AudioFormat()
         self.transcription = Transcription()
         self.turn_detection: ServerVad | SemanticVad | None = ServerVad(type="server_vad")
+        self.noise_reduction: NoiseReduction | None = None
 
     def updated(self, update: SessionUpdate) -> LiveSettings:
         """Apply `update` (the fields it names) and return the live settings it amounts to; on a
@@ -104,13 +106,17 @@ class RealtimeSession:
         fmt = given.format if "format" in fields and given.format else self.format
         transcription = given.transcription if "transcription" in fields else self.transcription
         turns = given.turn_detection if "turn_detection" in fields else self.turn_detection
-        settings = live_settings(fmt, transcription or Transcription(), turns)  # raises before changing
+        noise = given.noise_reduction if "noise_reduction" in fields else self.noise_reduction
+        settings = live_settings(
+            fmt, transcription or Transcription(), turns, noise
+        )  # raises before changing
         self.format, self.transcription, self.turn_detection = fmt, transcription or Transcription(), turns
+        self.noise_reduction = noise
         return settings
 
     def live(self) -> LiveSettings:
         """The live settings now in force."""
-        return live_settings(self.format, self.transcription, self.turn_detection)
+        return live_settings(self.format, self.transcription, self.turn_detection, self.noise_reduction)
 
     def describe(self) -> dict[str, Any]:
         """The session object of `session.created` / `session.updated`."""
@@ -134,7 +140,7 @@ class RealtimeSession:
                     "format": self.format.model_dump(),
                     "transcription": self.transcription.model_dump(),
                     "turn_detection": detection,
-                    "noise_reduction": None,
+                    "noise_reduction": self.noise_reduction.model_dump() if self.noise_reduction else None,
                 }
             },
             "include": [],
@@ -142,7 +148,10 @@ class RealtimeSession:
 
 
 def live_settings(
-    fmt: AudioFormat, transcription: Transcription, turns: ServerVad | SemanticVad | None
+    fmt: AudioFormat,
+    transcription: Transcription,
+    turns: ServerVad | SemanticVad | None,
+    noise: NoiseReduction | None = None,
 ) -> LiveSettings:
     """The core's settings for OpenAI's.
 
@@ -155,6 +164,7 @@ def live_settings(
         "prompt": transcription.prompt or None,
         "word_timestamps": False,
         "turn_detection": "manual" if turns is None else "vad" if turns.type == "server_vad" else "semantic",
+        "noise_reduction": noise.type if noise is not None else None,
     }
     if isinstance(turns, SemanticVad) and turns.eagerness is not None:
         values["eagerness"] = turns.eagerness

@@ -37,10 +37,11 @@ class EndpointSettings(BaseModel):
 # The longest silence semantic end of turn waits through, by eagerness (OpenAI's semantic_vad's).
 MAX_WAIT_MS = {"low": 8000, "medium": 4000, "auto": 4000, "high": 2000}
 COMPLETE = 0.5  # the turn model's probability from which a turn is finished
-# The silence after which the turn model judges: Smart Turn learnt from turns cut 200 ms into the
-# pause that followed them, and it judges best there (of 8 sentences said in two halves, 5 halves
-# and 6 wholes right at 200 ms; 4 and 5 at 300 ms; `benchmarks/turns.py`).
-JUDGE_AFTER_MS = 200
+# The silence (as the VAD hears it, which lags the speech's end) after which the turn model judges.
+# `benchmarks/turns.py`, 8 sentences with a 900 ms pause mid-sentence: judged at 100 / 200 / 300 ms,
+# turns cut at the pause 4 / 5 / 4 of 8, whole turns' end of speech -> transcript p50 (eagerness
+# auto) 1.96 / 3.25 / 2.37 s; the earliest ends a finished turn soonest.
+JUDGE_AFTER_MS = 100
 
 # Why an utterance ended: its silence (server VAD's wait, or semantic end of turn's for a turn judged
 # unfinished, "timeout"), the turn model judging it finished, the client, or the length cap.

@@ -10,27 +10,23 @@ faster-whisper's feature extractor computes (checked equal to pipecat's to 4e-7)
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import os
-import subprocess
 import sys
-import tempfile
 import threading
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from speech_backend.errors import ModelNotFound
 from speech_backend.results import Samples
 from speech_backend.voice_activity.vad import VAD_RATE
+from speech_backend.wheel_files import WheelFile, main
 
-WHEEL = "pipecat-ai==1.14.0"
-MEMBER = "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
-MODEL_NAME = "smart-turn-v3.2-cpu.onnx"
-MODEL_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
+SMART_TURN = WheelFile(
+    "pipecat-ai==1.14.0",
+    "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+    "smart-turn-v3.2-cpu.onnx",
+    "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+)
 WINDOW_SAMPLES = 8 * VAD_RATE  # the model hears the last 8 s, padded with silence before
 
 
@@ -67,16 +63,14 @@ class TurnModel:
 
 def model_file(cache_dir: Path) -> Path | None:
     """Where set-up put the model, or None when it did not."""
-    path = cache_dir / MODEL_NAME
-    return path if path.is_file() else None
+    return SMART_TURN.path(cache_dir)
 
 
 def _load(path: Path) -> tuple[Any, Any]:
     import onnxruntime
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    if _sha256(path.read_bytes()) != MODEL_SHA256:
-        raise ModelNotFound(f"{path} is not Smart Turn v3.2 (sha256 differs); delete it and run `make` again")
+    SMART_TURN.check(path)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -85,52 +79,5 @@ def _load(path: Path) -> tuple[Any, Any]:
     return session, FeatureExtractor(feature_size=80)
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def fetch(cache_dir: Path) -> Path:
-    """Take the model out of the pipecat-ai wheel (from PyPI, through pip) into `cache_dir`.
-
-    Raises:
-        ModelNotFound: pip failed, or the file is not the pinned one.
-    """
-    target = cache_dir / MODEL_NAME
-    if target.is_file() and _sha256(target.read_bytes()) == MODEL_SHA256:
-        return target
-    with tempfile.TemporaryDirectory() as tmp:
-        download = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", WHEEL, "-d", tmp]
-        try:
-            subprocess.run(download, check=True, capture_output=True, timeout=600)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise ModelNotFound(f"`pip download {WHEEL}` failed ({exc}); pip fetches Smart Turn") from exc
-        wheel = next(Path(tmp).glob("pipecat_ai-*.whl"), None)
-        if wheel is None:
-            raise ModelNotFound(f"pip left no {WHEEL} wheel")
-        with zipfile.ZipFile(wheel) as archive:
-            data = archive.read(MEMBER)
-    if _sha256(data) != MODEL_SHA256:
-        raise ModelNotFound(f"{WHEEL}'s {MEMBER} does not have the pinned sha256")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = cache_dir / f".{MODEL_NAME}.{os.getpid()}"
-    staging.write_bytes(data)
-    os.replace(staging, target)
-    return target
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Set-up: put Smart Turn in the cache folder; exit 1 with the reason when it cannot be had."""
-    parser = argparse.ArgumentParser(description="Take Smart Turn v3.2 out of the pipecat-ai wheel, checked.")
-    parser.add_argument("--cache", type=Path, required=True)
-    args = parser.parse_args(argv)
-    try:
-        path = fetch(args.cache)
-    except ModelNotFound as exc:
-        print(f"error [model_not_found]: {exc.message}", file=sys.stderr)
-        return 1
-    print(f"{path}: Smart Turn v3.2", file=sys.stderr)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main({"Smart Turn v3.2": SMART_TURN}))

@@ -25,7 +25,7 @@ VOICE = "af_heart"
 @pytest.fixture(scope="module")
 def turn_model(engine_settings: EngineSettings) -> TurnModel:
     path = model_file(engine_settings.cache_dir)
-    assert path is not None, "Smart Turn is fetched at set-up: run `make smart-turn`"
+    assert path is not None, "Smart Turn is fetched at set-up: run `make live-models`"
     return TurnModel(path)
 
 
