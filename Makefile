@@ -112,6 +112,8 @@ bench: install kokoro-voices live-models redis-server
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/first_audio.py
 	$(BIN)/python benchmarks/live.py
+	$(BIN)/python benchmarks/turns.py
+	$(BIN)/python benchmarks/noise.py
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/cluster.py

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 from speech_backend import (
     Audio,
@@ -34,6 +36,7 @@ from speech_backend.voice_activity.turn_model import TurnModel, model_file
 from speech_backend.voice_activity.vad import VadSession
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M")
 
 
 class NotLoadedRecognizer:
@@ -150,12 +153,7 @@ class Engines:
         Raises:
             BackendUnavailable: set-up did not fetch it, or this process does not transcribe.
         """
-        if self.turn_model is None or self.vad is None:
-            raise BackendUnavailable(
-                "semantic end of turn is not available here: its model was not fetched at set-up "
-                "(`make` does it); use server VAD"
-            )
-        return self.turn_model
+        return _live_model(self.turn_model if self.vad else None, "semantic end of turn", "use server VAD")
 
     def require_denoiser(self) -> DenoiserModel:
         """The noise suppressor of live `noise_reduction`.
@@ -163,31 +161,36 @@ class Engines:
         Raises:
             BackendUnavailable: set-up did not fetch it, or this process does not transcribe.
         """
-        if self.denoiser is None or self.vad is None:
-            raise BackendUnavailable(
-                "noise_reduction is not available here: its model was not fetched at set-up (`make` does it)"
-            )
-        return self.denoiser
+        return _live_model(self.denoiser if self.vad else None, "noise_reduction", "send it unset")
+
+
+def _live_model(model: M | None, what: str, instead: str) -> M:
+    if model is None:
+        raise BackendUnavailable(
+            f"{what} is not available here: its model was not fetched at set-up (`make` does it); {instead}"
+        )
+    return model
 
 
 def _denoiser(settings: EngineSettings) -> DenoiserModel | None:
     """DeepFilterNet, where set-up put it (loaded on a stream's first use)."""
-    path = denoiser_file(settings.cache_dir)
-    if path is None:
-        logger.warning("noise_reduction is off: DeepFilterNet was not fetched at set-up")
-        return None
-    return DenoiserModel(path)
+    return _fetched(denoiser_file(settings.cache_dir), DenoiserModel, "noise_reduction is off: DeepFilterNet")
 
 
 def _turn_model(settings: EngineSettings) -> TurnModel | None:
-    """Smart Turn, where set-up put it (it judges at each pause: it runs here, beside the VAD)."""
-    path = model_file(settings.cache_dir)
-    if path is None:
-        logger.warning("semantic end of turn is off: Smart Turn was not fetched at set-up")
-        return None
-    model = TurnModel(path)
-    model.load()  # (checked now: a wrong file stops the start, as for every model)
+    """Smart Turn, where set-up put it (it judges at each pause: it runs here, beside the VAD);
+    checked and loaded now: a wrong file stops the start, as for every model."""
+    model = _fetched(model_file(settings.cache_dir), TurnModel, "semantic end of turn is off: Smart Turn")
+    if model is not None:
+        model.load()
     return model
+
+
+def _fetched(path: Path | None, make: Callable[[Path], M], what: str) -> M | None:
+    if path is None:
+        logger.warning("%s was not fetched at set-up", what)
+        return None
+    return make(path)
 
 
 class EngineState:
