@@ -76,8 +76,9 @@ def segmenter_for(service: SpeechService, params: LiveSettings) -> Segmenter:
         BackendUnavailable: the models are not loaded.
     """
     engines = service.require()
-    options = RecognitionOptions(language=params.language, word_timestamps=params.word_timestamps)
-    engines.recognizer.check_options(options)
+    engines.recognizer.check_options(RecognitionOptions(language=params.language))
+    if params.noise_reduction is not None:
+        engines.require_denoiser()
     if params.turn_detection == "manual":
         return CommitSegmenter(params.max_utterance_seconds)
     judge = engines.require_turn_model().completion if params.turn_detection == "semantic" else None

@@ -41,7 +41,7 @@ from agent_tools.core.runtime import Runtime
 from agent_tools.web.realtime_session import RealtimeSession, SessionUpdate
 from agent_tools.web.sockets import SocketGate, SocketSession, typed
 from policies import Principal
-from speech_backend import InvalidArgument
+from speech_backend import BackendUnavailable, InvalidArgument
 
 MAX_EVENT_BYTES = 1024 * 1024  # an append of ~15 s of 24 kHz audio, base64
 FRAME_SECONDS = 0.5  # appended audio is fed to the core in pieces this long
@@ -185,7 +185,11 @@ class RealtimeConnection:
         update = SessionUpdate.model_validate(raw if raw is not None else {})
         trial = copy.copy(self.session)
         settings = trial.updated(update)
-        segmenter_for(self.runtime.service, settings)  # the recognizer serves them
+        try:
+            segmenter_for(self.runtime.service, settings)  # the engines here serve them
+        except BackendUnavailable as exc:  # a feature not served here: the session goes on without it
+            await self.socket.send(openai_error(error_body(exc, self.socket.request_id)))
+            return
         self.session, self.settings = trial, settings
         if self.live is not None:  # from the next audio on
             self.pending.append(settings)

@@ -4,11 +4,13 @@ or as a `/v1/transcribe/ws` parameter, reported back, and applied before voice a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
+from agent_tools.core.runtime import Runtime
 from speech_backend import Audio, resample
 from tests.agent_tools.conftest import serve_http
 from tests.agent_tools.test_realtime import append, events_until, next_event, pcm24, realtime, session
@@ -47,3 +49,27 @@ async def test_transcribe_socket_takes_noise_reduction_and_says_so_when_ready(ru
     assert ready["type"] == "ready" and ready["noise_reduction"] == "far_field"
     assert refused["type"] == "error" and refused["code"] == "invalid_argument"
     assert "noise_reduction" in refused["message"]
+
+
+async def test_without_the_live_models_semantic_turns_and_noise_reduction_are_refused_typed(
+    settings, engines
+):
+    runtime = Runtime.build(settings, replace(engines, turn_model=None, denoiser=None))
+    async with serve_http(runtime) as base:
+        ws_base = base.replace("http://", "ws://") + "/v1/transcribe/ws"
+        async with connect(ws_base + "?turn_detection=semantic") as ws:
+            semantic = json.loads(await ws.recv())
+        async with connect(ws_base + "?noise_reduction=near_field") as ws:
+            noise = json.loads(await ws.recv())
+        async with realtime(base) as conn:
+            await next_event(conn)
+            await conn.session.update(session=session({"turn_detection": {"type": "semantic_vad"}}))
+            refused = await next_event(conn)
+            await conn.session.update(session=session({"turn_detection": {"type": "server_vad"}}))
+            served = await next_event(conn)
+    for error, what in ((semantic, "semantic end of turn"), (noise, "noise_reduction")):
+        assert (
+            error["type"] == "error" and error["code"] == "backend_unavailable" and what in error["message"]
+        )
+    assert refused["type"] == "error" and refused["error"]["code"] == "backend_unavailable"
+    assert served["type"] == "session.updated"  # the session goes on with what is served
