@@ -24,6 +24,9 @@ class TurnResult(BaseModel):
     hypothesis: str | None = None
     wer: float | None = None
     cer: float | None = None
+    turns: int | None = None  # listened turns: how many turns the speech made
+    end_reasons: list[str] = Field(default_factory=list)  # ... and why each ended
+    end_ms: float | None = None  # ... end of speech to the last turn's end, in stream time
     failures: list[str] = Field(default_factory=list)
 
 

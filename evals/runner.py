@@ -18,6 +18,7 @@ import anyio
 import httpx2
 
 from evals.client import EvalClient, Outcome
+from evals.listen import listen
 from evals.metrics import Scorers, percentile
 from evals.results import Percentiles, ScenarioResult, SuiteResult, Summary, TurnResult
 from evals.scenario import Expect, Scenario, SpeechSource, Turn
@@ -160,6 +161,9 @@ class ScenarioRunner:
             result.audio_seconds = round(float(seconds), 3)
             result.rtf = round(outcome.latency_s / seconds, 4)
         result.language = turn.transcribe.language if turn.transcribe else None
+        if turn.listen is not None:
+            result.turns, result.end_ms = structured.get("turns"), structured.get("end_ms")
+            result.end_reasons = list(structured.get("reasons", []))
         if outcome.ok and turn.expect.wer_against is not None:
             scorer = self.scorers(result.language)
             result.reference, result.hypothesis = turn.expect.wer_against, text
@@ -197,6 +201,9 @@ class ScenarioRunner:
         if turn.list_voices is not None:
             outcome = await client.call("list_voices", turn.list_voices.model_dump())
             return outcome, json.dumps(outcome.structured), None
+        if turn.listen is not None:
+            outcome = await listen(client, turn.listen)
+            return outcome, str(outcome.structured.get("text", "")), turn.listen.speak.voice
         if turn.stream is not None:
             s = turn.stream
             outcome = await client.stream(s.text, s.pieces, s.voice, s.speed, s.cancel_after_sentences)
@@ -283,6 +290,16 @@ class ScenarioRunner:
         if expect.max_sentences is not None and structured.get("sentences", 0) > expect.max_sentences:
             failures.append(
                 f"{structured.get('sentences')} sentences delivered, at most {expect.max_sentences}"
+            )
+        if expect.turns is not None and result.turns != expect.turns:
+            failures.append(
+                f"the speech made {result.turns} turns ({result.end_reasons}), expected {expect.turns}"
+            )
+        if expect.end_within_ms is not None and (
+            result.end_ms is None or result.end_ms > expect.end_within_ms
+        ):
+            failures.append(
+                f"the turn ended {result.end_ms} ms after the speech, over {expect.end_within_ms:g} ms"
             )
         return failures
 

@@ -77,6 +77,29 @@ class StreamArgs(_Strict):
     )
 
 
+class Noise(_Strict):
+    """Noise mixed into a listened turn at `snr_db` against the speech: `pink` (stationary) or
+    `swelling` (white noise whose level rises and falls three times a second, like traffic)."""
+
+    kind: Literal["pink", "swelling"]
+    snr_db: float = Field(5.0, ge=-10, le=40)
+
+
+class ListenArgs(_Strict):
+    """A caller heard live on `/v1/transcribe/ws`: speech made for the turn (`speak`), with a pause
+    after one of its words and noise when asked, sent as a stream (0.5 s before, 5 s after); how its
+    turns end and what is heard."""
+
+    speak: SpeakArgs
+    pause_after: str | None = Field(None, description="Pause after this word (as `words[]` writes it).")
+    pause_ms: int = Field(900, ge=0, le=10_000)
+    noise: Noise | None = None
+    turn_detection: Literal["vad", "semantic"] = "vad"
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
+    min_silence_ms: int | None = Field(None, ge=96, le=10_000)
+    noise_reduction: Literal["near_field", "far_field"] | None = None
+
+
 class Bounds(_Strict):
     """An inclusive range; either end may be open."""
 
@@ -106,6 +129,13 @@ class Expect(_Strict):
     reason: Literal["end", "cancelled"] | None = Field(None, description="Streamed turns: how it ended.")
     max_sentences: int | None = Field(None, ge=0, description="Streamed turns: sentences delivered.")
     untrusted: bool | None = Field(None, description="Transcripts: flagged as untrusted content.")
+    turns: int | None = Field(None, ge=0, description="Listened turns: how many turns the speech makes.")
+    end_within_ms: float | None = Field(
+        None, gt=0, description="Listened turns: end of speech to the turn's end, in stream time."
+    )
+
+
+ACTIONS = ("speak", "transcribe", "list_voices", "stream", "listen")
 
 
 class Turn(_Strict):
@@ -117,6 +147,7 @@ class Turn(_Strict):
     transcribe: TranscribeArgs | None = None
     list_voices: ListVoicesArgs | None = None
     stream: StreamArgs | None = None
+    listen: ListenArgs | None = None
     expect: Expect = Expect()
     repeat: int = Field(
         1,
@@ -128,19 +159,15 @@ class Turn(_Strict):
 
     @model_validator(mode="after")
     def _one(self) -> Turn:
-        actions = [
-            a for a in ("speak", "transcribe", "list_voices", "stream") if getattr(self, a) is not None
-        ]
+        actions = [a for a in ACTIONS if getattr(self, a) is not None]
         if len(actions) != 1:
-            raise ValueError("give exactly one of speak, transcribe, list_voices or stream")
+            raise ValueError("give exactly one of speak, transcribe, list_voices, stream or listen")
         return self
 
     @property
     def action(self) -> str:
         """Which action this turn takes."""
-        return next(
-            a for a in ("speak", "transcribe", "list_voices", "stream") if getattr(self, a) is not None
-        )
+        return next(a for a in ACTIONS if getattr(self, a) is not None)
 
 
 class Dataset(_Strict):

@@ -1,11 +1,10 @@
 """Live transcription of a stream of PCM16 frames, free of any socket: frames in, events out.
 
-Utterances end at pauses (voice activity from the Silero VAD model, loaded with the engines, and
-endpointing, per frame under the scheduler's voice-activity admission) or where the client commits
-(manual turns); a client can also end the open utterance early (commit) or drop it (clear). Finals
-and partials decode under the recognition admission (`live_decoding`), finals in order and ahead of
-any partial. Every buffer is bounded: one open utterance (at most `max_utterance_seconds`), a few
-utterances waiting for decoding, and the caller's audio cap over the whole stream.
+Utterances end at pauses (Silero VAD, per frame under the voice-activity admission), when the turn
+model judges the speaker done (semantic), or where the client commits (manual); a client can also
+end the open utterance early (commit) or drop it (clear). Finals and partials decode under the
+recognition admission (`live_decoding`), finals in order and ahead of any partial. Every buffer is
+bounded: one open utterance (`max_utterance_seconds`), a few awaiting decoding, the audio cap.
 
 Nothing owed is dropped: a stream refused midway (over the caller's audio cap, a frame too large, a
 server shutting down) first gets the finals of everything heard within the bounds, the open
@@ -279,7 +278,8 @@ class LiveTranscription:
                 continue
             start, end = round(self.offset + event.start, 3), round(self.offset + event.end, 3)
             stopped = {"type": "speech_stopped", "utterance": n, "start": start, "end": end}
-            await self.emit({**stopped, "forced": event.forced, "reason": event.reason})
+            decided = round(self.offset + event.decided, 3)  # (the stream time the end was decided at)
+            await self.emit({**stopped, "forced": event.forced, "reason": event.reason, "decided": decided})
             self.service.metrics.turn_ends.labels(event.reason).inc()
             job = Job(n, event.audio, start, end, True, time.perf_counter())
             await self.decoder.add_final(job)  # waits (reading stops) while decoding is behind

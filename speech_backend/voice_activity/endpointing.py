@@ -65,6 +65,7 @@ class SpeechStopped:
     end: float
     audio: Audio
     reason: EndReason
+    decided: float = 0.0  # stream seconds when the end was decided (the stream as far as it was heard)
 
     @property
     def forced(self) -> bool:
@@ -247,7 +248,9 @@ class Endpointer:
         self._before = self._utterance[-self._pad :] if not forced else []
         self._utterance, self._silent, self._voiced, self._since_stop = None, 0, 0, 0
         self._end_after = self._min_silence
-        return SpeechStopped(self._count, round(start, 3), round(end, 3), audio, reason)
+        return SpeechStopped(
+            self._count, round(start, 3), round(end, 3), audio, reason, round(self.seconds, 3)
+        )
 
     def _kept_audio(self, silent: int) -> Audio:
         """The open utterance without the silence beyond its trailing pad."""
@@ -336,7 +339,8 @@ class CommitSegmenter:
         start = self._start / VAD_RATE
         reason: EndReason = "max_length" if self._held >= self._max_samples else "commit"
         self._utterance, self._held = [], 0
-        return SpeechStopped(self._count, round(start, 3), round(start + audio.duration, 3), audio, reason)
+        end = round(start + audio.duration, 3)
+        return SpeechStopped(self._count, round(start, 3), end, audio, reason, round(self.seconds, 3))
 
 
 Segmenter = Endpointer | CommitSegmenter
