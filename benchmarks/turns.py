@@ -4,7 +4,9 @@ semantic VAD (eagerness auto and high), modes interleaved per sentence. Counts t
 pause, and for each whole turn the time from the end of speech to its `completed` transcript
 (p50/p95), with how each turn ended. Then the server's start → ready and peak RSS.
 
-    python benchmarks/turns.py [--pause 0.9]
+    python benchmarks/turns.py [--pause 0.9] [--recordings]
+
+`--recordings`: the dev set's LibriVox readings (human speech), each paused after its middle word.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import statistics
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -99,18 +102,47 @@ async def one_turn(
     return {"reasons": reasons, "latency": completed[-1] - speech_end if completed else None}
 
 
+def recorded(settings: Settings, pause: float) -> list[tuple[np.ndarray, float]]:
+    """The dev set's LibriVox readings (people reading aloud), each with `pause` after its middle
+    word (found by Whisper's word timings): 0.5 s of silence before, 5 s after."""
+    from evals.devset import MANIFEST
+    from speech_backend import AudioLimits, RecognitionOptions, build_recognizer, decode_audio
+
+    folder = Path(os.environ.get("SPEECH_TOOLS_DEVSET", ".cache/devset"))
+    recognizer = build_recognizer(settings.engines, resolve_device("cpu"))
+    out = []
+    for line in (folder / MANIFEST).read_text().splitlines():
+        item = json.loads(line)
+        if not item["id"].startswith("librivox/"):
+            continue
+        audio = resample(decode_audio((folder / item["path"]).read_bytes(), AudioLimits()).audio, 16000)
+        heard = recognizer.transcribe(audio, RecognitionOptions(language="en", word_timestamps=True))
+        words = [w for segment in heard.segments for w in segment.words]
+        cut, end = int(words[len(words) // 2 - 1].end * 16000), int(words[-1].end * 16000)
+        lead, gap, tail = (np.zeros(int(s * 16000), np.float32) for s in (0.5, pause, 5.0))
+        samples = np.concatenate([lead, audio.samples[:cut], gap, audio.samples[cut:end], tail])
+        out.append((resample(Audio(samples, 16000), RATE).samples, 0.5 + pause + end / 16000))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pause", type=float, default=0.9)
+    parser.add_argument(
+        "--recordings", action="store_true", help="the dev set's readings, not synthetic speech"
+    )
     args = parser.parse_args()
     settings = Settings()
-    synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"), "catalog")
-    material = [
-        utterance(synthesizer, text, after, VOICES[i % len(VOICES)], args.pause)
-        for i, (text, after) in enumerate(SENTENCES)
-    ]
+    if args.recordings:
+        material = recorded(settings, args.pause)
+    else:
+        synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"), "catalog")
+        material = [
+            utterance(synthesizer, text, after, VOICES[i % len(VOICES)], args.pause)
+            for i, (text, after) in enumerate(SENTENCES)
+        ]
     proc, base, ready = start(dict(os.environ))
     cut: Counter[str] = Counter()
     latencies: dict[str, list[float]] = defaultdict(list)
@@ -124,9 +156,9 @@ def main() -> None:
                     cut[name] += 1
                 elif result["latency"] is not None:
                     latencies[name].append(result["latency"])
-        print(
-            f"{len(material)} sentences, a {args.pause * 1000:.0f} ms pause mid-sentence, audio in real time:"
-        )
+        what = "recorded readings" if args.recordings else "sentences"
+        pause = f"a {args.pause * 1000:.0f} ms pause mid-sentence"
+        print(f"{len(material)} {what}, {pause}, audio in real time:")
         for name in MODES:
             whole = latencies[name]
             spread = (
