@@ -27,7 +27,7 @@ def test_every_starter_scenario_loads(builtins):
         (
             "name: x\nturns:\n  - speak: {text: hi}\n    transcribe: {audio: {previous: true}}\n",
             3,
-            "exactly one of speak, transcribe, list_voices or stream",
+            "exactly one of speak, transcribe, list_voices, stream or listen",
         ),
         (
             "name: x\nturns:\n  - speak: {text: hi}\n  - speak: {text: hi, pitch: 3}\n",

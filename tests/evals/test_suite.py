@@ -32,7 +32,7 @@ async def test_the_starter_scenarios_pass_in_process_and_the_report_is_written(
     assert {"customer-support call", "policy cases", "recorded speech (dev set)"} <= names
     summary = result.summary
     assert summary.passed == len(scenarios) and summary.failed == summary.skipped == 0
-    assert set(summary.latency_ms) == {"speak", "transcribe", "list_voices", "stream"}
+    assert set(summary.latency_ms) == {"speak", "transcribe", "list_voices", "stream", "listen"}
     assert {"forbidden", "policy_denied", "rate_limited", "text_too_long", "unauthorized"} <= set(
         summary.policy_outcomes
     )
@@ -41,8 +41,13 @@ async def test_the_starter_scenarios_pass_in_process_and_the_report_is_written(
     assert summary.wer_by_voice["recorded"] <= 0.15
     recorded = next(s for s in result.scenarios if s.name == "recorded speech (dev set)")
     assert len(recorded.turns) == 11  # 5 LibriVox, 5 cards, JFK
+    listened = {t.name: t for s in result.scenarios for t in s.turns if t.action == "listen"}
+    paused = listened["a pause mid-sentence, server VAD at 500 ms (cut early)"]
+    assert paused.turns == 2 and paused.end_reasons == ["silence", "silence"]
+    assert listened["a finished question, semantic"].end_reasons == ["semantic"]
     markdown = write_reports(result, tmp_path / "report.html")
     html = (tmp_path / "report.html").read_text()
+    assert "Listened turns" in html
     assert html.count("<svg") == 2 and "customer-support call" in html and "PASS" in html
     assert "# speech-tools eval: PASS" in markdown.read_text()
 
