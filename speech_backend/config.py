@@ -123,6 +123,11 @@ class EngineSettings(BaseModel):
         description="Pronunciation lexicon (YAML: `word: respelling` or `word: /IPA/`), applied by every "
         "engine and read again on SIGHUP.",
     )
+    live_recognizer: Literal["moonshine", "whisper"] = Field(
+        "moonshine",
+        description="Recognizer of live English utterances up to 9 s that ask for no word timings and "
+        "no prompt: `moonshine` (tens of ms; Whisper when set-up did not fetch it) or `whisper`.",
+    )
     piper: PiperSettings = PiperSettings()
     kokoro: KokoroSettings = KokoroSettings()
     whisper: WhisperSettings = WhisperSettings()

@@ -25,6 +25,7 @@ from speech_backend import (
     build_synthesizer,
     resolve_device,
 )
+from speech_backend.moonshine.recognizer import MoonshineRecognizer
 from speech_backend.voice_activity.denoise import DenoiserModel
 from speech_backend.voice_activity.denoise import model_file as denoiser_file
 from speech_backend.voice_activity.turn_model import TurnModel, model_file
@@ -66,10 +67,11 @@ def recognizer(engine_settings: EngineSettings, cpu: Device) -> Recognizer:
 
 @pytest.fixture(scope="session")
 def engines(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: EngineSettings) -> Engines:
-    """The real engines, loaded once: Piper, Whisper, the live-transcription VAD, Smart Turn and
-    DeepFilterNet."""
+    """The real engines, loaded once: Piper, Whisper, the live-transcription VAD, Smart Turn,
+    DeepFilterNet and Moonshine (short live utterances)."""
     path, denoiser = model_file(engine_settings.cache_dir), denoiser_file(engine_settings.cache_dir)
-    assert path is not None and denoiser is not None, "fetched at set-up: run `make live-models`"
+    fetched = MoonshineRecognizer.fetched(engine_settings.cache_dir)
+    assert path is not None and denoiser is not None and fetched, "fetched at set-up: run `make live-models`"
     return Engines(
         synthesizer,
         recognizer,
@@ -78,6 +80,7 @@ def engines(synthesizer: Synthesizer, recognizer: Recognizer, engine_settings: E
         VadSession(),
         turn_model=TurnModel(path),
         denoiser=DenoiserModel(denoiser),
+        short_recognizer=MoonshineRecognizer(engine_settings.cache_dir),
     )
 
 

@@ -104,3 +104,42 @@ def test_the_embedded_server_loads_neither_ray_nor_redis():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_tests_mirror_the_agent_tools_packages():
+    packages = {p.parent.name for p in (ROOT / "agent_tools").glob("*/__init__.py")}
+    mirrored = {p.parent.name for p in (ROOT / "tests" / "agent_tools").glob("*/__init__.py")}
+    assert {"core", "tools", "web"} <= mirrored <= packages
+
+
+HEAVY = {
+    "tests/agent_tools/tools/test_langchain.py",
+    "tests/agent_tools/tools/test_typescript_clients.py",
+    "tests/agent_tools/web/test_python_clients.py",
+    "tests/agent_tools/web/test_playground_browser.py",
+    "tests/cluster/test_engine_pool.py",
+    "tests/cluster/test_shared_state.py",
+}
+
+
+def test_the_heavy_suites_are_marked_so_a_quick_run_leaves_them_out():
+    def collected(expression: str) -> set[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-m",
+            expression,
+        ]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
+
+    heavy = collected("clients or browser or cluster")
+    quick = collected("not (clients or browser or cluster)")
+    assert heavy == HEAVY
+    assert not heavy & quick and "tests/agent_tools/web/test_realtime.py" in quick

@@ -1,5 +1,6 @@
 """A short-lived, bounded store of audio served as `audio://<id>` handles: in this process
-(`MemoryAudioStore`, the default) or in Redis shared by every front-end (`redis_audio_store`)."""
+(`MemoryAudioStore`, the default) or in Redis shared by every front-end
+(`agent_tools.cluster.redis_audio_store`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+import anyio.to_thread
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import UriForbidden, error_body
@@ -160,3 +163,27 @@ def read_clip(
     if clip is None or refusal is not None:
         raise UriForbidden(UNKNOWN_CLIP)
     return clip
+
+
+async def keep_clip(
+    store: AudioStore, data: bytes, mime_type: str, owner: str, suffix: str = ""
+) -> StoredAudio:
+    """`store.put`, off the event loop (the store may be Redis).
+
+    Raises:
+        PayloadTooLarge: the clip alone is bigger than the store.
+    """
+    return await anyio.to_thread.run_sync(lambda: store.put(data, mime_type, owner, suffix=suffix))
+
+
+async def open_clip(
+    store: AudioStore, policy: Policy, uri: str, reader: Principal, *, request_id: str, transport: str
+) -> StoredAudio:
+    """`read_clip`, off the event loop (the store may be Redis; the read is audited).
+
+    Raises:
+        UriForbidden, AuditUnavailable: as `read_clip`.
+    """
+    return await anyio.to_thread.run_sync(
+        lambda: read_clip(store, policy, uri, reader, request_id=request_id, transport=transport)
+    )

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
+
+import anyio.to_thread
 
 from speech_backend import (
     Audio,
@@ -30,6 +32,7 @@ from speech_backend import (
     resolve_device,
 )
 from speech_backend.lexicon import Lexicon
+from speech_backend.moonshine.recognizer import MoonshineRecognizer
 from speech_backend.voice_activity.denoise import DenoiserModel
 from speech_backend.voice_activity.denoise import model_file as denoiser_file
 from speech_backend.voice_activity.turn_model import TurnModel, model_file
@@ -70,6 +73,8 @@ class Engines:
     lexicon: Lexicon | None = None  # how the synthesizers say the words it lists (reloaded on SIGHUP)
     turn_model: TurnModel | None = None  # semantic end of turn (None: set-up did not fetch it)
     denoiser: DenoiserModel | None = None  # live noise_reduction (None: set-up did not fetch it)
+    # short live utterances without word timings (None: Whisper serves them too)
+    short_recognizer: MoonshineRecognizer | None = None
 
     def voice(self, voice_id: str) -> Voice:
         """The catalogue's entry of `voice_id`: its engine, its sample rate, ...
@@ -83,28 +88,6 @@ class Engines:
                 f"no voice with id {voice_id!r}; list_voices (GET /v1/audio/voices) lists them"
             )
         return found
-
-    @classmethod
-    def remote(cls, settings: EngineSettings, address: str, timeout_seconds: float) -> Engines:
-        """Engines in the Ray Serve pool at `address` (the VAD of live transcription stays here: it
-        judges every 32 ms frame, too small a step for a network hop).
-
-        Raises:
-            BackendUnavailable: the pool cannot be reached within `timeout_seconds`.
-        """
-        from speech_cluster.remote_engines import connect, pool_ready
-
-        synthesizer, recognizer = connect(address, timeout_seconds)
-        return cls(
-            synthesizer,
-            recognizer,
-            synthesizer.default_voice,
-            settings.audio,
-            VadSession(),
-            serving=lambda: pool_ready(synthesizer, recognizer, 2.0),
-            turn_model=_turn_model(settings),
-            denoiser=_denoiser(settings),
-        )
 
     @classmethod
     def load(cls, settings: EngineSettings, *, speak: bool = True, transcribe: bool = True) -> Engines:
@@ -123,19 +106,27 @@ class Engines:
         if speak:
             synthesizer.load(settings.piper.default_voice)
         recognizer = build_recognizer(settings, device, "catalog") if transcribe else NotLoadedRecognizer()
-        vad = VadSession() if transcribe else None
-        turn = _turn_model(settings) if transcribe else None
-        denoiser = _denoiser(settings) if transcribe else None
-        return cls(
-            synthesizer,
-            recognizer,
-            settings.piper.default_voice,
-            settings.audio,
-            vad,
-            lexicon=lexicon,
-            turn_model=turn,
-            denoiser=denoiser,
+        engines = cls(synthesizer, recognizer, settings.piper.default_voice, settings.audio, lexicon=lexicon)
+        return engines.with_live_models(settings) if transcribe else engines
+
+    def with_live_models(self, settings: EngineSettings) -> Engines:
+        """These engines with live transcription's models, which run in this process wherever the
+        engines are (they judge every 32 ms frame or each pause: too small a step for a network
+        hop): the VAD, and the turn model, noise suppressor and short-utterance recognizer where
+        set-up fetched them."""
+        return replace(
+            self,
+            vad=VadSession(),
+            turn_model=_turn_model(settings),
+            denoiser=_denoiser(settings),
+            short_recognizer=_short_recognizer(settings),
         )
+
+    async def is_serving(self) -> bool:
+        """Whether engines elsewhere (a pool) can serve right now (asked off the event loop); engines
+        in this process always can."""
+        serving = self.serving
+        return serving is None or await anyio.to_thread.run_sync(serving)
 
     def require_vad(self) -> VadSession:
         """The VAD model of live transcription.
@@ -184,6 +175,19 @@ def _turn_model(settings: EngineSettings) -> TurnModel | None:
     if model is not None:
         model.load()
     return model
+
+
+def _short_recognizer(settings: EngineSettings) -> MoonshineRecognizer | None:
+    """Moonshine for short live utterances, where set-up put it and the settings want it (it runs
+    here, beside the VAD, also in front of a pool: tens of milliseconds, no network hop); loaded now."""
+    if settings.live_recognizer != "moonshine":
+        return None
+    if not MoonshineRecognizer.fetched(settings.cache_dir):
+        logger.warning("live finals use Whisper: Moonshine was not fetched at set-up")
+        return None
+    recognizer = MoonshineRecognizer(settings.cache_dir)
+    recognizer.load()
+    return recognizer
 
 
 def _fetched(path: Path | None, make: Callable[[Path], M], what: str) -> M | None:

@@ -30,7 +30,7 @@ from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.outputs import Heard, redacted
 from agent_tools.core.service import SpeechService
 from policies import Principal
-from speech_backend import Audio, RecognitionOptions, Transcript
+from speech_backend import Audio, RecognitionOptions, Recognizer, Transcript
 from speech_errors import ContractError
 
 MAX_WAITING_UTTERANCES = 4
@@ -190,16 +190,24 @@ class LiveDecoder:
             Busy, DeadlineExceeded: no slot in time, or the deadline passed (work stopped).
         """
         service, scheduler = self.service, self.service.scheduler
-        recognizer = service.require().recognizer
+        engines = service.require()
+        recognizer: Recognizer = engines.recognizer
+        admission = scheduler.recognition
+        short = engines.short_recognizer
+        if short is not None and short.accepts(audio.duration, options):  # its own threads and slots
+            recognizer, admission = short, scheduler.short_recognition
 
         def stop_if_cancelled(done: float, total: float) -> None:
             anyio.from_thread.check_cancelled()
 
         def work() -> Transcript:
-            seconds, kind = audio.duration, priority.name.lower()
-            with service.tracing.span(
-                "recognize", {"speech.audio_seconds": seconds, "speech.priority": kind}
-            ):
+            kind, model = priority.name.lower(), recognizer.model_id
+            attributes: dict[str, str | float] = {
+                "speech.audio_seconds": audio.duration,
+                "speech.priority": kind,
+                "speech.model": model,
+            }
+            with service.tracing.span("recognize", attributes):
                 return recognizer.transcribe(audio, options, stop_if_cancelled)
 
         cost = Cost()
@@ -211,7 +219,7 @@ class LiveDecoder:
         elif wait is None:
             wait = service.settings.live_final_wait_seconds
         transcript = await scheduler.run(
-            scheduler.recognition,
+            admission,
             cost.timed(work),
             timeout,
             "transcribe",

@@ -90,10 +90,14 @@ class SpeechFrame:
     words: tuple[WordSpan, ...]  # from the start of the utterance's audio
 
     @functools.cached_property
+    def pcm_bytes(self) -> bytes:
+        """The audio as little-endian PCM16 at `sample_rate`."""
+        return to_pcm16(resample(self.sentence_audio, self.sample_rate).samples).tobytes()
+
+    @functools.cached_property
     def pcm16(self) -> str:
         """The audio as base64 little-endian PCM16 at `sample_rate`."""
-        pcm = to_pcm16(resample(self.sentence_audio, self.sample_rate).samples).tobytes()
-        return base64.b64encode(pcm).decode()
+        return base64.b64encode(self.pcm_bytes).decode()
 
     def mark(self) -> dict[str, Any]:
         """The sentence boundary a listener aligns text with, and its words' marks (milliseconds

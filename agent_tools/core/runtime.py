@@ -1,12 +1,16 @@
-"""The composition root: everything one server process shares, built once and never rewired."""
+"""Everything one server process shares, built once and never rewired. Which engines (here or a
+pool) and which stores (memory, SQLite, Redis) it runs with is decided above core
+(`agent_tools.assembly`) and handed in; by default: engines loaded here, stores in this process."""
 
 from __future__ import annotations
 
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+import anyio.to_thread
 
 from agent_tools.core.audio_store import AudioStore, MemoryAudioStore
 from agent_tools.core.engines import Engines, EngineState
@@ -29,10 +33,23 @@ from policies import (
 )
 from speech_backend.lexicon import parse as parse_lexicon
 
-if TYPE_CHECKING:
-    from redis import Redis
-
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where what outlives a call is kept: `audio://` clips and socket tickets (the quota counters
+    are the policy's)."""
+
+    audio: AudioStore
+    tickets: SocketTickets
+
+    @classmethod
+    def in_process(cls, settings: Settings) -> Stores:
+        """Both in this process's memory, bounded by the settings."""
+        cfg = settings.service
+        bounds = (cfg.audio_store_max_items, cfg.audio_store_max_bytes, cfg.audio_store_ttl_seconds)
+        return cls(MemoryAudioStore(*bounds), MemorySocketTickets(settings.server.socket_ticket_seconds))
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,7 @@ class Runtime:
     streams: SpeechStreams
     tickets: SocketTickets
     tracing: Tracing
+    loader: Callable[[], Engines]  # how `load` gets the engines (here, or a pool's)
 
     @classmethod
     def build(
@@ -57,10 +75,15 @@ class Runtime:
         engines: Engines | None = None,
         policy: Policy | None = None,
         tracing: Tracing | None = None,
+        *,
+        stores: Stores | None = None,
+        loader: Callable[[], Engines] | None = None,
     ) -> Runtime:
-        """The runtime of `settings`: over `engines` when given, else engines still to `load`; under
-        `policy` when given, else the settings' policy file (or the default local policy); traced
-        to `tracing` when given, else as the `OTEL_*` environment says (off when it says nothing).
+        """The runtime of `settings`: over `engines` when given, else engines still to `load` (with
+        `loader`, by default loaded in this process); under `policy` when given, else the settings'
+        policy file (or the default local policy); with `stores` (by default in this process);
+        traced to `tracing` when given, else as the `OTEL_*` environment says (off when it says
+        nothing).
 
         Raises:
             PolicyFileError: the policy file is invalid.
@@ -70,26 +93,36 @@ class Runtime:
         if engines is None and settings.engines.lexicon_file is not None:
             parse_lexicon(settings.engines.lexicon_file)  # refused at start-up, not when models load
         cfg = settings.service
-        shared = redis_client(settings)
-        policy = policy or build_policy(settings, shared)
+        policy = policy or build_policy(settings)
+        stores = stores or Stores.in_process(settings)
         metrics = Metrics()
-        store = build_audio_store(settings, shared)
         state = EngineState(engines)
         tracing = tracing or Tracing.from_environment(os.environ)
         scheduler = Scheduler(cfg, metrics, tracing)
-        service = SpeechService(state, cfg, policy, metrics, store, scheduler)
-        tickets = build_socket_tickets(settings, shared)
+        service = SpeechService(state, cfg, policy, metrics, stores.audio, scheduler)
         streams = SpeechStreams(service)
-        return cls(settings, policy, metrics, store, state, scheduler, service, streams, tickets, tracing)
+        loader = loader or (lambda: Engines.load(settings.engines))
+        return cls(
+            settings,
+            policy,
+            metrics,
+            stores.audio,
+            state,
+            scheduler,
+            service,
+            streams,
+            stores.tickets,
+            tracing,
+            loader,
+        )
 
     def load(self) -> None:
         """Load every model (blocking); on failure the server stays live but not ready."""
-        cluster = self.settings.cluster
-        if cluster.engines == "ray":
-            address, timeout = cluster.ray_address, cluster.connect_timeout_seconds
-            self.engines.load(lambda: Engines.remote(self.settings.engines, address, timeout))
-        else:
-            self.engines.load(lambda: Engines.load(self.settings.engines))
+        self.engines.load(self.loader)
+
+    async def load_in_thread(self) -> None:
+        """`load`, off the event loop (a server answers probes meanwhile)."""
+        await anyio.to_thread.run_sync(self.load)
 
     @property
     def ready(self) -> bool:
@@ -146,41 +179,18 @@ def new_request_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def redis_client(settings: Settings) -> Redis | None:
-    """One client (one connection pool) for every store kept in Redis, when Redis is configured;
-    Redis is imported only then."""
-    state = settings.state
-    if state.redis_url is None:
-        return None
-    import redis
-
-    timeout = state.redis_timeout_seconds
-    return redis.Redis.from_url(state.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-
-
-def build_socket_tickets(settings: Settings, shared: Redis | None = None) -> SocketTickets:
-    """Socket tickets: in this process, or in `shared` Redis (redeemable on any front-end)."""
-    ttl = settings.server.socket_ticket_seconds
-    if shared is None:
-        return MemorySocketTickets(ttl)
-    from agent_tools.core.redis_socket_tickets import RedisSocketTickets
-
-    return RedisSocketTickets(shared, ttl, settings.state.key_prefix)
-
-
-def build_policy(settings: Settings, shared: Redis | None = None) -> Policy:
+def build_policy(settings: Settings, quotas: QuotaStore | None = None) -> Policy:
     """The policy of the settings' policy file (or the default local one), with its stores: quota
-    counters in `shared` Redis when given.
+    counters in `quotas` when given (shared by every front-end), else in the file's SQLite database
+    or in memory.
 
     Raises:
         PolicyFileError: the file is invalid (the message names the line).
     """
     config = load_policy(settings.policy_file) if settings.policy_file else PolicyConfig()
     store: QuotaStore
-    if shared is not None:  # shared by every front-end
-        from policies.redis_quota_store import RedisQuotaStore
-
-        store = RedisQuotaStore(shared, settings.state.key_prefix)
+    if quotas is not None:
+        store = quotas
     elif config.quota_db:
         store = SqliteQuotaStore(config.quota_db)
     else:
@@ -189,14 +199,3 @@ def build_policy(settings: Settings, shared: Redis | None = None) -> Policy:
     if config.audit.path is not None:
         audit = RotatingFileAuditSink(config.audit.path, config.audit.max_bytes, config.audit.backups)
     return Policy(config, store=store, audit=audit)
-
-
-def build_audio_store(settings: Settings, shared: Redis | None = None) -> AudioStore:
-    """The `audio://` store: in this process, or in `shared` Redis when given."""
-    cfg = settings.service
-    bounds = (cfg.audio_store_max_items, cfg.audio_store_max_bytes, cfg.audio_store_ttl_seconds)
-    if shared is None:
-        return MemoryAudioStore(*bounds)
-    from agent_tools.core.redis_audio_store import RedisAudioStore
-
-    return RedisAudioStore(shared, *bounds, settings.state.key_prefix)

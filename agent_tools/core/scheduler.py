@@ -40,6 +40,10 @@ class Scheduler:
         # slots kept for their finals.
         self.recognition = Admission("recognition", settings.recognition_slots, queue, wait, promote)
         self.live_reserved_slots = settings.live_reserved_slots
+        # Live utterances a short-utterance recognizer serves (its own threads, not Whisper's).
+        self.short_recognition = Admission(
+            "short_recognition", settings.short_recognition_slots, queue, wait, promote
+        )
         self.live_streams = 0
         # Voice activity of live streams: short steps, one per frame, each waiting its turn.
         self.voice_activity = Admission("voice_activity", settings.voice_activity_slots, 10_000, wait)
@@ -51,7 +55,7 @@ class Scheduler:
         """Stop admitting work: queued and later calls get `busy`, running calls and utterances
         finish, open live streams are told to wind up (see `live_stream`)."""
         self.closed = True
-        for admission in (self.synthesis, self.recognition, self.voice_activity):
+        for admission in (self.synthesis, self.recognition, self.short_recognition, self.voice_activity):
             admission.close()
         for wind_up in list(self._on_shutdown):
             wind_up()
@@ -64,7 +68,7 @@ class Scheduler:
     def sample(self) -> None:
         """Queue depth and slots in use, read into the gauges now."""
         metrics = self.metrics
-        for admission in (self.synthesis, self.recognition, self.voice_activity):
+        for admission in (self.synthesis, self.recognition, self.short_recognition, self.voice_activity):
             metrics.queue_depth.labels(admission.name).set(admission.waiting)
             metrics.in_use.labels(admission.name).set(admission.in_use)
         metrics.queue_depth.labels("sentences").set(self.sentences.waiting)

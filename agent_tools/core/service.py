@@ -167,7 +167,7 @@ class SpeechService:
         """
         voice_id, who = await self.admit_speech(text, voice, speed, principal)
         fmt = fmt or self.settings.default_format
-        output_rate(fmt, 22050, sample_rate)  # refuse an impossible rate before synthesis
+        output_rate(fmt, self.require().voice(voice_id).sample_rate, sample_rate)  # before synthesis
         options = self.synthesis_options(speed, deterministic)
         synthesizer = self.require().synthesizer
         cost = Cost()

@@ -143,3 +143,16 @@ async def issue_ticket(tickets: SocketTickets, policy: Policy, principal: Princi
 def offered_ticket(subprotocols: list[str]) -> str | None:
     """The ticket a WebSocket handshake offers among its subprotocols, if any."""
     return next((p[len(TICKET_PREFIX) :] for p in subprotocols if p.startswith(TICKET_PREFIX)), None)
+
+
+async def redeem_ticket(tickets: SocketTickets, policy: Policy, ticket: str) -> Principal:
+    """The principal a socket ticket was issued to, the ticket spent (off the event loop: the store
+    may be Redis).
+
+    Raises:
+        Unauthorized: unknown, spent or expired; or its principal has left the policy since.
+    """
+    principal = policy.config.principal(await anyio.to_thread.run_sync(tickets.redeem, ticket))
+    if principal is None:
+        raise Unauthorized("the principal of this socket ticket is no longer in the policy")
+    return principal

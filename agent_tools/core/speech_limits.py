@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
+from agent_tools.core.requests import MAX_SPEED, MIN_SPEED
 from agent_tools.settings import ServiceSettings
 from speech_backend import AudioTooLong, InvalidArgument, TextTooLong
-
-MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
 class SpeechLimits:
@@ -37,8 +36,10 @@ class SpeechLimits:
         Raises:
             InvalidArgument: naming the range.
         """
-        if not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
-            raise InvalidArgument(f"speed must be a finite number between {MIN_SPEED} and {MAX_SPEED}")
+        if not math.isfinite(speed):
+            raise InvalidArgument("speed must be a finite number")
+        if not MIN_SPEED <= speed <= MAX_SPEED:  # the words of `requests.rule_message`
+            raise InvalidArgument(f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g} (got {speed:g})")
 
     def check_spoken(self, seconds: float) -> None:
         """Refuse speech that has run past the per-call output cap.

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import error_body
+from agent_tools.core.requests import invalid_request
 from agent_tools.core.runtime import Runtime, new_request_id
 from agent_tools.tools.client_results import ERROR_META, result_error
 from policies import Principal, Unauthorized
@@ -201,10 +202,5 @@ def _sdk_failure(result: Any) -> Exception | None:
 
 
 def invalid_arguments(exc: ValidationError) -> InvalidArgument:
-    """The fields and rules a pydantic validation error names, without the rejected values."""
-    pairs = [
-        f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}" for error in exc.errors()
-    ]
-    return InvalidArgument(
-        "invalid arguments: " + "; ".join(pairs) + ". Fix them to match the tool's input schema."
-    )
+    """The rules a pydantic validation error names, worded as on every surface (never the text)."""
+    return invalid_request(exc)

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import anyio.to_thread
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
@@ -15,8 +14,9 @@ from mcp.server.mcpserver.utilities.func_metadata import func_metadata
 from mcp.types import AudioContent, CallToolResult, ResourceLink, ToolAnnotations
 from pydantic import Field
 
-from agent_tools.core.audio_store import read_clip
+from agent_tools.core.audio_store import keep_clip, open_clip
 from agent_tools.core.errors import UriForbidden
+from agent_tools.core.requests import SAMPLE_RATE_HELP, VOICE_HELP, SampleRate, SpeakText, Speed, VoiceId
 from agent_tools.core.runtime import Runtime, new_request_id
 from agent_tools.core.sources import AudioSource
 from agent_tools.core.verification import verify_speech
@@ -115,24 +115,19 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
     @typed_errors
     async def speak(
         text: Annotated[
-            str,
+            SpeakText,
             Field(
-                min_length=1,
                 description=f"Plain text to speak, up to {cfg.max_text_chars} characters. Markup is not "
                 "interpreted. Split longer text into several calls.",
             ),
         ],
         ctx: Context,
-        voice: Annotated[
-            str | None, Field(description="Voice id from list_voices; default: the server's.")
-        ] = None,
+        voice: Annotated[VoiceId | None, Field(description=VOICE_HELP)] = None,
         format: Annotated[
             AudioFormat, Field(description="Audio format; `pcm` is raw 16-bit mono.")
         ] = cfg.default_format,
-        speed: Annotated[float, Field(ge=0.5, le=2.0, description="1.0 is normal; 2.0 twice as fast.")] = 1.0,
-        sample_rate: Annotated[
-            int | None, Field(ge=8000, le=48000, description="Output rate in Hz; default: the voice's.")
-        ] = None,
+        speed: Speed = 1.0,
+        sample_rate: Annotated[SampleRate | None, Field(description=SAMPLE_RATE_HELP)] = None,
         inline_audio: Annotated[
             bool,
             Field(
@@ -160,9 +155,7 @@ def _register_tools(server: MCPServer, runtime: Runtime) -> dict[str, Callable[.
             principal=principal_var.get(),
         )
         ext = EXTENSIONS[speech.format]
-        clip = await anyio.to_thread.run_sync(  # the store may be Redis: off the event loop
-            lambda: runtime.store.put(speech.data, speech.mime_type, speech.owner, suffix=ext)
-        )
+        clip = await keep_clip(runtime.store, speech.data, speech.mime_type, speech.owner, suffix=ext)
         inline = inline_audio and len(speech.data) <= cfg.inline_audio_max_bytes
         checked = await verify_speech(runtime.service, speech, text, principal_var.get()) if verify else None
         result = SpeakResult.of(
@@ -265,15 +258,13 @@ def _register_clip_template(server: MCPServer, runtime: Runtime, fmt: AudioForma
     async def clip(clip_id: str) -> bytes:
         try:
             reader = mcp_principal(runtime)
-            found = await anyio.to_thread.run_sync(  # the store may be Redis: off the event loop
-                lambda: read_clip(
-                    runtime.store,
-                    runtime.policy,
-                    f"{clip_id}.{ext}",
-                    reader,
-                    request_id=new_request_id(),
-                    transport="mcp",
-                )
+            found = await open_clip(
+                runtime.store,
+                runtime.policy,
+                f"{clip_id}.{ext}",
+                reader,
+                request_id=new_request_id(),
+                transport="mcp",
             )
         except (UriForbidden, PolicyError) as exc:
             raise ResourceError(f"[{exc.code}] {exc.message}") from exc

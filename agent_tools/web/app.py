@@ -8,7 +8,7 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio.to_thread
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -27,7 +27,7 @@ from agent_tools.web.page_routes import PageRoutes
 from agent_tools.web.probes import Probes
 from agent_tools.web.realtime_socket import RealtimeSocket
 from agent_tools.web.route_boundary import ApiRoute, RouteBoundary
-from agent_tools.web.sockets import SocketGate
+from agent_tools.web.sockets import SocketGate, SocketRoute
 from agent_tools.web.speak_socket import SpeakSocket
 from agent_tools.web.speech_stream import SpeechStreamRoute
 from agent_tools.web.transcribe_socket import TranscribeSocket
@@ -113,13 +113,20 @@ def api_routes(runtime: Runtime) -> list[ApiRoute]:
     ]
 
 
-def audit_labels(api: list[ApiRoute]) -> PathTable[str]:
-    """The tool name an audit line gives a request the guard refuses."""
+def socket_routes(runtime: Runtime) -> list[SocketRoute]:
+    """Every WebSocket route, with the tool its audit lines name."""
+    return [
+        SpeakSocket(runtime).socket(),
+        TranscribeSocket(runtime).socket(),
+        RealtimeSocket(runtime).socket(),
+    ]
+
+
+def audit_labels(api: list[ApiRoute], sockets: list[SocketRoute]) -> PathTable[str]:
+    """The tool name an audit line gives a request the guard refuses (from each route's record)."""
     mcp = [("/mcp", "mcp"), ("/sse", "mcp"), ("/messages/", "mcp")]
-    sockets = [("/v1/speak/ws", "speak"), ("/v1/transcribe/ws", "transcribe"), ("/v1/realtime", "transcribe")]
-    return PathTable(
-        [*((r.path, r.tool) for r in api), *sockets, *mcp, ("/audio/", "read_audio")], default="http"
-    )
+    routes = [*((r.path, r.tool) for r in api), *((s.path, s.tool) for s in sockets)]
+    return PathTable([*routes, *mcp, ("/audio/", "read_audio")], default="http")
 
 
 def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
@@ -138,7 +145,7 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg, server.session_manager.run():
             if runtime.engines.loaded is None:
-                tg.start_soon(lambda: anyio.to_thread.run_sync(runtime.load))
+                tg.start_soon(runtime.load_in_thread)
             try:
                 yield
             finally:
@@ -147,15 +154,12 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
         runtime.policy.close()
         runtime.tracing.shutdown()
 
-    gate = SocketGate(runtime)
-    api = api_routes(runtime)
+    api, sockets = api_routes(runtime), socket_routes(runtime)
     routes = [
         *Probes(runtime).routes(),
         *PageRoutes(runtime).routes(),
         *RouteBoundary(runtime).routes(api),
-        *SpeakSocket(runtime, gate).routes(),
-        *TranscribeSocket(runtime, gate).routes(),
-        *RealtimeSocket(runtime, gate).routes(),
+        *SocketGate(runtime).routes(sockets),
         *sse.routes,
         *streamable.routes,
     ]
@@ -166,7 +170,7 @@ def build_app(runtime: Runtime, server: MCPServer | None = None) -> Starlette:
         security=security,
         limits=body_limits(runtime),
         timeouts=BodyTimeouts(timing.body_read_timeout_seconds, timing.body_timeout_seconds),
-        tools=audit_labels(api),
+        tools=audit_labels(api, sockets),
     )
     # CORS answers preflights (which carry no token) before the guard; then the guard; then the MCP
     # app's own middleware (the SDK's view of the bearer token).

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
-import anyio.to_thread
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from opentelemetry.trace import SpanKind
 from starlette.datastructures import Headers
@@ -27,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import DeadlineExceeded, error_body, http_status
 from agent_tools.core.runtime import Runtime, new_request_id
-from agent_tools.core.socket_tickets import offered_ticket
+from agent_tools.core.socket_tickets import offered_ticket, redeem_ticket
 from policies import Principal, Unauthorized
 from speech_backend import InvalidArgument, PayloadTooLarge, SpeechError
 from speech_errors import ContractError
@@ -68,7 +67,7 @@ def caller(runtime: Runtime, headers: Headers) -> Principal:
     return runtime.policy.authenticate(bearer_token(headers))
 
 
-def socket_caller(runtime: Runtime, headers: Headers, subprotocols: Sequence[str]) -> Principal:
+async def socket_caller(runtime: Runtime, headers: Headers, subprotocols: Sequence[str]) -> Principal:
     """The principal a WebSocket is opened as: as `caller`, or, for a browser (which cannot set
     headers on a socket), by a ticket offered as the subprotocol `ticket.<value>`.
 
@@ -79,10 +78,7 @@ def socket_caller(runtime: Runtime, headers: Headers, subprotocols: Sequence[str
     ticket = offered_ticket(list(subprotocols))
     if not runtime.auth_required or ticket is None or bearer_token(headers) is not None:
         return caller(runtime, headers)
-    principal = runtime.policy.config.principal(runtime.tickets.redeem(ticket))
-    if principal is None:
-        raise Unauthorized("the principal of this socket ticket is no longer in the policy")
-    return principal
+    return await redeem_ticket(runtime.tickets, runtime.policy, ticket)
 
 
 @dataclass(frozen=True)
@@ -183,10 +179,7 @@ class RequestGuard:
             state = scope.setdefault("state", {})
             try:
                 subprotocols = scope.get("subprotocols", [])
-                headers = Headers(scope=scope)  # a ticket may be redeemed in Redis: off the event loop
-                state["principal"] = await anyio.to_thread.run_sync(
-                    socket_caller, self.runtime, headers, subprotocols
-                )
+                state["principal"] = await socket_caller(self.runtime, Headers(scope=scope), subprotocols)
             except ContractError as exc:  # the socket reports it once open, as a close code a client reads
                 state["refusal"] = exc
         if scope["type"] != "http":

@@ -15,7 +15,7 @@ import base64
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Annotated, Literal
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,18 +25,18 @@ from starlette.responses import Response, StreamingResponse
 
 from agent_tools.core.errors import error_body
 from agent_tools.core.outputs import SpeechFrames
+from agent_tools.core.requests import SampleRate, SpeakText, Speed, VoiceId
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.streams import SpeechPlan
 from agent_tools.settings import OPENAI_VOICES
 from agent_tools.web.route_boundary import ApiRoute, json_body, on_response_end, principal
-from speech_backend import InvalidArgument, synthetic_metadata
+from speech_backend import InvalidArgument, output_rate, synthetic_metadata
 from speech_backend.audio.stream_encode import STREAM_MIME_TYPES, StreamEncoder
 
 logger = logging.getLogger(__name__)
 
 OPENAI_SPEECH_MODELS = ("piper", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_PCM_RATE = 24000
-SPEED_RANGE = (0.5, 2.0)
 
 
 class SpeechRequest(BaseModel):
@@ -45,13 +45,17 @@ class SpeechRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "piper"
-    input: str = Field(min_length=1)
-    voice: str | None = None
+    input: SpeakText
+    voice: VoiceId | None = None
     instructions: str | None = Field(
         None, max_length=4096, description="Accepted; the voices have no styles."
     )
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
-    speed: float = 1.0
+    speed: Speed = 1.0  # OpenAI's 0.25 to 4.0 is wider than the voices go
+    sample_rate: Annotated[
+        SampleRate | None,
+        Field(description="Not in OpenAI's API: the output rate (default: 24000 for pcm, else the voice's)."),
+    ] = None
     stream_format: Literal["audio", "sse"] = "audio"
 
 
@@ -72,12 +76,6 @@ class OpenAISpeechRoute:
             raise InvalidArgument(
                 f"unknown model {body.model!r}; use one of {', '.join(OPENAI_SPEECH_MODELS)}"
             )
-        low, high = SPEED_RANGE
-        if not low <= body.speed <= high:
-            raise InvalidArgument(
-                f"speed {body.speed:g} is outside what this engine can do ({low:g} to {high:g}); "
-                "OpenAI's wider 0.25 to 4.0 is not supported"
-            )
         voice = self._voice(body.voice)
         request.state.chars = len(body.input)
         frames = SpeechFrames()
@@ -86,6 +84,8 @@ class OpenAISpeechRoute:
             body.input, voice=voice, speed=body.speed, principal=principal(request), cost=frames.cost
         )
         on_response_end(request, plan.slot.release)
+        rate = self.runtime.service.require().voice(plan.voice).sample_rate
+        output_rate(body.response_format, rate, body.sample_rate)  # a rate the codec takes, or refused now
         headers = {
             "x-synthetic-speech": "true",
             "x-request-id": request.state.request_id,
@@ -114,7 +114,7 @@ class OpenAISpeechRoute:
     ) -> AsyncIterator[bytes]:
         """The requested format's bytes as each sentence is made (a failure midway is raised)."""
         streams = self.runtime.streams
-        rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
+        rate = body.sample_rate or (OPENAI_PCM_RATE if body.response_format == "pcm" else None)
         engine = streams.service.require().voice(plan.voice).engine
         tracing = streams.service.tracing
         encoder: StreamEncoder | None = None

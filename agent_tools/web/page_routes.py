@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from agent_tools.core.errors import NotFound
+from agent_tools.core.requests import request_limits
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.socket_tickets import SUBPROTOCOL, TICKET_PREFIX, issue_ticket
 from agent_tools.web.route_boundary import ApiRoute, principal
@@ -64,11 +65,17 @@ class PageRoutes:
         return FileResponse(PAGE / "index.html", headers=PAGE_HEADERS)
 
     async def status(self, request: Request) -> Response:
-        """Readiness and a few live figures: calls in flight, work queued and running per engine."""
+        """Readiness and a few live figures: calls in flight, work queued and running per engine; and
+        the bounds of a `speak` request (core's), which the page's controls take."""
         principal(request)
         runtime = self.runtime
         scheduler = runtime.scheduler
-        admissions = (scheduler.synthesis, scheduler.recognition, scheduler.voice_activity)
+        admissions = (
+            scheduler.synthesis,
+            scheduler.recognition,
+            scheduler.short_recognition,
+            scheduler.voice_activity,
+        )
         engines = runtime.engines.loaded
         return JSONResponse(
             {
@@ -80,6 +87,7 @@ class PageRoutes:
                 | {"sentences": scheduler.sentences.waiting},
                 "running": {a.name: a.in_use for a in admissions} | {"sentences": scheduler.sentences.in_use},
                 "live_streams": scheduler.live_streams,
+                "limits": request_limits(runtime.settings.service.max_text_chars),
             }
         )
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from agent_tools.core.audio_store import read_clip
+from agent_tools.core.audio_store import open_clip
 from agent_tools.core.errors import error_body, http_status
 from agent_tools.core.runtime import Runtime, new_request_id
 from speech_errors import ContractError
@@ -42,7 +41,7 @@ class Probes:
         if engines is None:
             reason = runtime.engines.error or "loading"
             return JSONResponse({"status": "not_ready", "reason": reason}, status_code=503)
-        if engines.serving is not None and not await anyio.to_thread.run_sync(engines.serving):
+        if not await engines.is_serving():
             return JSONResponse({"status": "not_ready", "reason": "engine_pool_unavailable"}, status_code=503)
         if not runtime.policy.audit_writable:
             return JSONResponse({"status": "not_ready", "reason": "audit_unwritable"}, status_code=503)
@@ -65,15 +64,13 @@ class Probes:
         """The raw bytes behind an `audio://` handle, while it lives."""
         request_id = new_request_id()
         try:
-            clip = await anyio.to_thread.run_sync(  # the store may be Redis: off the event loop
-                lambda: read_clip(
-                    self.runtime.store,
-                    self.runtime.policy,
-                    request.path_params["clip_id"],
-                    request.state.principal,
-                    request_id=request_id,
-                    transport="http",
-                )
+            clip = await open_clip(
+                self.runtime.store,
+                self.runtime.policy,
+                request.path_params["clip_id"],
+                request.state.principal,
+                request_id=request_id,
+                transport="http",
             )
         except ContractError as exc:
             body = error_body(exc, request_id)

@@ -29,8 +29,6 @@ from collections import deque
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket
 
 from agent_tools.core.errors import error_body, http_status
 from agent_tools.core.json_input import parse_json
@@ -39,7 +37,7 @@ from agent_tools.core.live_input import NOTHING_TO_COMMIT, Control
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.runtime import Runtime
 from agent_tools.web.realtime_session import RealtimeSession, SessionUpdate
-from agent_tools.web.sockets import SocketGate, SocketSession, typed
+from agent_tools.web.sockets import SocketRoute, SocketSession, typed
 from policies import Principal
 from speech_backend import BackendUnavailable, InvalidArgument
 
@@ -73,18 +71,17 @@ def commit_empty(message: str, request_id: str, event_id: object = None) -> dict
 class RealtimeSocket:
     """The `/v1/realtime` endpoint (transcription intent)."""
 
-    def __init__(self, runtime: Runtime, gate: SocketGate) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.gate = gate
 
-    def routes(self) -> list[BaseRoute]:
-        """The route, to mount before the MCP ones."""
-        return [WebSocketRoute("/v1/realtime", self.endpoint)]
-
-    async def endpoint(self, websocket: WebSocket) -> None:
-        """Admit the client, then serve its transcription session until it leaves."""
-        await self.gate.serve(
-            websocket, "transcribe", self._session, max_text_frame=MAX_EVENT_BYTES, error_event=openai_error
+    def socket(self) -> SocketRoute:
+        """The route: a transcription session in OpenAI's events (its error shape, its larger frames)."""
+        return SocketRoute(
+            "/v1/realtime",
+            "transcribe",
+            self._session,
+            max_text_frame=MAX_EVENT_BYTES,
+            error_event=openai_error,
         )
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:

@@ -22,9 +22,10 @@ from starlette.types import Receive, Scope, Send
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import error_body, http_status
 from agent_tools.core.json_input import parse_json
+from agent_tools.core.requests import invalid_request
 from agent_tools.core.runtime import Runtime, new_request_id
 from policies import Principal
-from speech_backend import Cancelled, InvalidArgument
+from speech_backend import Cancelled
 
 Handler = Callable[[Request], Awaitable[Response]]
 Closing = Callable[[], Awaitable[None]]
@@ -70,8 +71,7 @@ class RouteBoundary:
                     self.runtime.policy.check_audit()
                 response = await handler(request)
             except ValidationError as exc:
-                fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
-                error: Exception = InvalidArgument(f"invalid request body: check {', '.join(fields)}")
+                error: Exception = invalid_request(exc)
             except Exception as exc:  # the boundary: one typed error for anything
                 error = exc
             else:

@@ -9,23 +9,27 @@ the error code as the close reason.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 import anyio
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
+from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import DeadlineExceeded, error_body, error_kind, unwrap
+from agent_tools.core.requests import invalid_request
 from agent_tools.core.runtime import Runtime, new_request_id
 from agent_tools.core.socket_tickets import SUBPROTOCOL
 from policies import Principal
-from speech_backend import InvalidArgument, PayloadTooLarge
+from speech_backend import PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -128,9 +132,7 @@ def typed(exc: BaseException) -> BaseException:
     """A message that failed validation as the `invalid_argument` it is, naming the field."""
     if not isinstance(exc, ValidationError):
         return exc
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return InvalidArgument(f"invalid message or parameter{' ' + where if where else ''}: {first['msg']}")
+    return invalid_request(exc)
 
 
 def guarded_caller(websocket: WebSocket) -> Principal:
@@ -151,6 +153,20 @@ def guarded_caller(websocket: WebSocket) -> Principal:
 SessionHandler = Callable[[SocketSession, Principal | None], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class SocketRoute:
+    """One WebSocket route, registered once: its path, the tool its audit lines name, the session it
+    serves, and how it talks (its error event, its largest text frame). The gate and the guard's
+    audit labels both come from this record."""
+
+    path: str
+    tool: str
+    session: SessionHandler
+    audit_each_call: bool = False  # the session audits each call it serves (a refusal is audited)
+    max_text_frame: int = MAX_TEXT_FRAME
+    error_event: ErrorEvent = error_event
+
+
 class SocketGate:
     """Admits a WebSocket the request guard let through (Host and Origin): the bearer token as for
     every route, refused the way a socket can say it."""
@@ -158,25 +174,22 @@ class SocketGate:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def serve(
-        self,
-        websocket: WebSocket,
-        tool: str,
-        handler: SessionHandler,
-        *,
-        audit_each_call: bool = False,
-        max_text_frame: int = MAX_TEXT_FRAME,
-        error_event: ErrorEvent = error_event,
-    ) -> None:
-        """Admit the client and run `handler` on it. Any failure is sent as the error object and
-        closes the socket with its code; a handler that returns closes it normally. An audit line
-        per connection (who, how it ended, the audio it carried), or only for a refused or failed
-        connection when the handler audits each call it serves (`audit_each_call`). A protocol with
-        its own error shape passes `error_event`; one with larger messages, `max_text_frame`."""
+    def routes(self, sockets: list[SocketRoute]) -> list[BaseRoute]:
+        """Starlette routes for `sockets`, each served through the gate."""
+        return [WebSocketRoute(s.path, functools.partial(self.serve, route=s)) for s in sockets]
+
+    async def serve(self, websocket: WebSocket, route: SocketRoute) -> None:
+        """Admit the client and run the route's session on it. Any failure is sent as the error
+        object and closes the socket with its code; a session that returns closes it normally. An
+        audit line per connection (who, how it ended, the audio it carried), or only for a refused
+        or failed connection when the session audits each call it serves (`audit_each_call`)."""
+        tool, handler, audit_each_call = route.tool, route.session, route.audit_each_call
         offered = websocket.scope.get("subprotocols", [])
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         timeout = self.runtime.settings.service.socket_timeout_seconds
-        session = SocketSession(websocket, timeout, max_text_frame=max_text_frame, error_event=error_event)
+        session = SocketSession(
+            websocket, timeout, max_text_frame=route.max_text_frame, error_event=route.error_event
+        )
         started = time.perf_counter()
         principal: Principal | None = None
         error: dict[str, Any] | None = None

@@ -6,15 +6,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from agent_tools.core.requests import SampleRate, SpeakText, Speed, VoiceId
+
 
 class SpeakParams(BaseModel):
     """Query parameters of `/v1/speak/ws`, fixed for the connection."""
 
     model_config = ConfigDict(extra="forbid")
 
-    voice: str | None = None
-    speed: float = Field(1.0, ge=0.5, le=2.0)
-    sample_rate: int | None = Field(None, ge=8000, le=48000)
+    voice: VoiceId | None = None
+    speed: Speed = 1.0
+    sample_rate: SampleRate | None = None
 
 
 class TextMessage(BaseModel):
@@ -23,7 +25,7 @@ class TextMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["text"]
-    text: str = Field(min_length=1)
+    text: SpeakText
 
 
 class ControlMessage(BaseModel):

@@ -20,8 +20,6 @@ from collections import deque
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import Busy, error_body
@@ -29,7 +27,7 @@ from agent_tools.core.outputs import SpeechFrames, word_mark
 from agent_tools.core.runtime import Runtime
 from agent_tools.core.scheduler import HeldSlot
 from agent_tools.core.streams import SpeechStreams
-from agent_tools.web.sockets import ClientGone, ClientTooSlow, SocketGate, SocketSession
+from agent_tools.web.sockets import ClientGone, ClientTooSlow, SocketRoute, SocketSession
 from agent_tools.web.speak_messages import (
     REMEMBERED_UTTERANCES,
     SpeakMessage,
@@ -99,17 +97,12 @@ class Utterance:
 class SpeakSocket:
     """The `/v1/speak/ws` endpoint."""
 
-    def __init__(self, runtime: Runtime, gate: SocketGate) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.gate = gate
 
-    def routes(self) -> list[BaseRoute]:
-        """The route, to mount before the MCP ones."""
-        return [WebSocketRoute("/v1/speak/ws", self.endpoint)]
-
-    async def endpoint(self, websocket: WebSocket) -> None:
-        """Admit the client, then read its messages until it leaves."""
-        await self.gate.serve(websocket, "speak", self._session, audit_each_call=True)
+    def socket(self) -> SocketRoute:
+        """The route: each utterance is a `speak` call with its own audit line."""
+        return SocketRoute("/v1/speak/ws", "speak", self._session, audit_each_call=True)
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
         params = SpeakParams.model_validate(dict(session.websocket.query_params))

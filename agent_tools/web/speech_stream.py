@@ -9,26 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_tools.core.errors import error_body
 from agent_tools.core.outputs import SpeechFrames
+from agent_tools.core.requests import SpeakRequest
 from agent_tools.core.runtime import Runtime
 from agent_tools.web.route_boundary import ApiRoute, json_body, on_response_end, principal
-
-
-class StreamRequest(BaseModel):
-    """The body of `POST /v1/speak/stream`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(min_length=1)
-    voice: str | None = None
-    speed: float = Field(1.0, ge=0.5, le=2.0)
-    sample_rate: int | None = Field(None, ge=8000, le=48000)
 
 
 class SpeechStreamRoute:
@@ -44,7 +33,7 @@ class SpeechStreamRoute:
     async def speak_stream(self, request: Request) -> Response:
         """Speech as SSE: `mark` and `audio` per sentence, then `done`; or `error`."""
         who = principal(request)
-        body = StreamRequest.model_validate(await json_body(request))
+        body = SpeakRequest.model_validate(await json_body(request))
         request.state.chars = len(body.text)
         streams = self.runtime.streams
         frames = SpeechFrames(body.sample_rate)  # the utterance is timed from here, its checks included

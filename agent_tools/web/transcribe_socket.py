@@ -17,14 +17,12 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket
 
 from agent_tools.core.live import open_live
 from agent_tools.core.live_input import Control
 from agent_tools.core.live_settings import LiveSettings
 from agent_tools.core.runtime import Runtime
-from agent_tools.web.sockets import SocketGate, SocketSession
+from agent_tools.web.sockets import SocketRoute, SocketSession
 from policies import Principal
 
 
@@ -40,17 +38,12 @@ class ControlMessage(BaseModel):
 class TranscribeSocket:
     """The `/v1/transcribe/ws` endpoint."""
 
-    def __init__(self, runtime: Runtime, gate: SocketGate) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.gate = gate
 
-    def routes(self) -> list[BaseRoute]:
-        """The route, to mount before the MCP ones."""
-        return [WebSocketRoute("/v1/transcribe/ws", self.endpoint)]
-
-    async def endpoint(self, websocket: WebSocket) -> None:
-        """Admit the client, then transcribe its stream until it ends or leaves."""
-        await self.gate.serve(websocket, "transcribe", self._session)
+    def socket(self) -> SocketRoute:
+        """The route: one stream per connection, transcribed until it ends or the client leaves."""
+        return SocketRoute("/v1/transcribe/ws", "transcribe", self._session)
 
     async def _session(self, session: SocketSession, principal: Principal | None) -> None:
         params = LiveSettings.model_validate(dict(session.websocket.query_params))

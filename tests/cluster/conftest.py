@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_tools.assembly import assemble
 from agent_tools.core.engines import Engines
 from agent_tools.core.runtime import Runtime
 from agent_tools.settings import ServiceSettings, Settings, StateSettings
@@ -41,4 +42,4 @@ def front_end(
         state=StateSettings(redis_url=redis_url, redis_timeout_seconds=redis_timeout),
         policy_file=policy_file,
     )
-    return Runtime.build(settings, engines)
+    return assemble(settings, engines)

@@ -87,7 +87,7 @@ async def test_a_socket_ticket_from_one_front_end_opens_a_socket_on_another_once
     from websockets.typing import Subprotocol
 
     from policies import token_hash
-    from tests.agent_tools.test_sockets import closed_with, receive, ws_url
+    from tests.agent_tools.web.test_sockets import closed_with, receive, ws_url
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(
@@ -141,7 +141,7 @@ def test_redis_tickets_a_flooding_principal_drops_only_its_own_oldest(redis_serv
 
     import redis
 
-    from agent_tools.core.redis_socket_tickets import RedisSocketTickets
+    from agent_tools.cluster.redis_socket_tickets import RedisSocketTickets
     from policies import Unauthorized
 
     client = redis.Redis.from_url(redis_server.url)

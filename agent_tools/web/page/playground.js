@@ -91,6 +91,13 @@ async function loadVoices() {
   );
 }
 
+/** The server's bounds of a speak request, on the controls (the server checks them anyway). */
+function applyLimits(limits) {
+  $("speak-speed").min = String(limits.speed.min);
+  $("speak-speed").max = String(limits.speed.max);
+  $("speak-text").maxLength = limits.text.max_chars;
+}
+
 async function showStatus() {
   const status = $("status");
   try {
@@ -99,6 +106,7 @@ async function showStatus() {
     state.className = s.ready ? "ready" : "not-ready";
     state.textContent = s.ready ? "ready" : "not ready";
     const queued = Object.values(s.queued).reduce((a, b) => a + b, 0);
+    if (s.limits) applyLimits(s.limits);
     status.replaceChildren(
       state,
       ` · ${s.voice || "no voice"} · ${s.recognizer || "no recognizer"} · ${s.in_flight} in flight · ${queued} queued · ${s.live_streams} live`,

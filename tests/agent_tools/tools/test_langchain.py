@@ -19,8 +19,8 @@ from tests.agent_tools.conftest import serve_http
 from tests.typed import tool_error
 from tests.wer import normalized_wer
 
-pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.anyio, pytest.mark.clients]
+ROOT = Path(__file__).resolve().parents[3]
 BAD_CALLS = [
     ("speak", {"text": ""}),
     ("speak", {"text": "hi", "voice": "../../etc/passwd"}),
@@ -72,7 +72,7 @@ async def test_bad_inputs_give_the_same_error_codes_as_mcp(runtime):
 
 async def test_remote_tools_over_http_carry_the_bearer_token_and_the_policy(settings, tmp_path):
     from policies import token_hash
-    from tests.agent_tools.test_policy_http import fake_runtime, policy_file  # noqa: F401
+    from tests.agent_tools.web.test_policy_http import fake_runtime, policy_file  # noqa: F401
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(

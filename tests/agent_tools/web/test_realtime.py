@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
 import anyio
@@ -281,12 +281,15 @@ async def test_a_turn_without_a_recognition_slot_in_time_fails_busy_and_the_sess
     said = "Turn the volume down a little bit."
     pcm = pcm24(speak(said))
     hurried = runtime_with(runtime.service, settings, live_final_wait_seconds=0.2)
-    recognition = hurried.scheduler.recognition
+    scheduler = hurried.scheduler
     async with serve_http(hurried) as base, realtime(base) as conn:
         await next_event(conn)
         await conn.session.update(session=session({"turn_detection": None}))
         await next_event(conn)
-        async with recognition.slot(Priority.LIVE_FINAL), recognition.slot(Priority.LIVE_FINAL):
+        async with AsyncExitStack() as held:
+            for admission in (scheduler.recognition, scheduler.short_recognition):  # both recognizers full
+                for _ in range(admission.slots):
+                    await held.enter_async_context(admission.slot(Priority.LIVE_FINAL))
             await append(conn, pcm)
             await conn.input_audio_buffer.commit()
             refused = await events_until(conn, "conversation.item.input_audio_transcription.failed")

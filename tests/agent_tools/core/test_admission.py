@@ -14,6 +14,13 @@ from agent_tools.core.errors import Busy
 pytestmark = pytest.mark.anyio
 
 
+async def settle() -> None:
+    """Let every task started so far run until it waits (on a slot, or done): a few turns of the
+    event loop, not a span of time."""
+    for _ in range(20):
+        await anyio.lowlevel.checkpoint()
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -35,7 +42,7 @@ async def granted_order(slots: PrioritySlots, arrivals: list[tuple[str, Priority
     async with anyio.create_task_group() as tg:
         for name, priority in arrivals:
             tg.start_soon(want, name, priority)
-            await anyio.sleep(0.01)  # arrive in this order
+            await settle()  # arrive in this order
         assert slots.waiting == len(arrivals)
         slots.release()
     return order
@@ -71,17 +78,17 @@ async def test_work_waiting_past_the_promotion_bound_goes_ahead_of_more_urgent_a
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(want, "batch", Priority.BATCH)
-        await anyio.sleep(0.01)
+        await settle()
         clock.now = 4.0
         tg.start_soon(want, "final-at-4s", Priority.LIVE_FINAL)
-        await anyio.sleep(0.01)
+        await settle()
         slots.release()  # the batch has waited 4 s of 5: the final goes first
-        await anyio.sleep(0.01)
+        await settle()
         clock.now = 5.0
         tg.start_soon(want, "final-at-5s", Priority.LIVE_FINAL)
-        await anyio.sleep(0.01)
+        await settle()
         slots.release()  # the batch has waited 5 s: now it goes ahead of the new final
-        await anyio.sleep(0.01)
+        await settle()
         slots.release()
     assert order == ["final-at-4s", "batch", "final-at-5s"]
 
@@ -122,9 +129,9 @@ async def test_admission_hands_its_slots_out_by_priority_and_waits_are_bounded()
     async with admission.slot(Priority.BATCH):
         async with anyio.create_task_group() as tg:
             tg.start_soon(want, "batch", Priority.BATCH)
-            await anyio.sleep(0.01)
+            await settle()
             tg.start_soon(want, "final", Priority.LIVE_FINAL)
-            await anyio.sleep(0.01)
+            await settle()
             assert admission.waiting == 2
             tg.cancel_scope.cancel()  # (cancelled waiters leave the queue)
         assert admission.waiting == 0
@@ -133,9 +140,9 @@ async def test_admission_hands_its_slots_out_by_priority_and_waits_are_bounded()
                 pass
     async with anyio.create_task_group() as tg, admission.slot(Priority.BATCH):
         tg.start_soon(want, "batch", Priority.BATCH)
-        await anyio.sleep(0.01)
+        await settle()
         tg.start_soon(want, "final", Priority.LIVE_FINAL)
-        await anyio.sleep(0.01)
+        await settle()
     assert order == ["final", "batch"]
 
 
@@ -152,19 +159,19 @@ async def test_a_reserved_slot_is_kept_for_urgent_work_and_freed_with_the_reserv
     async with anyio.create_task_group() as tg:
         tg.start_soon(want, "batch-2", Priority.BATCH)
         tg.start_soon(want, "partial", Priority.LIVE_PARTIAL)
-        await anyio.sleep(0.01)
+        await settle()
         assert order == [] and slots.waiting == 2 and slots.in_use == 1  # a slot free, but reserved
         tg.start_soon(want, "final", Priority.LIVE_FINAL)
-        await anyio.sleep(0.01)
+        await settle()
         assert order == ["final"]  # at once, beside the running batch
         slots.release()  # the final is done: its slot stays reserved
-        await anyio.sleep(0.01)
+        await settle()
         assert order == ["final"]
         slots.reserve(0)  # no live stream left: the slot is anyone's
-        await anyio.sleep(0.01)
+        await settle()
         assert order == ["final", "partial"]
         slots.release()
-        await anyio.sleep(0.01)
+        await settle()
     assert order == ["final", "partial", "batch-2"]
 
 
@@ -181,18 +188,18 @@ async def test_overdue_work_may_take_a_reserved_slot_but_a_partial_never_does():
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(want, "partial", Priority.LIVE_PARTIAL)
-        await anyio.sleep(0.01)
+        await settle()
         tg.start_soon(want, "batch-2", Priority.BATCH)
-        await anyio.sleep(0.01)
+        await settle()
         clock.now = 6.0  # both overdue
         slots.release()  # the final's slot: reserved, so only the overdue batch may take it
-        await anyio.sleep(0.01)
+        await settle()
         assert order == ["batch-2"]
         slots.release()  # the first batch is done: one slot free, and it is the reserved one
-        await anyio.sleep(0.01)
+        await settle()
         assert order == ["batch-2"]
         slots.release()  # batch-2 is done: an unreserved slot, the partial's turn
-        await anyio.sleep(0.01)
+        await settle()
     assert order == ["batch-2", "partial"]
 
 

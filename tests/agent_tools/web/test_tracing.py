@@ -223,7 +223,7 @@ async def test_a_live_transcription_socket_is_one_trace_with_each_recognition(tr
     from websockets.asyncio.client import connect
 
     from speech_backend import resample
-    from tests.agent_tools.test_sockets import receive, ws_url
+    from tests.agent_tools.web.test_sockets import receive, ws_url
 
     audio = resample(speak("Please call me back tomorrow morning."), 16000)
     silence = np.zeros(16000, dtype=np.float32)

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from agent_tools.core.runtime import Runtime
 from speech_backend import Audio, resample
 from tests.agent_tools.conftest import serve_http
-from tests.agent_tools.test_realtime import append, events_until, next_event, pcm24, realtime, session
+from tests.agent_tools.web.test_realtime import append, events_until, next_event, pcm24, realtime, session
 from tests.speech_backend.voice_activity.test_denoise import pink
 from tests.wer import normalized_wer
 

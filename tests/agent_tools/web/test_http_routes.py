@@ -157,7 +157,7 @@ async def test_openai_speed_outside_the_engine_range_is_a_clear_400(runtime):
     async with serve_http(runtime) as base, httpx2.AsyncClient(timeout=60) as http:
         response = await http.post(f"{base}/v1/audio/speech", json={"input": "Hi.", "speed": 4.0})
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_argument"
-    assert "0.5 to 2" in response.json()["error"]["message"]
+    assert response.json()["error"]["message"] == "speed must be between 0.5 and 2 (got 4)"
 
 
 class GatedSynthesizer(FakeSynthesizer):
@@ -239,7 +239,7 @@ async def test_streamed_speech_refuses_bad_input_with_a_status_before_streaming(
 
 async def test_http_routes_apply_the_same_tokens_and_policy_as_mcp(settings, tmp_path):
     from policies import token_hash
-    from tests.agent_tools.test_policy_http import fake_runtime
+    from tests.agent_tools.web.test_policy_http import fake_runtime
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(
@@ -263,7 +263,7 @@ async def test_http_routes_apply_the_same_tokens_and_policy_as_mcp(settings, tmp
 async def test_a_stream_error_event_carries_the_request_id_of_its_audit_line(
     service, settings, tmp_path, long_text
 ):
-    from tests.agent_tools.test_failure_behaviour import policy_runtime
+    from tests.agent_tools.failures import policy_runtime
 
     policy = "version: 1\naudit:\n  path: audit.log\n"
     runtime = policy_runtime(service, settings, tmp_path, policy, max_speech_seconds=2.0)
@@ -372,7 +372,7 @@ async def test_streamed_speech_opens_with_a_lead_in_and_the_joined_audio_says_th
 async def test_a_transcription_whose_client_hangs_up_is_stopped_and_audited_cancelled(
     service, settings, tmp_path: Path, speak
 ):
-    from tests.agent_tools.test_failure_behaviour import policy_runtime
+    from tests.agent_tools.failures import policy_runtime
 
     runtime = policy_runtime(service, settings, tmp_path, "version: 1\naudit:\n  path: audit.log\n")
     clip = resample(speak("This recording goes on for a long while, sentence after sentence."), 16000)

@@ -15,8 +15,8 @@ from openai import OpenAI
 
 from agent_tools.core.runtime import Runtime
 from tests.agent_tools.conftest import serve_http
-from tests.agent_tools.test_core import pcm_of, transcribe_live
-from tests.agent_tools.test_http_routes import read_events
+from tests.agent_tools.core.test_core import pcm_of, transcribe_live
+from tests.agent_tools.web.test_http_routes import read_events
 
 pytestmark = pytest.mark.anyio
 TEXT = "The parcel arrives on Thursday. It will be left at the door."

@@ -26,7 +26,7 @@ from policies import token_hash
 from tests.agent_tools.conftest import serve_http
 from tests.wer import normalized_wer
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCREENSHOTS = Path(os.environ.get("SPEECH_TOOLS_SCREENSHOTS", REPO / ".cache" / "screenshots"))
 DEVSET = Path(os.environ.get("SPEECH_TOOLS_DEVSET", REPO / ".cache" / "devset"))
 TEXT = (
@@ -35,7 +35,7 @@ TEXT = (
     "The weather stays dry until the weekend."
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
 
 def chromium() -> str:
@@ -80,6 +80,11 @@ async def test_the_page_speaks_highlights_words_and_stops_with_what_was_heard(ru
         await page.goto(f"{base}/")
         await until(page, "document.querySelectorAll('#speak-voice option').length > 0")
         await until(page, "document.querySelector('#status .ready')")
+        limit = await until(
+            page,
+            "(n => n > 0 && n)(document.querySelector('#speak-text').maxLength)",
+        )
+        assert limit == runtime.settings.service.max_text_chars  # the server's bound, not one of its own
         await page.fill("#speak-text", TEXT)
         await page.click("#speak-play")
         # Audio through the graph: decoded samples queued and a level at the output.

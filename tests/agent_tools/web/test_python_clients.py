@@ -13,8 +13,8 @@ import pytest
 from tests.agent_tools.conftest import serve_http
 from tests.wer import normalized_wer
 
-pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.anyio, pytest.mark.clients]
+ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".venv-clients" / "bin" / "python"
 
 

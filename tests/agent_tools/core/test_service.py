@@ -121,7 +121,7 @@ async def test_voices_filter_by_language_prefix(service):
 
 async def test_a_new_stream_speaks_before_the_rest_of_a_whole_clip_already_speaking(settings):
     from tests.agent_tools.conftest import eventually
-    from tests.agent_tools.test_http_routes import gated
+    from tests.agent_tools.web.test_http_routes import gated
 
     one_slot = settings.service.model_copy(update={"synthesis_slots": 1})  # calls must take turns
     runtime, engine = gated(settings.model_copy(update={"service": one_slot}))

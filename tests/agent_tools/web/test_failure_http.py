@@ -1,10 +1,10 @@
-"""Hostile and faulty inputs, each through the surface where it does harm: the outcome is typed,
-memory stays bounded, and the same process serves a speak + transcribe round trip afterwards."""
+"""Hostile and faulty inputs over HTTP (the OpenAI and speech routes, the probes, the server's own
+start and reload): the outcome is typed, memory stays bounded, and the same process serves a speak +
+transcribe round trip afterwards."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -14,51 +14,28 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.sse import sse_client
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from agent_tools.core.runtime import Runtime
-from agent_tools.web.speak_socket import MAX_OPEN_UTTERANCES
 from speech_backend import encode_audio
 from tests.agent_tools.conftest import runtime_with, serve_http
-from tests.agent_tools.test_sockets import receive, until_done, ws_url
+from tests.agent_tools.failures import (
+    MEGABYTE,
+    PHRASE,
+    assert_still_serving,
+    error_of,
+    mcp_as,
+    phrase_audio,
+    policy_runtime,
+    rss_bytes,
+)
+from tests.agent_tools.web.test_sockets import receive, ws_url
 from tests.media import container_bytes
 from tests.typed import tool_error
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
-PHRASE = "Please read the meter on the second floor."
-MEGABYTE = 1024 * 1024
-
-
-def rss_bytes() -> int:
-    """Resident memory of this process (the server runs in it), from /proc."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
-
-
-async def assert_still_serving(base: str) -> None:
-    """The canary: a speak + transcribe round trip over MCP on the same server."""
-    async with Client(f"{base}/mcp") as client:
-        spoken = await client.call_tool("speak", {"text": PHRASE, "format": "flac"})
-        heard = await client.call_tool("transcribe", {"audio_uri": spoken.structured_content["audio_uri"]})
-    assert not spoken.is_error and not heard.is_error, (spoken, heard)
-    assert normalized_wer([PHRASE], [heard.structured_content["text"]]) <= 0.2
-
-
-def error_of(response: httpx2.Response) -> tuple[int, str]:
-    return response.status_code, response.json()["error"]["code"]
-
-
-# 1. Any channel count up to the cap decodes (8 channels used to crash the process).
-
-
-@pytest.fixture(scope="module")
-def phrase_audio(speak):
-    return speak(PHRASE)
+__all__ = ["phrase_audio"]  # the fixture, shared
 
 
 async def test_every_channel_count_up_to_the_cap_transcribes_over_the_openai_route(runtime, phrase_audio):
@@ -70,57 +47,6 @@ async def test_every_channel_count_up_to_the_cap_transcribes_over_the_openai_rou
             )
             assert response.status_code == 200, (channels, response.text)
             assert normalized_wer([PHRASE], [response.json()["text"]]) <= 0.2, channels
-        await assert_still_serving(base)
-
-
-async def test_eight_channel_audio_transcribes_over_mcp_and_legacy_sse(runtime, phrase_audio):
-    flac = base64.b64encode(container_bytes(phrase_audio, "flac", "flac", channels=8)).decode()
-    async with serve_http(runtime) as base:
-        async with Client(f"{base}/mcp") as client:
-            over_mcp = await client.call_tool("transcribe", {"audio_base64": flac})
-        async with Client(sse_client(f"{base}/sse")) as client:
-            over_sse = await client.call_tool("transcribe", {"audio_base64": flac})
-        await assert_still_serving(base)
-    for result in (over_mcp, over_sse):
-        assert not result.is_error, result
-        assert normalized_wer([PHRASE], [result.structured_content["text"]]) <= 0.2
-
-
-# 2. One WebSocket client may not hold unbounded utterances, tasks or memory.
-
-
-async def test_a_flood_of_utterances_on_one_socket_is_closed_busy_with_memory_bounded(runtime):
-    async with serve_http(runtime) as base:
-        before = rss_bytes()
-        async with connect(ws_url(base, "/v1/speak/ws")) as ws:
-            await receive(ws)
-            refused: dict[str, object] = {}
-            done = 0
-            with pytest.raises(ConnectionClosed), anyio.fail_after(60):
-                for _ in range(20_000):
-                    await ws.send(json.dumps({"type": "text", "text": "Hello there. "}))
-                    await ws.send(json.dumps({"type": "end"}))
-                while True:
-                    event = json.loads(await ws.recv())
-                    done += event["type"] == "done"
-                    if event["type"] == "error":
-                        refused = event
-        assert ws.close_code == 4503 and refused["code"] == "busy"
-        assert done <= MAX_OPEN_UTTERANCES  # what was open was ended; nothing past the cap was queued
-        assert rss_bytes() - before < 100 * MEGABYTE
-        await assert_still_serving(base)
-
-
-async def test_many_small_messages_in_one_utterance_stay_within_the_text_cap(service, settings):
-    runtime = runtime_with(service, settings, max_text_chars=2000)
-    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
-        await receive(ws)
-        for _ in range(5000):
-            await ws.send(json.dumps({"type": "flush"}))  # nothing open: nothing to do, nothing kept
-        for _ in range(2001):
-            await ws.send(json.dumps({"type": "text", "text": "a"}))
-        events = await until_done(ws)
-        assert [e["type"] for e in events] == ["error", "done"] and events[0]["code"] == "text_too_long"
         await assert_still_serving(base)
 
 
@@ -148,99 +74,6 @@ async def test_a_huge_chunked_body_is_refused_at_the_cap_with_memory_bounded(run
         assert "content-length" not in response.request.headers  # sent chunked: no size announced
         assert error_of(response) == (413, "payload_too_large")
         assert grown < 100 * MEGABYTE
-        await assert_still_serving(base)
-
-
-# 5. Failures inside a socket's task group keep their codes.
-
-
-async def refused_while_streaming(ws, audio_pcm: bytes) -> tuple[str, int | None]:
-    """Stream `audio_pcm` (100 ms frames) and `end`; the error code the server sent, and its close code."""
-    with contextlib.suppress(ConnectionClosed):  # the server may close before the last frame
-        for start in range(0, len(audio_pcm), 3200):
-            await ws.send(audio_pcm[start : start + 3200])
-        await ws.send(json.dumps({"type": "end"}))
-    while (event := await receive(ws))["type"] != "error":
-        pass
-    with pytest.raises(ConnectionClosed):
-        await ws.recv()
-    return event["code"], ws.close_code
-
-
-@pytest.fixture(scope="module")
-def phrase_pcm(phrase_audio) -> bytes:
-    import numpy as np
-
-    from speech_backend import resample
-
-    silence = np.zeros(16000, dtype=np.float32)
-    samples = np.concatenate([silence, resample(phrase_audio, 16000).samples, silence])
-    return (samples * 32767).astype("<i2").tobytes()
-
-
-async def test_a_live_final_past_its_deadline_is_a_timeout_for_its_utterance_and_the_stream_goes_on(
-    service, settings, phrase_pcm
-):
-    runtime = runtime_with(service, settings, transcribe_timeout_seconds=0.01)
-    async with serve_http(runtime) as base:
-        async with connect(ws_url(base, "/v1/transcribe/ws?partial_interval_ms=0")) as ws:
-            await receive(ws)
-            for start in range(0, len(phrase_pcm), 3200):
-                await ws.send(phrase_pcm[start : start + 3200])
-            await ws.send(json.dumps({"type": "end"}))
-            events = await until_done(ws)
-        service = runtime.service
-        service.settings = service.settings.model_copy(update={"transcribe_timeout_seconds": 300.0})
-        await assert_still_serving(base)
-    failed = [e for e in events if e["type"] == "error"]
-    assert [(e["code"], e["utterance"]) for e in failed] == [("timeout", 1)]
-    assert events[-1]["type"] == "done" and (events[-1]["utterances"], events[-1]["failed"]) == (0, 1)
-
-
-async def test_a_live_transcription_during_shutdown_closes_with_busy(runtime, phrase_pcm):
-    url = "/v1/transcribe/ws?partial_interval_ms=0"
-    async with serve_http(runtime) as base, connect(ws_url(base, url)) as ws:
-        await receive(ws)
-        runtime.scheduler.shutdown()
-        assert await refused_while_streaming(ws, phrase_pcm) == ("busy", 4503)
-
-
-async def test_a_live_stream_in_a_shutdown_gets_the_final_of_the_turn_it_ended_then_busy(runtime, phrase_pcm):
-    from agent_tools.core.admission import Priority
-
-    recognition = runtime.scheduler.recognition
-    url = "/v1/transcribe/ws?partial_interval_ms=0"
-    async with serve_http(runtime) as base, connect(ws_url(base, url)) as ws:
-        await receive(ws)
-        async with recognition.slot(Priority.LIVE_FINAL), recognition.slot(Priority.LIVE_FINAL):
-            for start in range(0, len(phrase_pcm), 3200):  # the turn ends in the second of silence after it
-                await ws.send(phrase_pcm[start : start + 3200])
-            while (await receive(ws))["type"] != "speech_stopped":
-                pass
-            runtime.scheduler.shutdown()  # while the turn's final waits for a slot
-        events = []
-        with pytest.raises(ConnectionClosed):
-            while True:
-                events.append(await receive(ws))
-    assert [e["type"] for e in events] == ["final", "error"]
-    assert normalized_wer([PHRASE], [events[0]["text"]]) <= 0.2
-    assert events[1]["code"] == "busy" and ws.close_code == 4503
-
-
-# 8. Caps apply to the whole utterance on the speech socket.
-
-
-async def test_the_speech_cap_applies_to_the_whole_utterance_on_the_socket(service, settings):
-    runtime = runtime_with(service, settings, max_speech_seconds=3.0)
-    text = " ".join(f"This is sentence number {n} of the answer." for n in range(1, 9))
-    async with serve_http(runtime) as base, connect(ws_url(base, "/v1/speak/ws")) as ws:
-        await receive(ws)
-        await ws.send(json.dumps({"type": "text", "text": text}))
-        await ws.send(json.dumps({"type": "end"}))
-        events = await until_done(ws)
-        errors = [e for e in events if e["type"] == "error"]
-        assert [e["code"] for e in errors] == ["audio_too_long"]
-        assert events[-1]["reason"] == "error" and events[-1]["audio_ms"] <= 3000
         await assert_still_serving(base)
 
 
@@ -292,35 +125,12 @@ async def test_malformed_uploads_and_bodies_are_invalid_argument(runtime, phrase
         await assert_still_serving(base)
 
 
-async def test_a_file_uri_with_a_nul_byte_is_uri_forbidden(service, settings, tmp_path):
-    runtime = runtime_with(service, settings, file_roots=(tmp_path,))
-    async with serve_http(runtime) as base, Client(f"{base}/mcp") as client:
-        result = await client.call_tool("transcribe", {"audio_uri": f"file://{tmp_path}/a%00.wav"})
-        assert result.is_error and tool_error(result)["code"] == "uri_forbidden"
-        await assert_still_serving(base)
-
-
 async def test_unknown_paths_and_methods_answer_with_the_error_object(runtime):
     async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
         missing = await http.get(f"{base}/nothing-here")
         wrong_method = await http.get(f"{base}/v1/audio/speech")
     assert error_of(missing) == (404, "not_found")
     assert error_of(wrong_method) == (405, "method_not_allowed")
-
-
-async def test_mcp_without_a_token_gets_the_contract_401(settings, tmp_path):
-    from policies import token_hash
-    from tests.agent_tools.test_policy_http import fake_runtime
-
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(f"version: 1\nprincipals:\n  - id: a\n    token_sha256: [{token_hash('a-token')}]\n")
-    runtime, _ = fake_runtime(settings, policy)
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
-        response = await http.post(f"{base}/mcp", json=body, headers=headers)
-    assert error_of(response) == (401, "unauthorized")
-    assert response.headers["www-authenticate"] == "Bearer"
 
 
 # 10. Slow clients do not hold a connection forever.
@@ -408,82 +218,6 @@ async def test_a_file_declaring_more_than_the_cap_is_refused_before_it_is_decode
         await assert_still_serving(base)
     assert error_of(response) == (400, "audio_too_long")
     assert f"declares {limit + 60:.0f} s" in response.json()["error"]["message"]  # from its header
-
-
-# 6. A clip is readable by the principal that made it (or one it shares with), and every read is audited.
-
-CLIP_POLICY = """
-version: 1
-audit:
-  path: audit.log
-principals:
-  - id: alice
-    token_sha256: [{alice}]
-    shares_audio_with: [carol]
-  - id: bob
-    token_sha256: [{bob}]
-  - id: carol
-    token_sha256: [{carol}]
-"""
-
-
-def policy_runtime(service, settings, tmp_path: Path, text: str, **service_settings: object) -> Runtime:
-    """A runtime over the real engines with the policy file `text` (`{name}` is that name's token
-    hash), and `service_settings` changed."""
-    from policies import token_hash
-
-    path = tmp_path / "policy.yaml"
-    path.write_text(text.format(**{n: token_hash(f"{n}-token") for n in ("alice", "bob", "carol")}))
-    with_policy = settings.model_copy(update={"policy_file": path})
-    return runtime_with(service, with_policy, **service_settings)
-
-
-@contextlib.asynccontextmanager
-async def mcp_as(base: str, name: str):
-    from mcp.client.streamable_http import streamable_http_client
-
-    async with (
-        httpx2.AsyncClient(headers={"authorization": f"Bearer {name}-token"}, timeout=60) as http,
-        Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client,
-    ):
-        yield client
-
-
-async def test_a_clip_is_readable_only_by_its_maker_and_those_it_is_shared_with(service, settings, tmp_path):
-    from mcp import MCPError
-
-    runtime = policy_runtime(service, settings, tmp_path, CLIP_POLICY)
-    async with serve_http(runtime) as base, httpx2.AsyncClient() as http:
-        async with mcp_as(base, "alice") as alice:
-            spoken = (await alice.call_tool("speak", {"text": PHRASE, "format": "flac"})).structured_content
-        uri, path = spoken["audio_uri"], spoken["download_path"]
-        async with mcp_as(base, "bob") as bob:
-            stolen = await bob.call_tool("transcribe", {"audio_uri": uri})
-            with pytest.raises(MCPError, match="unknown or has expired"):
-                await bob.read_resource(uri)
-        bob_get = await http.get(base + path, headers={"authorization": "Bearer bob-token"})
-        carol_get = await http.get(base + path, headers={"authorization": "Bearer carol-token"})
-        async with mcp_as(base, "alice") as alice:
-            heard = await alice.call_tool("transcribe", {"audio_uri": uri})
-            read = await alice.read_resource(uri)
-    assert stolen.is_error and tool_error(stolen)["code"] == "uri_forbidden"
-    assert error_of(bob_get) == (403, "uri_forbidden")
-    assert carol_get.status_code == 200 and carol_get.content == base64.b64decode(read.contents[0].blob)
-    assert normalized_wer([PHRASE], [heard.structured_content["text"]]) <= 0.2
-    lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
-    reads = [
-        (r["principal"], r["decision"], r.get("code"), r["transport"])
-        for r in lines
-        if r["tool"] == "read_audio"
-    ]
-    assert reads == [
-        ("bob", "deny", "uri_forbidden", "mcp"),
-        ("bob", "deny", "uri_forbidden", "mcp"),
-        ("bob", "deny", "uri_forbidden", "http"),
-        ("carol", "allow", None, "http"),
-        ("alice", "allow", None, "mcp"),
-        ("alice", "allow", None, "mcp"),
-    ]
 
 
 # 7. An audit trail that cannot be written is visible, and refused or tolerated as the policy says.
@@ -591,7 +325,7 @@ async def test_a_reload_that_would_drop_the_tokens_is_refused_and_a_url_token_is
     import sys
 
     from policies import token_hash
-    from tests.agent_tools.test_shutdown import free_port, wait_ready
+    from tests.agent_tools.web.test_shutdown import free_port, wait_ready
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(

@@ -16,7 +16,7 @@ from agent_tools.core.sources import AudioSource
 from policies import token_hash
 from speech_backend import Audio, AudioLimits, decode_audio, resample
 from tests.agent_tools.conftest import UTTERANCES, eventually, runtime_with, serve_http
-from tests.agent_tools.test_http_routes import gated
+from tests.agent_tools.web.test_http_routes import gated
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio
@@ -183,7 +183,7 @@ async def test_speech_socket_refusals_are_typed(service, settings):
 
 
 async def test_sockets_need_the_bearer_token_when_the_policy_has_tokens(settings, tmp_path):
-    from tests.agent_tools.test_policy_http import fake_runtime
+    from tests.agent_tools.web.test_policy_http import fake_runtime
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(
@@ -343,7 +343,7 @@ async def test_a_client_that_stops_mid_sentence_is_closed_with_timeout(service, 
 
 
 async def test_a_blocked_pattern_split_across_two_sentences_is_refused_with_its_rule(settings, tmp_path):
-    from tests.agent_tools.test_policy_http import fake_runtime
+    from tests.agent_tools.web.test_policy_http import fake_runtime
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(

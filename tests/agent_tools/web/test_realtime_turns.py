@@ -11,7 +11,15 @@ import pytest
 
 from speech_backend import Audio, SynthesisOptions, Synthesizer
 from tests.agent_tools.conftest import serve_http
-from tests.agent_tools.test_realtime import RATE, append, events_until, next_event, pcm24, realtime, session
+from tests.agent_tools.web.test_realtime import (
+    RATE,
+    append,
+    events_until,
+    next_event,
+    pcm24,
+    realtime,
+    session,
+)
 from tests.wer import normalized_wer
 
 pytestmark = pytest.mark.anyio

@@ -18,7 +18,7 @@ from agent_tools.core.socket_tickets import MemorySocketTickets
 from agent_tools.settings import Settings
 from policies import Unauthorized, token_hash
 from tests.agent_tools.conftest import serve_http
-from tests.agent_tools.test_sockets import closed_with, receive, ws_url
+from tests.agent_tools.web.test_sockets import closed_with, receive, ws_url
 
 POLICY = (
     "version: 1\nlocal_principal: a\naudit:\n  path: audit.log\nprincipals:\n"
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def guarded(settings: Settings, tmp_path: Path) -> Runtime:
-    from tests.agent_tools.test_policy_http import fake_runtime
+    from tests.agent_tools.web.test_policy_http import fake_runtime
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
@@ -76,10 +76,15 @@ async def test_status_says_readiness_and_the_live_figures(guarded):
         == {
             "synthesis",
             "recognition",
+            "short_recognition",
             "voice_activity",
             "sentences",
         }
     )
+    limits = status["limits"]  # core's bounds, for the page's controls
+    assert limits["speed"] == {"min": 0.5, "max": 2.0, "default": 1.0}
+    assert limits["sample_rate"] == {"min": 8000, "max": 48000}
+    assert limits["text"]["max_chars"] == guarded.settings.service.max_text_chars
 
 
 async def test_status_polls_are_not_audited_but_tickets_and_refusals_are(guarded, tmp_path):
@@ -161,7 +166,7 @@ def test_tickets_expire_a_flooding_principal_drops_only_its_own_and_a_full_store
 async def test_socket_tickets_count_against_the_rate_and_a_flood_cannot_evict_another_principals(
     settings, tmp_path
 ):
-    from tests.agent_tools.test_policy_http import fake_runtime
+    from tests.agent_tools.web.test_policy_http import fake_runtime
 
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.replace("    tools: [speak]\n", "    tools: [speak]\n    rate_per_minute: 6\n"))

@@ -14,8 +14,8 @@ import pytest
 from tests.agent_tools.conftest import serve_http
 from tests.wer import normalized_wer
 
-pytestmark = pytest.mark.anyio
-CLIENTS = Path(__file__).resolve().parents[2] / "clients" / "typescript"
+pytestmark = [pytest.mark.anyio, pytest.mark.clients]
+CLIENTS = Path(__file__).resolve().parents[3] / "clients" / "typescript"
 SPOKEN = "The parcel arrives on Thursday."
 
 

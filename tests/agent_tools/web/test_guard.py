@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from agent_tools.web.app import build_app
 from agent_tools.web.guard import ANY_HOST
 from tests.agent_tools.conftest import serve_http
-from tests.agent_tools.test_sockets import ws_url
+from tests.agent_tools.web.test_sockets import ws_url
 
 pytestmark = pytest.mark.anyio
 FOREIGN = "evil.example"

@@ -1,0 +1,1 @@
+"""Moonshine tiny (English): a recognizer sized to short utterances, for live finals."""
