@@ -1,5 +1,6 @@
-"""Every listener of `speech-tools serve` in one event loop: HTTP (uvicorn, draining on SIGTERM)
-and, when configured, Wyoming; when HTTP has drained and stops, the others stop with it."""
+"""Every listener of `speech-tools serve` in one event loop: HTTP (uvicorn, draining on SIGTERM),
+gRPC (the Riva speech API) unless turned off, and Wyoming when configured; when HTTP has drained
+and stops, the others stop with it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 
 import anyio
 
+from agent_tools.core.errors import unwrap
 from agent_tools.core.runtime import Runtime
+from agent_tools.riva.server import GrpcServer
 from agent_tools.web.http_server import DrainingServer, uvicorn_config
 from agent_tools.wyoming.server import WyomingServer
 
@@ -16,19 +19,32 @@ def serve(runtime: Runtime) -> None:
     """Serve until a signal ends it (blocking).
 
     Raises:
-        ValueError: a listener's settings are unsafe or invalid (the message says which).
+        ValueError: a listener's settings are unsafe or invalid, or its port is taken (the message
+            says which).
     """
-    wyoming = WyomingServer(runtime) if runtime.settings.server.wyoming_port is not None else None
+    settings = runtime.settings.server
+    others: list[GrpcServer | WyomingServer] = []
+    if settings.grpc_port != "off":
+        others.append(GrpcServer(runtime))
+    if settings.wyoming_port is not None:
+        others.append(WyomingServer(runtime))
     http = DrainingServer(uvicorn_config(runtime), runtime)
-    if wyoming is None:
+    if not others:
         http.run()  # (uvicorn's own event loop)
-    else:
-        asyncio.run(_serve(http, wyoming))
+        return
+    try:
+        with asyncio.Runner(loop_factory=http.config.get_loop_factory()) as runner:  # uvicorn's loop
+            runner.run(_serve(http, others))
+    except BaseExceptionGroup as group:
+        failure = unwrap(group)
+        if isinstance(failure, ValueError | OSError):
+            raise ValueError(str(failure)) from failure
+        raise
 
 
-async def _serve(http: DrainingServer, wyoming: WyomingServer | None) -> None:
+async def _serve(http: DrainingServer, others: list[GrpcServer | WyomingServer]) -> None:
     async with anyio.create_task_group() as tg:
-        if wyoming is not None:
-            await tg.start(wyoming.serve)
+        for listener in others:
+            await tg.start(listener.serve)
         await http.serve()
         tg.cancel_scope.cancel()

@@ -166,6 +166,19 @@ class ServerSettings(BaseModel):
         Path(".cache/eval/report.html"),
         description="The eval report the page shows (`make eval` writes it here).",
     )
+    grpc_port: int | Literal["off"] = Field(
+        50051,
+        ge=0,
+        le=65535,
+        description="Serve the Riva speech API over gRPC on this TCP port, on `host` beside HTTP "
+        "(0: any free port; `off`: not served).",
+    )
+    grpc_max_message_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=512 * 1024 * 1024,
+        description="Largest gRPC message received (a Recognize request carries the whole recording).",
+    )
     wyoming_port: int | None = Field(
         None,
         ge=0,

@@ -39,7 +39,7 @@ import httpx2
 import numpy as np
 from mcp import Client
 from peers import start_peer
-from revisions import revision_env, short
+from revisions import revision_env, short, side_by_side
 from timing import NEWS
 from tool_calls import free_port
 from websockets.asyncio.client import connect
@@ -80,7 +80,7 @@ def start(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
     port = free_port()
     cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=side_by_side(env))
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

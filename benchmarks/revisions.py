@@ -44,3 +44,11 @@ def labelled_settings(spec: str) -> tuple[str, dict[str, str]]:
     settings, under that label."""
     label, _, pairs = spec.partition(":")
     return label, dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+
+
+def side_by_side(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a server started beside others: the current code's gRPC listener on any free port
+    (its default port is one per machine); a revision from before gRPC is left as it is."""
+    if "PYTHONPATH" in env or "SPEECH_TOOLS_SERVER__GRPC_PORT" in env:
+        return env
+    return {**env, "SPEECH_TOOLS_SERVER__GRPC_PORT": "0"}

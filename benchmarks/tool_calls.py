@@ -25,6 +25,7 @@ import anyio
 import httpx2
 import numpy as np
 from mcp import Client
+from revisions import side_by_side
 from timing import NEWS, median_time
 
 from agent_tools.settings import Settings
@@ -52,7 +53,7 @@ def free_port() -> int:
 def start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`speech-tools serve` on `port` (with `env` added to its environment), once ready."""
     cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
-    environment = {**os.environ, **(env or {})}
+    environment = {**os.environ, **side_by_side(env or {})}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -1,6 +1,7 @@
 """A whole deployment on one machine, for `make cluster` and the cluster tests: Redis (append-only
 persistence), a Ray head, the engine pool from `deploy/serve.yaml`, and stateless front-ends
-(`speech-tools serve` joined to the pool, clips and quotas in Redis), each waited for until ready.
+(`speech-tools serve` joined to the pool, clips and quotas in Redis; the n-th also serves gRPC on
+50051 + n and Wyoming on 10300 + n), each waited for until ready.
 
     python -m speech_cluster.local up [--ports 8000,8001] [--state-dir .cache/cluster] [--policy FILE]
     python -m speech_cluster.local down [--state-dir .cache/cluster]
@@ -28,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = ROOT / "deploy" / "serve.yaml"
+# The n-th front-end (from 0) serves gRPC on GRPC_BASE_PORT + n and Wyoming on WYOMING_BASE_PORT + n.
+GRPC_BASE_PORT = 50051
+WYOMING_BASE_PORT = 10300
 
 
 def free_port() -> int:
@@ -254,7 +258,10 @@ class LocalCluster:
         raise RuntimeError("the engine pool did not reach RUNNING; see `serve status`")
 
     def _front_end(self, state: ClusterState, port: int, policy_file: Path | None) -> None:
+        index = state.front_end_ports.index(port)
         env = {
+            "SPEECH_TOOLS_SERVER__GRPC_PORT": str(GRPC_BASE_PORT + index),
+            "SPEECH_TOOLS_SERVER__WYOMING_PORT": str(WYOMING_BASE_PORT + index),
             **self.ray_env(),
             "SPEECH_TOOLS_CLUSTER__ENGINES": "ray",
             "SPEECH_TOOLS_CLUSTER__RAY_ADDRESS": state.ray_address,
@@ -344,8 +351,9 @@ def main() -> None:
         sys.exit("a cluster is already up (state in --state-dir); run `make cluster-down` first")
     ports = [int(p) for p in args.ports.split(",")]
     state = cluster.up(ports, args.num_cpus, policy_file=args.policy)
-    for port in ports:
-        print(f"front-end ready: http://127.0.0.1:{port}")
+    for index, port in enumerate(ports):
+        grpc, wyoming = GRPC_BASE_PORT + index, WYOMING_BASE_PORT + index
+        print(f"front-end ready: http://127.0.0.1:{port} (gRPC :{grpc}, Wyoming tcp://127.0.0.1:{wyoming})")
     print(f"redis: {state.redis_url}; ray: {state.ray_address}; dashboard: {state.dashboard}")
 
 

@@ -32,6 +32,7 @@ class ErrorKind:
 
     http_status: int
     retryable: bool
+    grpc_status: str  # the name of the gRPC status code (`grpc.StatusCode`), for the gRPC surface
 
     @property
     def close_code(self) -> int:
@@ -41,25 +42,25 @@ class ErrorKind:
 
 # The one table of the contract's codes (CONTRACT.md section 1), plus the HTTP-only ones.
 ERROR_CODES: dict[str, ErrorKind] = {
-    "invalid_argument": ErrorKind(400, False),
-    "payload_too_large": ErrorKind(413, False),
-    "text_too_long": ErrorKind(400, False),
-    "audio_too_long": ErrorKind(400, False),
-    "unsupported_media": ErrorKind(415, False),
-    "decode_failed": ErrorKind(400, False),
-    "uri_forbidden": ErrorKind(403, False),
-    "voice_not_found": ErrorKind(404, False),
-    "unauthorized": ErrorKind(401, False),
-    "forbidden": ErrorKind(403, False),
-    "policy_denied": ErrorKind(403, False),
-    "rate_limited": ErrorKind(429, True),
-    "busy": ErrorKind(503, True),
-    "timeout": ErrorKind(504, True),
-    "backend_unavailable": ErrorKind(503, True),
-    "cancelled": ErrorKind(499, False),
-    "not_found": ErrorKind(404, False),
-    "method_not_allowed": ErrorKind(405, False),
-    "internal": ErrorKind(500, True),
+    "invalid_argument": ErrorKind(400, False, "INVALID_ARGUMENT"),
+    "payload_too_large": ErrorKind(413, False, "INVALID_ARGUMENT"),
+    "text_too_long": ErrorKind(400, False, "INVALID_ARGUMENT"),
+    "audio_too_long": ErrorKind(400, False, "INVALID_ARGUMENT"),
+    "unsupported_media": ErrorKind(415, False, "INVALID_ARGUMENT"),
+    "decode_failed": ErrorKind(400, False, "INVALID_ARGUMENT"),
+    "uri_forbidden": ErrorKind(403, False, "PERMISSION_DENIED"),
+    "voice_not_found": ErrorKind(404, False, "NOT_FOUND"),
+    "unauthorized": ErrorKind(401, False, "UNAUTHENTICATED"),
+    "forbidden": ErrorKind(403, False, "PERMISSION_DENIED"),
+    "policy_denied": ErrorKind(403, False, "PERMISSION_DENIED"),
+    "rate_limited": ErrorKind(429, True, "RESOURCE_EXHAUSTED"),
+    "busy": ErrorKind(503, True, "RESOURCE_EXHAUSTED"),
+    "timeout": ErrorKind(504, True, "DEADLINE_EXCEEDED"),
+    "backend_unavailable": ErrorKind(503, True, "UNAVAILABLE"),
+    "cancelled": ErrorKind(499, False, "CANCELLED"),
+    "not_found": ErrorKind(404, False, "NOT_FOUND"),
+    "method_not_allowed": ErrorKind(405, False, "UNIMPLEMENTED"),
+    "internal": ErrorKind(500, True, "INTERNAL"),
 }
 INTERNAL = ERROR_CODES["internal"]
 INTERNAL_MESSAGE = "an internal error occurred; retry, and report the request id if it persists"

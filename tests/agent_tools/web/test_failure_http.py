@@ -337,6 +337,7 @@ async def test_a_reload_that_would_drop_the_tokens_is_refused_and_a_url_token_is
         **os.environ,
         "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir),
         "SPEECH_TOOLS_POLICY_FILE": str(policy),
+        "SPEECH_TOOLS_SERVER__GRPC_PORT": "0",  # (the default port is one per machine)
     }
     cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
     with log.open("wb") as sink:

@@ -46,7 +46,11 @@ async def serving(cache_dir: Path, log: Path) -> AsyncIterator[tuple[Process, st
     is still running after the block."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir)}
+    env = {
+        **os.environ,
+        "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir),
+        "SPEECH_TOOLS_SERVER__GRPC_PORT": "0",
+    }
     cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
     with log.open("wb") as sink:
         proc = await anyio.open_process(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink)
@@ -103,6 +107,7 @@ async def test_sighup_reloads_the_policy_file_without_a_restart(cache_dir, tmp_p
         **os.environ,
         "SPEECH_TOOLS_ENGINES__CACHE_DIR": str(cache_dir),
         "SPEECH_TOOLS_POLICY_FILE": str(policy),
+        "SPEECH_TOOLS_SERVER__GRPC_PORT": "0",  # (the default port is one per machine)
     }
     cmd = [str(Path(sys.executable).with_name("speech-tools")), "serve", "--port", str(port)]
     async with await anyio.open_process(
