@@ -126,6 +126,7 @@ bench: install kokoro-voices live-models redis-server
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/turns.py
 	$(BIN)/python benchmarks/noise.py
+	$(BIN)/python benchmarks/protocols.py
 	$(BIN)/python benchmarks/hostile.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/cluster.py
@@ -138,6 +139,7 @@ bench-peers: install
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt wyoming-piper==2.5.2
 	$(BIN)/python benchmarks/first_audio.py --peer-python $(PEERS)/bin/python $(BENCH_ARGS)
+	$(BIN)/python benchmarks/protocols.py --peer-python $(PEERS)/bin/python
 
 clean:
 	rm -rf $(VENV) $(PEERS) $(CLIENTS_VENV) .cache .mypy_cache .ruff_cache .pytest_cache $(TS_CLIENTS)/node_modules

@@ -29,6 +29,22 @@ OPENAI_VOICES = {
     "shimmer": "af_bella",
     "verse": "am_michael",
 }
+# NVIDIA's stock Riva voice names (Magpie TTS Multilingual, FastPitch) that clients default to
+# (LiveKit's plugin: ...EN-US.Leo; Pipecat's: ...EN-US.Aria), each with a catalogue voice of its
+# language and gender.
+RIVA_VOICES = {
+    "Magpie-Multilingual.EN-US.Aria": "af_heart",
+    "Magpie-Multilingual.EN-US.Sofia": "af_bella",
+    "Magpie-Multilingual.EN-US.Mia": "af_nicole",
+    "Magpie-Multilingual.EN-US.Leo": "am_michael",
+    "Magpie-Multilingual.EN-US.Jason": "am_adam",
+    "Magpie-Multilingual.EN-US.Ray": "am_eric",
+    "Magpie-Multilingual.ES-US.Isabela": "ef_dora",
+    "Magpie-Multilingual.ES-US.Diego": "em_alex",
+    "Magpie-Multilingual.FR-FR.Louise": "ff_siwis",
+    "English-US.Female-1": "af_sarah",
+    "English-US.Male-1": "am_liam",
+}
 
 
 class ServiceSettings(BaseModel):
@@ -90,6 +106,12 @@ class ServiceSettings(BaseModel):
         default_factory=lambda: dict(OPENAI_VOICES),
         description="OpenAI's voice names (`alloy`, `nova`, ...) and the catalogue voice each speaks with "
         "(JSON); a name whose voice is not installed speaks with the default voice.",
+    )
+    riva_voices: dict[str, str] = Field(
+        default_factory=lambda: dict(RIVA_VOICES),
+        description="NVIDIA's Riva voice names (`Magpie-Multilingual.EN-US.Aria`, ...) and the catalogue "
+        "voice each speaks with over gRPC (JSON); a name whose voice is not installed speaks with the "
+        "default voice.",
     )
     lead_in_words: int = Field(
         5,

@@ -1,7 +1,8 @@
 """A whole deployment on one machine, for `make cluster` and the cluster tests: Redis (append-only
 persistence), a Ray head, the engine pool from `deploy/serve.yaml`, and stateless front-ends
 (`speech-tools serve` joined to the pool, clips and quotas in Redis; the n-th also serves gRPC on
-50051 + n and Wyoming on 10300 + n), each waited for until ready.
+50051 + n, and Wyoming on 10300 + n unless a policy is given without
+SPEECH_TOOLS_SERVER__WYOMING_PRINCIPAL), each waited for until ready.
 
     python -m speech_cluster.local up [--ports 8000,8001] [--state-dir .cache/cluster] [--policy FILE]
     python -m speech_cluster.local down [--state-dir .cache/cluster]
@@ -261,7 +262,6 @@ class LocalCluster:
         index = state.front_end_ports.index(port)
         env = {
             "SPEECH_TOOLS_SERVER__GRPC_PORT": str(GRPC_BASE_PORT + index),
-            "SPEECH_TOOLS_SERVER__WYOMING_PORT": str(WYOMING_BASE_PORT + index),
             **self.ray_env(),
             "SPEECH_TOOLS_CLUSTER__ENGINES": "ray",
             "SPEECH_TOOLS_CLUSTER__RAY_ADDRESS": state.ray_address,
@@ -271,6 +271,9 @@ class LocalCluster:
         }
         if policy_file is not None:
             env["SPEECH_TOOLS_POLICY_FILE"] = str(policy_file.resolve())
+        if policy_file is None or os.environ.get("SPEECH_TOOLS_SERVER__WYOMING_PRINCIPAL"):
+            # Wyoming calls run as one principal: the local one, or the one named for them
+            env["SPEECH_TOOLS_SERVER__WYOMING_PORT"] = str(WYOMING_BASE_PORT + index)
         self._spawn(state, f"front-end-{port}", [str(self.bin / "speech-tools"), "serve"], env)
 
 

@@ -215,7 +215,7 @@ class Recognition(rasr_grpc.RivaSpeechRecognitionServicer):  # type: ignore[misc
                     model_name=f"{recognizer.model_id}-{kind}",
                     parameters={"language_code": "en-US", "languages": languages, "type": kind},
                 )
-                for kind in ("offline", "streaming")
+                for kind in ("offline", "online")
                 if not request.model_name or request.model_name == f"{recognizer.model_id}-{kind}"
             ]
             return rasr.RivaSpeechRecognitionConfigResponse(model_config=configs)

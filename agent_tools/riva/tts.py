@@ -122,14 +122,20 @@ class Synthesis(rtts_grpc.RivaSpeechSynthesisServicer):  # type: ignore[misc]  #
         return frames, sent
 
     async def _voice(self, request: rtts.SynthesizeSpeechRequest, call: Call) -> str | None:
-        """The voice named, else the default voice when it speaks the language asked for, else the
-        first voice of that language the caller may use (None: the default)."""
+        """The voice named (a stock Riva name: the catalogue voice it stands for), else the default
+        voice when it speaks the language asked for, else the first voice of that language the
+        caller may use (None: the default)."""
+        service = self.runtime.service
         if request.voice_name:
-            return str(request.voice_name)
+            name = str(request.voice_name)
+            mapped = service.settings.riva_voices.get(name)
+            if mapped is None:
+                return name
+            installed = {v.id for v in service.require().synthesizer.voices()}
+            return mapped if mapped in installed else None
         wanted = request.language_code.replace("-", "_").lower()
         if not wanted:
             return None
-        service = self.runtime.service
         default = service.require().voice(service.require().default_voice)
         if default.language.lower().startswith(wanted):
             return None

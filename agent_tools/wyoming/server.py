@@ -83,8 +83,16 @@ class WyomingServer:
         return found
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen until cancelled; `task_status` is given the port."""
-        self.principal()  # a principal missing from the policy stops the start, not the first call
+        """Listen until cancelled; `task_status` is given the port.
+
+        Raises:
+            ValueError: the principal Wyoming calls run as is not in the policy (a start refused,
+                not a first call).
+        """
+        try:
+            self.principal()
+        except ContractError as exc:
+            raise ValueError(f"{exc.message}; set SPEECH_TOOLS_SERVER__WYOMING_PRINCIPAL") from exc
         server = self.runtime.settings.server
         listener = await asyncio.start_server(
             self._connection, server.wyoming_host, server.wyoming_port or 0, limit=MAX_HEADER_BYTES

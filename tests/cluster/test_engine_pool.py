@@ -22,7 +22,7 @@ from mcp.types import CallToolResult
 
 from policies import token_hash
 from speech_backend import EngineSettings
-from speech_cluster.local import ClusterState, LocalCluster, free_port
+from speech_cluster.local import GRPC_BASE_PORT, ClusterState, LocalCluster, free_port
 from tests.typed import tool_error
 from tests.wer import language_wer, normalized_wer
 from tests.windows import HOUR, room_in_the_window
@@ -143,6 +143,25 @@ async def test_speech_made_through_one_front_end_is_transcribed_through_the_othe
     made = {k: spoke.get(k, 0) - spoke_before.get(k, 0) for k in ("first_audio", "later_audio")}
     assert made == {"first_audio": 1, "later_audio": 1}
     assert heard_stats.get("batch", 0) - heard_before.get("batch", 0) == 1
+
+
+async def test_every_front_end_serves_the_riva_grpc_api_through_the_pool(pool):
+    import riva.client
+
+    text = "Every front end speaks the Riva protocol too."
+    first, second = (f"127.0.0.1:{GRPC_BASE_PORT + n}" for n in range(2))
+    metadata = [["authorization", f"Bearer {POOL_TOKEN}"]]
+
+    def run() -> str:
+        spoken = riva.client.SpeechSynthesisService(riva.client.Auth(uri=first, metadata_args=metadata))
+        audio = spoken.synthesize(text, sample_rate_hz=16000).audio
+        config = riva.client.RecognitionConfig(
+            sample_rate_hertz=16000, language_code="en-US", audio_channel_count=1
+        )
+        heard = riva.client.ASRService(riva.client.Auth(uri=second, metadata_args=metadata))
+        return " ".join(r.alternatives[0].transcript for r in heard.offline_recognize(audio, config).results)
+
+    assert normalized_wer([text], [await anyio.to_thread.run_sync(run)]) <= 0.15
 
 
 async def test_kokoro_voices_are_served_by_the_pool_and_heard_back_in_their_language(pool):

@@ -75,3 +75,20 @@ async def test_livekit_openai_tts_with_its_defaults_stt_and_realtime_stt(runtime
     realtime = out["realtime"]  # /v1/realtime?intent=transcription with server VAD
     assert realtime["events"][0] == "start_of_speech" and realtime["events"][-1] == "final_transcript"
     assert normalized_wer([SPOKEN], [realtime["text"]]) <= 0.15
+
+
+async def test_livekit_and_pipecat_nvidia_services_at_their_defaults_over_grpc(
+    settings, catalog_engines, clients_python
+):
+    from agent_tools.core.runtime import Runtime
+    from tests.agent_tools.riva.test_riva import grpc_server
+
+    # their default voices (Magpie-Multilingual.EN-US.Leo, ...Aria) speak with Kokoro's
+    async with grpc_server(Runtime.build(settings, catalog_engines)) as address:
+        out = await run_client(clients_python, "riva_session.py", address, SPOKEN)
+    livekit, pipecat = out["livekit"], out["pipecat"]
+    assert livekit["rate"] == 16000 and livekit["seconds"] > 2  # its default voice, at its rate
+    assert normalized_wer([SPOKEN], [livekit["text"]]) <= 0.15, livekit
+    assert livekit["events"][-1] == "final_transcript"
+    assert pipecat["tts_errors"] == [] and pipecat["stt_errors"] == [] and pipecat["seconds"] > 2
+    assert pipecat["interim"] and normalized_wer([SPOKEN], [pipecat["text"]]) <= 0.15, pipecat
