@@ -17,6 +17,7 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from opentelemetry.trace import SpanKind
 
 from agent_tools.core.audit_trail import audit_call
 from agent_tools.core.errors import DeadlineExceeded, error_body, error_kind, unwrap
@@ -94,12 +95,17 @@ class Calls:
         call: Call | None = None
         error: dict[str, Any] | None = None
         remaining = context.time_remaining()
+        carrier = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        carrier.pop("authorization", None)
+        attributes = {"rpc.system": "grpc", "speech.tool": tool, "speech.request_id": request_id}
         try:
-            call = Call(self.caller(context), request_id)
-            self.runtime.scheduler.check_open()
-            self.runtime.engines.require()
-            with anyio.fail_after(remaining if remaining is not None else None):
-                yield call
+            with self.runtime.tracing.incoming(f"gRPC {tool}", carrier, SpanKind.SERVER, attributes) as span:
+                call = Call(self.caller(context), request_id)
+                span.set_attribute("enduser.id", call.principal.id)
+                self.runtime.scheduler.check_open()
+                self.runtime.engines.require()
+                with anyio.fail_after(remaining if remaining is not None else None):
+                    yield call
         except TimeoutError:
             error = error_body(
                 DeadlineExceeded("the call's deadline passed; its work was stopped"), request_id
@@ -109,6 +115,7 @@ class Calls:
         except Exception as exc:
             error = error_body(unwrap(exc), request_id)
         finally:
+            self._count(tool, error, time.perf_counter() - started)
             audit_call(
                 self.runtime.policy,
                 request_id=request_id,
@@ -122,6 +129,13 @@ class Calls:
             )
         if error is not None:
             await context.abort_with_status(status_of(error))
+
+    def _count(self, tool: str, error: dict[str, Any] | None, seconds: float) -> None:
+        metrics = self.runtime.metrics
+        metrics.latency.labels(tool).observe(seconds)
+        metrics.calls.labels(tool, "ok" if error is None else "error").inc()
+        if error is not None:
+            metrics.errors.labels(tool, error["code"]).inc()
 
     async def unary(
         self, context: grpc.aio.ServicerContext[Any, Any], tool: str, work: Callable[[Call], Awaitable[T]]
