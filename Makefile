@@ -138,6 +138,7 @@ BENCH_ARGS ?=
 bench-peers: install
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt wyoming-piper==2.5.2
+	$(PEERS)/bin/python -m pip install --quiet --disable-pip-version-check wyoming-faster-whisper==3.8.1
 	$(BIN)/python benchmarks/first_audio.py --peer-python $(PEERS)/bin/python $(BENCH_ARGS)
 	$(BIN)/python benchmarks/protocols.py --peer-python $(PEERS)/bin/python
 

@@ -1,6 +1,6 @@
-"""The peer in the time-to-first-audio table: wyoming-piper (the Wyoming protocol server for Piper)
-on the same voice, run from its own virtualenv (`make bench-peers` makes it and passes its python to
-`first_audio.py --peer-python`)."""
+"""The peers: wyoming-piper (the Wyoming protocol server for Piper) on the same voice, and
+wyoming-faster-whisper on the same Whisper model folder, run from their own virtualenv (`make
+bench-peers` makes it and passes its python as `--peer-python`)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,33 @@ async def wyoming_first_audio(port: int, text: str) -> float:
     if first is None:
         raise RuntimeError("wyoming-piper sent no audio")
     return first
+
+
+def start_whisper_peer(python: str, port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    """wyoming-faster-whisper on the server's own English model folder (nothing downloaded)."""
+    from speech_backend.engines import whisper_models
+
+    model = whisper_models((), None)["tiny.en"].path
+    cmd = [
+        python,
+        "-m",
+        "wyoming_faster_whisper",
+        "--uri",
+        f"tcp://127.0.0.1:{port}",
+        "--model",
+        str(model),
+        "--data-dir",
+        data_dir,
+        "--local-files-only",
+        "--language",
+        "en",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("wyoming-faster-whisper did not start")

@@ -3,8 +3,8 @@
 (`synthesize-start/-chunk/-stop`, the `wyoming` client) against one server, at 1 and 4 clients at
 once; with `--peer-python`, wyoming-piper on the same voice in the same rounds (`make
 bench-peers`). Then the same recording transcribed over HTTP (`/v1/audio/transcriptions`), gRPC
-`Recognize` and Wyoming `transcribe`. Rounds interleaved; medians; each server's start -> ready
-and peak RSS.
+`Recognize` and Wyoming `transcribe`, and, with `--peer-python`, wyoming-faster-whisper on the same
+model folder. Rounds interleaved; medians; each server's start -> ready and peak RSS.
 
     python benchmarks/protocols.py [--rounds 5] [--peer-python .venv-peers/bin/python]
 """
@@ -12,9 +12,9 @@ and peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,7 +23,7 @@ import anyio
 import httpx2
 import riva.client
 from load import start, status
-from peers import start_peer, wyoming_first_audio
+from peers import start_peer, start_whisper_peer, wyoming_first_audio
 from tool_calls import free_port
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -87,7 +87,22 @@ async def at_once(measure: Measure, clients: int) -> list[float]:
     return found
 
 
-async def transcriptions(base: str, address: str, port: int, wav: bytes, pcm: bytes) -> dict[str, float]:
+async def wyoming_transcribe(port: int, pcm: bytes) -> None:
+    """`pcm` (22.05 kHz) transcribed over Wyoming, as Home Assistant sends it."""
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        await client.write_event(Transcribe(language="en").event())
+        await client.write_event(AudioStart(rate=22050, width=2, channels=1).event())
+        for at in range(0, len(pcm), 4096):
+            chunk = AudioChunk(rate=22050, width=2, channels=1, audio=pcm[at : at + 4096])
+            await client.write_event(chunk.event())
+        await client.write_event(AudioStop().event())
+        while (event := await client.read_event()) is not None and not Transcript.is_type(event.type):
+            pass
+
+
+async def transcriptions(
+    base: str, address: str, port: int, whisper_peer: int, wav: bytes, pcm: bytes
+) -> dict[str, float]:
     times: dict[str, float] = {}
     start = time.perf_counter()
     async with httpx2.AsyncClient(timeout=120) as http:
@@ -105,21 +120,18 @@ async def transcriptions(base: str, address: str, port: int, wav: bytes, pcm: by
     await anyio.to_thread.run_sync(recognize)
     times["gRPC Recognize"] = time.perf_counter() - start
     start = time.perf_counter()
-    async with AsyncTcpClient("127.0.0.1", port) as client:
-        await client.write_event(Transcribe(language="en").event())
-        await client.write_event(AudioStart(rate=22050, width=2, channels=1).event())
-        for at in range(0, len(pcm), 4096):
-            await client.write_event(
-                AudioChunk(rate=22050, width=2, channels=1, audio=pcm[at : at + 4096]).event()
-            )
-        await client.write_event(AudioStop().event())
-        while (event := await client.read_event()) is not None and not Transcript.is_type(event.type):
-            pass
+    await wyoming_transcribe(port, pcm)
     times["Wyoming transcribe"] = time.perf_counter() - start
+    if whisper_peer:
+        start = time.perf_counter()
+        await wyoming_transcribe(whisper_peer, pcm)
+        times["wyoming-faster-whisper (peer)"] = time.perf_counter() - start
     return times
 
 
-async def run(base: str, address: str, port: int, peer: int, rounds: int) -> dict[str, Any]:
+async def run(
+    base: str, address: str, port: int, peer: int, whisper_peer: int, rounds: int
+) -> dict[str, Any]:
     measures: dict[str, Measure] = {
         "HTTP /v1/speak/stream (SSE)": lambda: sse(base),
         "gRPC SynthesizeOnline": lambda: anyio.to_thread.run_sync(grpc_online, address),
@@ -144,8 +156,10 @@ async def run(base: str, address: str, port: int, peer: int, rounds: int) -> dic
             )
         ).content
     heard: dict[str, list[float]] = {}
+    await transcriptions(base, address, port, whisper_peer, wav, pcm)  # warm (a peer loads its model now)
     for _ in range(rounds):
-        for name, seconds in (await transcriptions(base, address, port, wav, pcm)).items():
+        found = await transcriptions(base, address, port, whisper_peer, wav, pcm)
+        for name, seconds in found.items():
             heard.setdefault(name, []).append(seconds)
     return {"first": firsts, "heard": heard, "names": names}
 
@@ -165,12 +179,16 @@ def main() -> None:
     }
     proc, base, ready = start(env)
     peer_proc, peer_port, peer_ready = None, 0, 0.0
+    whisper_proc, whisper_port = None, 0
     if args.peer_python:
         peer_port, began = free_port(), time.perf_counter()
         peer_proc = start_peer(args.peer_python, peer_port)
         peer_ready = time.perf_counter() - began
+        whisper_port = free_port()
+        whisper_proc = start_whisper_peer(args.peer_python, whisper_port, tempfile.mkdtemp())
     try:
-        got = anyio.run(run, base, f"127.0.0.1:{grpc_port}", wyoming_port, peer_port, args.rounds)
+        address = f"127.0.0.1:{grpc_port}"
+        got = anyio.run(run, base, address, wyoming_port, peer_port, whisper_port, args.rounds)
         print(f"time to first audio, '{TEXT[:40]}...' ({VOICE}), {args.rounds} rounds, median (p95):")
         for name in got["names"]:
             cells = []
@@ -187,9 +205,10 @@ def main() -> None:
         if peer_proc is not None:
             peak = status(peer_proc.pid, "VmHWM") / 2**20
             print(f"wyoming-piper: start -> listening {peer_ready:.2f} s; peak RSS {peak:.0f} MB")
-        print(json.dumps({"heard": {k: statistics.median(v) for k, v in got["heard"].items()}}))
+        if whisper_proc is not None:
+            print(f"wyoming-faster-whisper: peak RSS {status(whisper_proc.pid, 'VmHWM') / 2**20:.0f} MB")
     finally:
-        for process in (proc, peer_proc):
+        for process in (proc, peer_proc, whisper_proc):
             if process is not None:
                 process.terminate()
                 process.wait(timeout=60)
