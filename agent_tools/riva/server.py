@@ -35,8 +35,10 @@ HEALTH_POLL_SECONDS = 1.0
 class GrpcServer:
     """The Riva speech API over one runtime."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, port: int | None = None) -> None:
         self.runtime = runtime
+        setting = runtime.settings.server.grpc_port
+        self.port = port if port is not None else (0 if setting == "off" else setting)  # (off: not started)
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled (then stop, letting calls in flight end within a second); the
@@ -62,12 +64,11 @@ class GrpcServer:
             (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             server,
         )
-        wanted = 0 if settings.grpc_port == "off" else settings.grpc_port  # (off: not started at all)
         try:
-            port = server.add_insecure_port(f"{_host(settings.host)}:{wanted}")
+            port = server.add_insecure_port(f"{_host(settings.host)}:{self.port}")
         except RuntimeError as exc:
             raise ValueError(
-                f"gRPC cannot listen on port {wanted} ({exc}); set SPEECH_TOOLS_SERVER__GRPC_PORT"
+                f"gRPC cannot listen on port {self.port} ({exc}); set SPEECH_TOOLS_SERVER__GRPC_PORT"
             ) from exc
         await server.start()
         logger.info("serving grpc", extra={"host": settings.host, "port": port})

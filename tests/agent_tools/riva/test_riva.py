@@ -36,12 +36,8 @@ SAID = (
 @asynccontextmanager
 async def grpc_server(runtime: Runtime) -> AsyncIterator[str]:
     """The runtime's gRPC listener on a free loopback port; yields its address."""
-    server = runtime.settings.server.model_copy(update={"grpc_port": 0})
-    runtime = Runtime.build(
-        runtime.settings.model_copy(update={"server": server}), runtime.service.require(), runtime.policy
-    )
     async with anyio.create_task_group() as tg:
-        port = await tg.start(GrpcServer(runtime).serve)
+        port = await tg.start(GrpcServer(runtime, port=0).serve)
         yield f"127.0.0.1:{port}"
         tg.cancel_scope.cancel()
 
@@ -224,3 +220,32 @@ def test_busy_is_resource_exhausted_with_the_retry_delay_in_the_details():
         and retry.retry_delay.seconds == 1
         and retry.retry_delay.nanos == 500_000_000
     )
+
+
+async def test_a_cancelled_synthesize_online_stops_the_engine_work(runtime):
+    long_text = " ".join(f"This is sentence number {n} of a long reading." for n in range(40))
+    async with grpc_server(runtime) as address:
+
+        def first_then_cancel() -> int:
+            service = riva.client.SpeechSynthesisService(riva.client.Auth(uri=address))
+            responses = service.synthesize_online(long_text, sample_rate_hz=16000)
+            first = next(responses)
+            responses.cancel()  # the listener leaves after the first sentence
+            return len(first.audio)
+
+        assert await anyio.to_thread.run_sync(first_then_cancel) > 0
+        scheduler = runtime.scheduler
+        with anyio.fail_after(10):  # the call's work ends at the next sentence: nothing left in flight
+            while scheduler.in_flight or scheduler.sentences.in_use:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        made = sentences_made(runtime)
+        await anyio.sleep(1.0)
+        assert sentences_made(runtime) == made  # and none is made after
+    assert 1 <= made < 10  # of the 40 asked for
+
+
+def sentences_made(runtime: Runtime) -> float:
+    """Sentences that went through a synthesis slot (each waits for one, however briefly)."""
+    registry = runtime.metrics.registry
+    count = registry.get_sample_value("speech_engine_queue_wait_seconds_count", {"engine": "sentences"})
+    return count or 0.0
