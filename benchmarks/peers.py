@@ -32,15 +32,9 @@ def start_peer(python: str, port: int) -> subprocess.Popen[bytes]:
         "--data-dir",
         str(voice_dir / "data"),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("wyoming-piper did not start")
+    return listening(
+        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), port, "wyoming-piper"
+    )
 
 
 async def wyoming_first_audio(port: int, text: str) -> float:
@@ -82,6 +76,11 @@ def start_whisper_peer(python: str, port: int, data_dir: str) -> subprocess.Pope
         "en",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return listening(proc, port, "wyoming-faster-whisper")
+
+
+def listening(proc: subprocess.Popen[bytes], port: int, what: str) -> subprocess.Popen[bytes]:
+    """`proc` once it accepts connections on `port` (killed, and the run stopped, if it never does)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with socket.socket() as sock:
@@ -89,4 +88,4 @@ def start_whisper_peer(python: str, port: int, data_dir: str) -> subprocess.Pope
                 return proc
         time.sleep(0.2)
     proc.kill()
-    raise SystemExit("wyoming-faster-whisper did not start")
+    raise SystemExit(f"{what} did not start")

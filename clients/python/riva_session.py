@@ -19,20 +19,15 @@ from livekit.agents import stt as agents_stt
 from livekit.plugins import nvidia
 from pipecat.frames.frames import (
     EndFrame,
-    ErrorFrame,
-    Frame,
     InputAudioRawFrame,
-    InterimTranscriptionFrame,
-    TranscriptionFrame,
-    TTSAudioRawFrame,
     TTSSpeakFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.nvidia.stt import NvidiaSTTService
 from pipecat.services.nvidia.tts import NvidiaTTSService
+from pipecat_session import Collector  # (this folder is on the path of a script run from it)
 
 RATE = 16000
 
@@ -61,31 +56,6 @@ async def livekit(server: str, text: str) -> dict[str, Any]:
     return {"seconds": seconds, "rate": rate, "text": final, "events": seen}
 
 
-class Collector(FrameProcessor):
-    """The end of a pipeline: the audio, transcriptions and errors that reach it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pcm = b""
-        self.errors: list[str] = []
-        self.interim: list[str] = []
-        self.finals: list[str] = []
-        self.heard = asyncio.Event()
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, TTSAudioRawFrame):
-            self.pcm += frame.audio
-        elif isinstance(frame, ErrorFrame):
-            self.errors.append(frame.error)
-        elif isinstance(frame, InterimTranscriptionFrame):
-            self.interim.append(frame.text)
-        elif isinstance(frame, TranscriptionFrame):
-            self.finals.append(frame.text)
-            self.heard.set()
-        await self.push_frame(frame, direction)
-
-
 async def pipecat(server: str, text: str) -> dict[str, Any]:
     tts = NvidiaTTSService(server=server, use_ssl=False, sample_rate=RATE)
     spoken = Collector()
@@ -109,7 +79,7 @@ async def pipecat(server: str, text: str) -> dict[str, Any]:
     return {
         "seconds": len(spoken.pcm) / 2 / RATE,
         "tts_errors": spoken.errors,
-        "text": " ".join(heard.finals),
+        "text": heard.final,
         "interim": heard.interim,
         "stt_errors": heard.errors,
     }
