@@ -19,26 +19,32 @@ from livekit.agents.utils import http_context
 from livekit.plugins import openai
 
 
-async def stream_realtime(base_url: str, frames: list[rtc.AudioFrame]) -> dict[str, Any]:
-    """The frames, then a second of silence, through a realtime STT stream; its first final."""
+async def first_final(stt: agents_stt.STT, frames: list[rtc.AudioFrame], tenths: int) -> dict[str, Any]:
+    """The frames, then `tenths` tenths of a second of silence, through a streaming STT (as
+    a room feeds it): its first final transcript and the events seen until it."""
     rate = frames[0].sample_rate
     silence = rtc.AudioFrame(b"\0\0" * (rate // 10), rate, 1, rate // 10)
     seen: list[str] = []
+    stream = stt.stream()
+    for frame in [*frames, *[silence] * tenths]:
+        stream.push_frame(frame)
+    final = ""
+    async with asyncio.timeout(60):
+        async for event in stream:
+            seen.append(event.type.value)
+            if event.type == agents_stt.SpeechEventType.FINAL_TRANSCRIPT:
+                final = event.alternatives[0].text
+                break
+    await stream.aclose()
+    await stt.aclose()
+    return {"text": final, "events": seen}
+
+
+async def stream_realtime(base_url: str, frames: list[rtc.AudioFrame]) -> dict[str, Any]:
+    """The frames, then a second of silence, through a realtime STT stream; its first final."""
     async with http_context.open():
         stt = openai.STT(base_url=base_url, api_key="unused", model="gpt-4o-transcribe", use_realtime=True)
-        stream = stt.stream()
-        for frame in [*frames, *[silence] * 10]:
-            stream.push_frame(frame)
-        final = ""
-        async with asyncio.timeout(60):
-            async for event in stream:
-                seen.append(event.type.value)
-                if event.type == agents_stt.SpeechEventType.FINAL_TRANSCRIPT:
-                    final = event.alternatives[0].text
-                    break
-        await stream.aclose()
-        await stt.aclose()
-    return {"text": final, "events": seen}
+        return await first_final(stt, frames, 10)
 
 
 async def main(base_url: str, text: str) -> dict[str, Any]:

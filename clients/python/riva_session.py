@@ -14,9 +14,8 @@ import json
 import sys
 from typing import Any
 
-from livekit import rtc
-from livekit.agents import stt as agents_stt
 from livekit.plugins import nvidia
+from livekit_session import first_final  # (this folder is on the path of a script run from it)
 from pipecat.frames.frames import (
     EndFrame,
     InputAudioRawFrame,
@@ -27,7 +26,7 @@ from pipecat.pipeline.runner import PipelineRunner
 from pipecat.pipeline.task import PipelineParams, PipelineTask
 from pipecat.services.nvidia.stt import NvidiaSTTService
 from pipecat.services.nvidia.tts import NvidiaTTSService
-from pipecat_session import Collector  # (this folder is on the path of a script run from it)
+from pipecat_session import Collector
 
 RATE = 16000
 
@@ -37,23 +36,9 @@ async def livekit(server: str, text: str) -> dict[str, Any]:
     frames = [event.frame async for event in tts.synthesize(text)]
     await tts.aclose()
     rate = frames[0].sample_rate
-    silence = rtc.AudioFrame(b"\0\0" * (rate // 10), rate, 1, rate // 10)
-    stt = nvidia.STT(server=server, use_ssl=False)
-    stream = stt.stream()
-    for frame in [*frames, *[silence] * 15]:
-        stream.push_frame(frame)
-    seen: list[str] = []
-    final = ""
-    async with asyncio.timeout(60):
-        async for event in stream:
-            seen.append(event.type.value)
-            if event.type == agents_stt.SpeechEventType.FINAL_TRANSCRIPT:
-                final = event.alternatives[0].text
-                break
-    await stream.aclose()
-    await stt.aclose()
+    heard = await first_final(nvidia.STT(server=server, use_ssl=False), frames, 15)
     seconds = sum(f.samples_per_channel for f in frames) / rate
-    return {"seconds": seconds, "rate": rate, "text": final, "events": seen}
+    return {"seconds": seconds, "rate": rate, **heard}
 
 
 async def pipecat(server: str, text: str) -> dict[str, Any]:
