@@ -18,6 +18,7 @@ import numpy as np
 from live import UTTERANCES
 
 from agent_tools.settings import Settings
+from evals.metrics import TextScorer
 from speech_backend import (
     Audio,
     AudioLimits,
@@ -31,7 +32,6 @@ from speech_backend import (
 )
 from speech_backend.moonshine.recognizer import MAX_SECONDS, MoonshineRecognizer
 from speech_backend.protocols import Recognizer
-from tests.wer import normalized_wer
 
 SENTENCES = (
     *UTTERANCES,
@@ -51,7 +51,7 @@ def score(
         started = time.perf_counter()
         heard.append(recognizer.transcribe(audio, options).text)
         seconds.append(time.perf_counter() - started)
-    return normalized_wer([text for _, text in clips], heard), statistics.median(seconds)
+    return TextScorer().wer([text for _, text in clips], heard), statistics.median(seconds)
 
 
 def main() -> None:
