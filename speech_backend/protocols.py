@@ -8,6 +8,9 @@ from typing import Protocol, runtime_checkable
 
 from speech_backend.results import Audio, SpeechChunk, Transcript, Voice
 
+# What every recognizer (and the live VAD) hears: 16 kHz mono.
+RECOGNITION_RATE = 16000
+
 # Called by a recognizer after each segment with the seconds of audio done so far and the total.
 # It may raise (for example when the caller cancelled) to stop the work between segments.
 ProgressHook = Callable[[float, float], None]

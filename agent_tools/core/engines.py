@@ -76,6 +76,10 @@ class Engines:
     # short live utterances without word timings (None: Whisper serves them too)
     short_recognizer: MoonshineRecognizer | None = None
 
+    def voice_id(self, voice: str | None) -> str:
+        """The voice a call speaks with: the one it names, else the default."""
+        return voice or self.default_voice
+
     def voice(self, voice_id: str) -> Voice:
         """The catalogue's entry of `voice_id`: its engine, its sample rate, ...
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from agent_tools.core.requests import SampleRate
+from speech_backend.protocols import RECOGNITION_RATE
 from speech_backend.voice_activity.endpointing import EndpointSettings
 
 
@@ -15,7 +16,7 @@ class LiveSettings(EndpointSettings):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sample_rate: Annotated[SampleRate, Field(description="Rate of the PCM16 frames sent.")] = 16000
+    sample_rate: Annotated[SampleRate, Field(description="Rate of the PCM16 frames sent.")] = RECOGNITION_RATE
     language: str | None = Field(None, description="Language hint; omitted, English-only models use en.")
     partial_interval_ms: int = Field(
         750, ge=0, le=10_000, description="New audio between partial results; 0 sends none."

@@ -45,10 +45,10 @@ from speech_backend import (
     output_rate,
     synthetic_metadata,
 )
+from speech_backend.protocols import RECOGNITION_RATE
 
 logger = logging.getLogger(__name__)
 
-ASR_RATE = 16000
 # Called with (done, total or None when unknown, message) as long work advances.
 Progress = Callable[[float, float | None, str], Coroutine[Any, Any, None]]
 
@@ -101,7 +101,7 @@ class SpeechService:
             VoiceNotFound: no such voice (ids only: a voice id is never a path).
         """
         engines = self.require()
-        voice_id = voice or engines.default_voice
+        voice_id = engines.voice_id(voice)
         if voice_id not in {v.id for v in engines.synthesizer.voices()}:
             raise VoiceNotFound(
                 f"no voice with id {voice_id!r}; list_voices (GET /v1/audio/voices) lists them"
@@ -117,7 +117,7 @@ class SpeechService:
         self.limits.check_text(text, spoken_chars)
         self.limits.check_speed(speed)
         who = self.caller(principal)
-        voice_id = voice or self.require().default_voice
+        voice_id = self.require().voice_id(voice)
         # the policy first: a caller refused a voice learns nothing of the catalog
         with self.tracing.span(
             "policy", {"enduser.id": who.id, "speech.tool": "speak", "speech.voice": voice_id}
@@ -273,7 +273,7 @@ class SpeechService:
 
         def work() -> Transcript:
             with self.tracing.span("decode", {"speech.bytes": len(data)}):
-                decoded = decode_audio(data, limits, ASR_RATE)
+                decoded = decode_audio(data, limits, RECOGNITION_RATE)
             anyio.from_thread.check_cancelled()
             with self.tracing.span("recognize", {"speech.audio_seconds": decoded.audio.duration}):
                 return engines.recognizer.transcribe(decoded.audio, options, hook)

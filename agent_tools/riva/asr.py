@@ -26,6 +26,7 @@ from agent_tools.core.runtime import Runtime
 from agent_tools.core.sources import AudioSource
 from agent_tools.riva.calls import Call, Calls
 from speech_backend import InvalidArgument, Transcript
+from speech_backend.protocols import RECOGNITION_RATE
 
 Context = grpc.aio.ServicerContext[Any, Any]
 LINEAR_PCM = riva_audio.AudioEncoding.LINEAR_PCM
@@ -166,7 +167,7 @@ class Recognition(rasr_grpc.RivaSpeechRecognitionServicer):  # type: ignore[misc
         if config.audio_channel_count > 1:
             raise InvalidArgument("streaming audio must be mono (audio_channel_count 1)")
         fields: dict[str, Any] = {
-            "sample_rate": config.sample_rate_hertz or 16000,
+            "sample_rate": config.sample_rate_hertz or RECOGNITION_RATE,
             "language": language_of(config.language_code),
             "word_timestamps": config.enable_word_time_offsets,
             "partial_interval_ms": INTERIM_INTERVAL_MS if streaming.interim_results else 0,

@@ -136,7 +136,7 @@ class Synthesis(rtts_grpc.RivaSpeechSynthesisServicer):  # type: ignore[misc]  #
         wanted = request.language_code.replace("-", "_").lower()
         if not wanted:
             return None
-        default = service.require().voice(service.require().default_voice)
+        default = service.require().voice(service.require().voice_id(None))
         if default.language.lower().startswith(wanted):
             return None
         offered = await service.voices(wanted, principal=call.principal)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from speech_backend.errors import InvalidArgument, ModelNotFound
-from speech_backend.protocols import ProgressHook, RecognitionOptions
+from speech_backend.protocols import RECOGNITION_RATE, ProgressHook, RecognitionOptions
 from speech_backend.results import Audio, Segment, Transcript
 from speech_backend.wheel_files import WheelFile, main
 
@@ -46,7 +46,7 @@ TOKENIZER = WheelFile(
 )
 FILES = {"Moonshine tiny-en encoder": ENCODER, "decoder": DECODER, "tokenizer": TOKENIZER}
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = RECOGNITION_RATE
 MIN_SECONDS = 0.1  # the encoder's convolutions need this much audio
 MAX_SECONDS = 9.0  # the exported decoder attends to at most 384 encoder frames (9.25 s); longer: Whisper
 TOKENS_PER_SECOND = 6.5  # a bound on the decoding steps: speech is at most ~4 tokens a second

@@ -13,9 +13,10 @@ import onnxruntime as ort
 from faster_whisper.vad import get_assets_path
 
 from speech_backend.errors import ModelNotFound
+from speech_backend.protocols import RECOGNITION_RATE
 from speech_backend.results import Samples
 
-VAD_RATE = 16000
+VAD_RATE = RECOGNITION_RATE
 WINDOW = 512  # samples per decision: 32 ms at 16 kHz
 CONTEXT = 64  # samples of the previous window the model sees with each one
 MODEL_FILE = "silero_vad_v6.onnx"

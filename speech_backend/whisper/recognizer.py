@@ -13,12 +13,12 @@ from speech_backend.config import WhisperSettings
 from speech_backend.devices import Device
 from speech_backend.errors import InvalidArgument, ModelNotFound
 from speech_backend.languages import resolve_language
-from speech_backend.protocols import ProgressHook, RecognitionOptions
+from speech_backend.protocols import RECOGNITION_RATE, ProgressHook, RecognitionOptions
 from speech_backend.results import Audio, Segment, Transcript, Word
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = RECOGNITION_RATE
 _SETTING = "SPEECH_TOOLS_ENGINES__WHISPER__MODEL"
 
 
