@@ -146,6 +146,11 @@ async def test_a_token_policy_is_enforced_as_over_http(service, settings, tmp_pa
         runtime.policy.close()
     assert outcomes[:2] == [grpc.StatusCode.UNAUTHENTICATED] * 2
     assert isinstance(outcomes[2], int) and outcomes[2] > 10_000
+    registry = runtime.metrics.registry  # counted like every surface's calls
+    assert registry.get_sample_value("speech_tool_calls_total", {"tool": "speak", "outcome": "ok"}) == 1
+    assert (
+        registry.get_sample_value("speech_tool_errors_total", {"tool": "speak", "code": "unauthorized"}) == 2
+    )
 
 
 async def test_the_same_bad_request_gets_the_same_code_and_message_as_over_http(runtime):
