@@ -125,6 +125,7 @@ bench: install kokoro-voices live-models redis-server
 	$(BIN)/python benchmarks/first_audio.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/turns.py
+	$(BIN)/python benchmarks/lead_in.py
 	$(BIN)/python benchmarks/noise.py
 	$(BIN)/python benchmarks/protocols.py
 	$(BIN)/python benchmarks/hostile.py

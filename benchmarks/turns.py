@@ -1,10 +1,12 @@
 """When turns end on `/v1/realtime`, audio sent in real time: sentences spoken in two halves with a
-900 ms pause after a word mid-sentence, by four voices, for server VAD (500 ms of silence) and
-semantic VAD (eagerness auto and high), modes interleaved per sentence. Counts turns cut at the
-pause, and for each whole turn the time from the end of speech to its `completed` transcript
-(p50/p95), with how each turn ended. Then the server's start → ready and peak RSS.
+900 ms pause after a word mid-sentence, by four voices, and the same sentences without the pause,
+for server VAD (500 ms of silence) and semantic VAD (eagerness auto and high), modes interleaved
+per sentence. Counts turns cut at the pause, and for each whole turn the time from the end of speech
+(where its sound ends) to its `completed` transcript (p50/p95), with how each turn ended. Then each
+server's start → ready and peak RSS. With `--before REV`, that revision's server too, in the same
+rounds.
 
-    python benchmarks/turns.py [--pause 0.9] [--recordings]
+    python benchmarks/turns.py [--pause 0.9] [--recordings] [--before REV]
 
 `--recordings`: the dev set's LibriVox readings (human speech), each paused after its middle word.
 """
@@ -18,12 +20,14 @@ import os
 import statistics
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 import numpy as np
 from load import start, status
+from revisions import revision_env, short
 from websockets.asyncio.client import connect
 
 from agent_tools.settings import Settings
@@ -50,14 +54,15 @@ MODES: dict[str, dict[str, Any]] = {
 
 
 def utterance(synthesizer: Any, text: str, after: str, voice: str, pause: float) -> tuple[np.ndarray, float]:
-    """PCM at 24 kHz: 0.5 s of silence, the sentence with `pause` after the word `after`, 5 s of
-    silence; and where its speech ends (seconds)."""
+    """PCM at 24 kHz: 0.5 s of silence, the sentence with `pause` after the word `after` (none when
+    `pause` is 0), 5 s of silence; and where its speech ends (seconds): its last sample above -40 dBFS
+    (an engine's last word timing can run on into the silence after it)."""
     chunks = list(synthesizer.synthesize(text, voice, SynthesisOptions(deterministic=True)))
     rate = chunks[0].audio.sample_rate
     words = [w for c in chunks for w in c.words]
     samples = np.concatenate([c.audio.samples for c in chunks])
     cut = int(next(w for w in words if w.text.strip(",.?") == after).end * rate)
-    spoken_end = int(words[-1].end * rate)
+    spoken_end = int(np.nonzero(np.abs(samples) > 0.01)[0][-1]) + 1
     lead, gap, tail = (np.zeros(int(s * rate), np.float32) for s in (0.5, pause, 5.0))
     stream = resample(
         Audio(np.concatenate([lead, samples[:cut], gap, samples[cut:spoken_end], tail]), rate), RATE
@@ -91,7 +96,7 @@ async def one_turn(
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(send)
-            with anyio.move_on_after(len(pcm) / 2 / RATE + 3):
+            with anyio.move_on_after(len(pcm) / 2 / RATE + 1):
                 async for message in ws:
                     event = json.loads(message)
                     if event["type"] == "input_audio_buffer.committed":
@@ -133,47 +138,99 @@ def main() -> None:
     parser.add_argument(
         "--recordings", action="store_true", help="the dev set's readings, not synthetic speech"
     )
+    parser.add_argument("--before", help="a revision whose server is measured too, in the same rounds")
     args = parser.parse_args()
     settings = Settings()
     if args.recordings:
-        material = recorded(settings, args.pause)
+        paused, unpaused = recorded(settings, args.pause), recorded(settings, 0.0)
+        labels = [f"reading {n + 1}" for n in range(len(paused))]
     else:
+        labels = [f"{after} ({VOICES[i % len(VOICES)]})" for i, (_, after) in enumerate(SENTENCES)]
         synthesizer = build_synthesizer(settings.engines, resolve_device("cpu"), "catalog")
-        material = [
-            utterance(synthesizer, text, after, VOICES[i % len(VOICES)], args.pause)
-            for i, (text, after) in enumerate(SENTENCES)
-        ]
-    proc, base, ready = start(dict(os.environ))
-    cut: Counter[str] = Counter()
-    latencies: dict[str, list[float]] = defaultdict(list)
-    ends: dict[str, Counter[str]] = defaultdict(Counter)
+        paused, unpaused = (
+            [
+                utterance(synthesizer, text, after, VOICES[i % len(VOICES)], pause)
+                for i, (text, after) in enumerate(SENTENCES)
+            ]
+            for pause in (args.pause, 0.0)
+        )
+    if args.before:
+        with revision_env(args.before) as before:
+            envs = {f"before ({short(args.before)})": before, "now": {}}
+            measure(envs, paused, unpaused, labels, args)
+    else:
+        measure({"now": {}}, paused, unpaused, labels, args)
+
+
+@dataclass
+class Results:
+    """What every (server, mode) did: turns cut (paused or not), whole turns' latency, end reasons,
+    and which sentences were cut."""
+
+    cut: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
+    latencies: dict[tuple[str, str, bool], list[float]] = field(default_factory=lambda: defaultdict(list))
+    ends: dict[tuple[str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    which: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, key: tuple[str, str], with_pause: bool, label: str, result: dict[str, Any]) -> None:
+        self.ends[key].update(result["reasons"])
+        if len(result["reasons"]) > 1:
+            self.cut[(*key, with_pause)] += 1
+            self.which[key].append(f"{label}{'' if with_pause else ' unpaused'}")
+        elif result["latency"] is not None:
+            self.latencies[(*key, with_pause)].append(result["latency"])
+
+
+def measure(
+    envs: dict[str, dict[str, str]], paused: list[Any], unpaused: list[Any], labels: list[str], args: Any
+) -> None:
+    """Every mode of every server on each sentence in turn, paused and not; then the tables."""
+    servers = {name: start({**os.environ, **env}) for name, env in envs.items()}
+    results = Results()
     try:
-        for samples, speech_end in material:  # every mode on each sentence in turn
-            for name, detection in MODES.items():
-                result = anyio.run(one_turn, base, detection, samples, speech_end)
-                ends[name].update(result["reasons"])
-                if len(result["reasons"]) > 1:
-                    cut[name] += 1
-                elif result["latency"] is not None:
-                    latencies[name].append(result["latency"])
-        what = "recorded readings" if args.recordings else "sentences"
-        pause = f"a {args.pause * 1000:.0f} ms pause mid-sentence"
-        print(f"{len(material)} {what}, {pause}, audio in real time:")
-        for name in MODES:
-            whole = latencies[name]
-            spread = (
-                f"p50 {statistics.median(whole):.2f} s, p95 {np.percentile(whole, 95):.2f} s"
-                if whole
-                else "none whole"
-            )
-            print(
-                f"  {name:<18} cut at the pause {cut[name]}/{len(material)}; whole turns: end of speech -> "
-                f"completed {spread}; ended by {dict(ends[name])}"
-            )
-        print(f"server: start -> ready {ready:.2f} s; peak RSS {status(proc.pid, 'VmHWM') / 2**20:.0f} MB")
+        for material, with_pause in ((paused, True), (unpaused, False)):
+            for label, (samples, speech_end) in zip(labels, material, strict=True):
+                for name, (_, base, _) in servers.items():
+                    for mode, detection in MODES.items():
+                        result = anyio.run(one_turn, base, detection, samples, speech_end)
+                        results.add((name, mode), with_pause, label, result)
+        report(results, list(servers), len(paused), args)
+        for name, (proc, _, ready) in servers.items():
+            rss = status(proc.pid, "VmHWM") / 2**20
+            print(f"  {name}: start -> ready {ready:.2f} s; peak RSS {rss:.0f} MB")
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        for proc, _, _ in servers.values():
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
+def report(results: Results, servers: list[str], count: int, args: Any) -> None:
+    what = "recorded readings" if args.recordings else "sentences"
+    print(
+        f"{count} {what} with a {args.pause * 1000:.0f} ms pause mid-sentence, and without it; "
+        "audio in real time; end of speech -> completed of whole turns, p50 (p95):"
+    )
+    print(
+        f"  {'server':<20}{'mode':<20}{'cut at the pause':<18}{'paused, whole':<22}{'unpaused':<22}ended by"
+    )
+    for name in servers:
+        for mode in MODES:
+            rows = [spread(results.latencies[name, mode, p]) for p in (True, False)]
+            split = results.cut[name, mode, False]
+            unpaused = rows[1] + (f", {split} split " if split else "")
+            cut = f"{results.cut[name, mode, True]}/{count}"
+            print(
+                f"  {name:<20}{mode:<20}{cut:<18}{rows[0]:<22}{unpaused:<22}{dict(results.ends[name, mode])}"
+            )
+    for (name, mode), cuts in results.which.items():
+        if not mode.startswith("server_vad"):
+            print(f"  {name}, {mode}: cut or split {', '.join(cuts)}")
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "none whole"
+    return f"{statistics.median(values):.2f} s ({np.percentile(values, 95):.2f})"
 
 
 if __name__ == "__main__":

@@ -102,3 +102,12 @@ class Transcript:
     def words(self) -> tuple[Word, ...]:
         """Every word of every segment, in order."""
         return tuple(w for s in self.segments for w in s.words)
+
+
+@dataclass(frozen=True)
+class HeardEnd:
+    """The words of a turn so far as a fast recognizer heard them, and how sure it was of the last
+    one (see `moonshine.word_confidence`): a word cut short by a pause is often misheard."""
+
+    text: str
+    last_word_probability: float = 1.0

@@ -35,6 +35,7 @@ from speech_backend.lexicon import Lexicon
 from speech_backend.moonshine.recognizer import MoonshineRecognizer
 from speech_backend.voice_activity.denoise import DenoiserModel
 from speech_backend.voice_activity.denoise import model_file as denoiser_file
+from speech_backend.voice_activity.turn_judge import TurnJudge
 from speech_backend.voice_activity.turn_model import TurnModel, model_file
 from speech_backend.voice_activity.vad import VadSession
 
@@ -149,6 +150,19 @@ class Engines:
             BackendUnavailable: set-up did not fetch it, or this process does not transcribe.
         """
         return _live_model(self.turn_model if self.vad else None, "semantic end of turn", "use server VAD")
+
+    def turn_judge(self, language: str | None) -> TurnJudge:
+        """Semantic end of turn's judge for a stream in `language`: Smart Turn's sound, with the words
+        heard by the short-utterance recognizer where it serves the language (English).
+
+        Raises:
+            BackendUnavailable: set-up did not fetch Smart Turn, or this process does not transcribe.
+        """
+        model = self.require_turn_model()
+        short = self.short_recognizer
+        if short is None or language not in (None, *short.languages):
+            return TurnJudge(model.completion, None)
+        return TurnJudge(model.completion, short.last_words)
 
     def require_denoiser(self) -> DenoiserModel:
         """The noise suppressor of live `noise_reduction`.

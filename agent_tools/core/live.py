@@ -80,7 +80,7 @@ def segmenter_for(service: SpeechService, params: LiveSettings) -> Segmenter:
         engines.require_denoiser()
     if params.turn_detection == "manual":
         return CommitSegmenter(params.max_utterance_seconds)
-    judge = engines.require_turn_model().completion if params.turn_detection == "semantic" else None
+    judge = engines.turn_judge(params.language) if params.turn_detection == "semantic" else None
     return Endpointer(engines.require_vad(), params.endpointing(), judge)
 
 

@@ -25,7 +25,8 @@ class LiveSettings(EndpointSettings):
     turn_detection: Literal["vad", "semantic", "manual"] = Field(
         "vad",
         description="vad: utterances end at pauses (the thresholds below); semantic: a pause proposes an "
-        "end and the turn model decides whether the speaker is done (`eagerness` bounds the wait); "
+        "end and the turn's sound and words decide whether the speaker is done (`eagerness` bounds "
+        "the wait); "
         "manual: where the client commits.",
     )
     noise_reduction: Literal["near_field", "far_field"] | None = Field(

@@ -46,9 +46,10 @@ class ServerVad(Strict):
 
 
 class SemanticVad(Strict):
-    """Turns end when the speaker is done: a pause proposes an end and the turn model (Smart Turn)
-    judges the words and their sound; `eagerness` bounds how long an unfinished-sounding turn is
-    waited for (low 8 s, medium and auto 4 s, high 2 s), as OpenAI's semantic VAD does."""
+    """Turns end when the speaker is done: a pause proposes an end and the turn's sound (Smart Turn)
+    and words (English: as the live recognizer hears them) decide; `eagerness` bounds how long an
+    unfinished turn is waited for (low 8 s, medium and auto 4 s, high 2 s), as OpenAI's semantic VAD
+    does."""
 
     type: Literal["semantic_vad"]
     eagerness: Literal["low", "medium", "high", "auto"] | None = None

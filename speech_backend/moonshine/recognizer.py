@@ -15,13 +15,14 @@ import re
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from speech_backend.errors import InvalidArgument, ModelNotFound
+from speech_backend.moonshine.word_confidence import ALTERNATIVES, Step, last_word_probability
 from speech_backend.protocols import RECOGNITION_RATE, ProgressHook, RecognitionOptions
-from speech_backend.results import Audio, Segment, Transcript
+from speech_backend.results import Audio, HeardEnd, Samples, Segment, Transcript
 from speech_backend.wheel_files import WheelFile, main
 
 _WHEEL = "moonshine-voice==0.1.0"
@@ -121,13 +122,23 @@ class MoonshineRecognizer:
             raise InvalidArgument(
                 f"{self.model_id} takes {MIN_SECONDS}-{MAX_SECONDS:.0f} s of audio, got {duration:.2f} s"
             )
-        text, logprob = self._loaded().recognise(np.asarray(audio.samples, dtype=np.float32), progress)
+        decoded = self._loaded().recognise(np.asarray(audio.samples, dtype=np.float32), progress)
+        text = decoded.text
         # no probability of silence: the model is only given audio its VAD heard as speech
-        segment = Segment(0.0, duration, text, avg_logprob=logprob, no_speech_prob=0.0)
+        segment = Segment(0.0, duration, text, avg_logprob=decoded.avg_logprob, no_speech_prob=0.0)
         segments = (segment,) if text else ()
         return Transcript(
             text=text, language="en", language_probability=1.0, duration=duration, segments=segments
         )
+
+    def last_words(self, samples: Samples) -> HeardEnd:
+        """The words of the last 9 s of `samples` (16 kHz), with the last word's probability: what a
+        turn's end is judged by (its start is not needed); none for less than 0.1 s."""
+        tail = np.asarray(samples[-int(MAX_SECONDS * SAMPLE_RATE) :], dtype=np.float32)
+        if len(tail) < MIN_SECONDS * SAMPLE_RATE:
+            return HeardEnd("")
+        decoded = self._loaded().recognise(tail, None)
+        return HeardEnd(decoded.text, decoded.last_word_probability)
 
     def _loaded(self) -> _Model:
         with self._lock:
@@ -165,8 +176,9 @@ class _Model:
         }
         self._pieces = _pieces(paths["tokenizer"].read_bytes())
 
-    def recognise(self, samples: np.ndarray, progress: ProgressHook | None) -> tuple[str, float]:
-        """The text of `samples` by greedy decoding, and its mean log-probability per token."""
+    def recognise(self, samples: np.ndarray, progress: ProgressHook | None) -> _Decoded:
+        """The text of `samples` by greedy decoding, with its mean log-probability per token and the
+        probability of its last word."""
         duration = len(samples) / SAMPLE_RATE
         batch = samples[None, :]
         (hidden,) = self._encoder.run(
@@ -176,7 +188,7 @@ class _Model:
             progress(0.0, duration)
         mask = np.ones((1, hidden.shape[1]), np.int64)
         past = {name: np.zeros((1, heads, 0, size), np.float32) for name, (heads, size) in self._past.items()}
-        tokens, logprobs = [_START], []
+        tokens, logprobs, steps = [_START], [], []
         for step in range(int(duration * TOKENS_PER_SECOND) + 8):
             feed = {
                 "input_ids": np.array([[tokens[-1]]], np.int64),
@@ -190,17 +202,31 @@ class _Model:
                 if step == 0 or ".decoder." in name:
                     past[name] = outputs[name.replace("past_key_values.", "present.")]
             logits = outputs["logits"][0, -1].astype(np.float64)
-            token = int(np.argmax(logits))
-            logprobs.append(float(logits[token] - logits.max() - np.log(np.exp(logits - logits.max()).sum())))
+            logp = logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
+            token = int(np.argmax(logp))
+            logprobs.append(float(logp[token]))
             if token == _END:
                 break
             tokens.append(token)
+            likeliest = np.argpartition(-logp, ALTERNATIVES)[:ALTERNATIVES]
+            steps.append(
+                Step(self._piece(token), tuple((self._piece(t), float(np.exp(logp[t]))) for t in likeliest))
+            )
         if progress is not None:
             progress(duration, duration)
-        raw = b"".join(self._pieces[t] for t in tokens[1:] if t < len(self._pieces))
-        text = raw.decode("utf-8", "replace").replace(_SPACE, " ").strip()
+        text = b"".join(step.chosen for step in steps).decode("utf-8", "replace").replace(_SPACE, " ").strip()
         text = _OLD_SPELLINGS.sub(r"\1o\2", text)
-        return text, float(np.mean(logprobs)) if logprobs else 0.0
+        mean = float(np.mean(logprobs)) if logprobs else 0.0
+        return _Decoded(text, mean, last_word_probability(steps))
+
+    def _piece(self, token: int) -> bytes:
+        return self._pieces[token] if token < len(self._pieces) else b""
+
+
+class _Decoded(NamedTuple):
+    text: str
+    avg_logprob: float
+    last_word_probability: float
 
 
 def _pieces(data: bytes) -> list[bytes]:

@@ -71,3 +71,9 @@ def test_a_damaged_model_file_is_refused_by_name(engine_settings, tmp_path: Path
     assert not MoonshineRecognizer.fetched(tmp_path)
     with pytest.raises(ModelNotFound, match="run `make`"):
         MoonshineRecognizer(tmp_path).load()
+
+
+def test_the_last_words_of_a_turn_come_with_how_sure_the_last_one_is(moonshine, speak):
+    clean = moonshine.last_words(resample(speak("Set a timer for twenty five minutes."), 16000).samples)
+    assert clean.text.rstrip(".").endswith("minutes") and 0.6 < clean.last_word_probability <= 1.0
+    assert moonshine.last_words(np.zeros(800, np.float32)).text == ""  # under 0.1 s: nothing heard

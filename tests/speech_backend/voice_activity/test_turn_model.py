@@ -34,10 +34,10 @@ def vad() -> VadSession:
     return VadSession()
 
 
-def spoken(engines: Engines, text: str, until: str | None = None) -> np.ndarray:
-    """`text` in one voice at 16 kHz; with `until`, cut after that word (the sentence's own prosody:
+def spoken(engines: Engines, text: str, until: str | None = None, voice: str = VOICE) -> np.ndarray:
+    """`text` in `voice` at 16 kHz; with `until`, cut after that word (the sentence's own prosody:
     it sounds like a speaker stopping mid-sentence, not like a sentence's end)."""
-    chunks = list(engines.synthesizer.synthesize(text, VOICE, SynthesisOptions(deterministic=True)))
+    chunks = list(engines.synthesizer.synthesize(text, voice, SynthesisOptions(deterministic=True)))
     rate = chunks[0].audio.sample_rate
     samples = np.concatenate([c.audio.samples for c in chunks])
     if until is not None:
