@@ -128,9 +128,19 @@ def _words_within(part: str, max_chars: int) -> list[str]:
 _LEANING = frozenset(
     (  # noqa: SIM905 - a word list reads best as text
         "a an the of to in on at by for from with into onto over under about as and or but nor so "
-        "than that which who whose whom if when while because although though is are was were be "
-        "been am has have had do does did will would can could shall should may might must not no "
+        "than that which who whose whom if when while because although though whether unless until "
+        "is are was were be been am has have had do does did will would can could shall should may "
+        "might must not no "
         "my your his her its our their this these those very more most"
+    ).split()
+)
+# Numbers and quantifiers lean on a noun after them ("two symphonies": said on its own, "two," sounds
+# like "too."), not where they are the phrase's head ("a table for four is booked").
+_COUNTING = frozenset(
+    (  # noqa: SIM905 - a word list reads best as text
+        "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
+        "sixty seventy eighty ninety hundred thousand million billion some any many few several "
+        "each every both"
     ).split()
 )
 _CLAUSE_END = re.compile(r"[,;:—–、，：]$")
@@ -157,9 +167,24 @@ def lead_in(sentences: list[str], words: int) -> list[str]:
         if len(tokens) <= words + 3:
             return sentences
         cut = words
-        while cut > 3 and tokens[cut - 1].lower().strip("\"'“”‘’(") in _LEANING:
+        while cut > 3 and _leans(tokens, cut - 1):
             cut -= 1
+        if _leans(tokens, cut - 1):
+            return sentences
     return [" ".join(tokens[:cut]), " ".join(tokens[cut:]), *sentences[1:]]
+
+
+def _leans(tokens: list[str], at: int) -> bool:
+    """Whether the word at `at` leans on the word after it (a cut after it would not be a pause)."""
+    word = _bare(tokens[at])
+    if word in _LEANING:
+        return True
+    counting = word in _COUNTING or word.replace(",", "").isdigit()
+    return counting and at + 1 < len(tokens) and _bare(tokens[at + 1]) not in _LEANING
+
+
+def _bare(token: str) -> str:
+    return token.lower().strip("\"'“”‘’(")
 
 
 def continuing(phrase: str) -> str:

@@ -81,6 +81,20 @@ def test_without_a_clause_mark_a_lead_in_is_a_few_words_never_ending_on_one_that
         "We will meet them",
         "at the station after the late train tonight.",
     ]
+    # a number before its noun leans on it; one that heads its phrase ("for four") does not
+    assert lead_in(["The orchestra will play two symphonies and a short piece tonight."], 5) == [
+        "The orchestra will play",
+        "two symphonies and a short piece tonight.",
+    ]
+    assert lead_in(["Tomorrow we need 20 chairs in the hall before the guests arrive."], 4) == [
+        "Tomorrow we need",
+        "20 chairs in the hall before the guests arrive.",
+    ]
+
+
+def test_no_lead_in_where_every_cut_would_end_on_a_leaning_word():
+    text = ["It is for the most part a question of the money we have."]
+    assert lead_in(text, 4) == text
 
 
 def test_short_sentences_are_left_whole_and_zero_words_turns_lead_ins_off():
