@@ -11,6 +11,10 @@ pause is often heard as another: "the" as "that", "to" as "to me"). After them t
 Words the recognizer closed with ".", "?" or "!" after any other word, heard surely, are `closed`.
 This is evidence about the words only; the sound of the turn (`turn_model`) is weighed beside it
 (`turn_judge`).
+
+The lead-in's leaning words (`speech_backend.text`) are a wider list on purpose: a lead-in that
+avoids a cut after "do" or "is" costs nothing, while a turn held open after them ("What should I
+do?", "Do you know where it is?") would wait for nothing.
 """
 
 from __future__ import annotations
