@@ -9,7 +9,7 @@ recognizer at the pause, settle what grammar can (`turn_words`):
 - open words (a preposition, a modal, a trailing comma, a last word heard unsurely): at most an
   even doubt, so a pause there waits at least half the eagerness's longest wait;
 - closed words ("... on Tuesday."): finished, unless the sound is sure it is not (below
-  `SURE_UNFINISHED`); then at most an even doubt as well.
+  `SURE_UNFINISHED`); then an even doubt.
 
 No words heard (or no recognizer for the stream's language): the sound alone decides.
 Measured in `benchmarks/turns.py`.
