@@ -58,7 +58,10 @@ def cluster(
     policy = state_dir / "policy.yaml"
     policy.write_text(POLICY)
     local = LocalCluster(state_dir, cache_dir=engine_settings.cache_dir)
-    local.up([free_port(), free_port()], policy_file=policy)
+    with pytest.MonkeyPatch.context() as env:
+        # round trips heard the same every run: speech without sampling noise, as in the other suites
+        env.setenv("SPEECH_TOOLS_SERVICE__DETERMINISTIC_SPEECH", "true")
+        local.up([free_port(), free_port()], policy_file=policy)
     yield local
     local.down()
 
